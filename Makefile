@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each creates .venv if needed and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_HOME ?= demo_home
+DEMO_DATE ?= 2026-06-30
+DEMO_HOUSEHOLDS ?= 2000
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/monitor sample --home $(DEMO_HOME) --households $(DEMO_HOUSEHOLDS) --seed 7 --date $(DEMO_DATE)
+	$(BIN)/monitor ingest --home $(DEMO_HOME) --date $(DEMO_DATE)
+
+test: $(STAMP)
+	$(BIN)/ruff check monitor flows tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check monitor flows tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Everything that touches paths: landing files, the lake, quarantine, manifests."""

@@ -1,0 +1,412 @@
+"""The Parquet lake: ingest landing files into it atomically, and read sources as of a date.
+
+Layout under the home folder (plain Parquet, readable by DuckDB or pandas
+without this project)::
+
+    lake/<source>/county_code=<6 digits|unmatched>/<delivery_date>_<sha16>.parquet
+    quarantine/<source>/<delivery_date>_<sha16>.parquet
+    state/ingest_manifest.parquet
+
+The manifest is written last, atomically, after the lake and quarantine files
+of a delivery; readers use only files the manifest names. A run killed midway
+therefore leaves the lake as it was, and the next run rewrites the same file
+names and completes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from monitor import ingest
+from monitor.asof import DELIVERY_DATE, INGEST_ORDER, combine_rows, deliveries_in_force
+from monitor.io.landing import (
+    FileRejected,
+    LandingFile,
+    RawFile,
+    discover,
+    read_delivered_file,
+    sha256_of,
+)
+from monitor.sources import SOURCES, Source
+
+MANIFEST_COLUMNS = {
+    "file": "string", "source": "string", "delivery_date": "string", "sha256": "string",
+    "size_bytes": "int64", "format": "string", "encoding": "string", "status": "string",
+    "message": "string", "rows_read": "int64", "rows_accepted": "int64",
+    "rows_quarantined": "int64", "lake_file": "string", "ingest_order": "int64",
+    "ingested_on": "string",
+}
+_SHA_PREFIX = 16
+
+
+def lake_dir(home: Path, source: str) -> Path:
+    """The lake folder of one source."""
+    return home / "lake" / source
+
+
+def manifest_path(home: Path) -> Path:
+    """Where the ingest manifest lives."""
+    return home / "state" / "ingest_manifest.parquet"
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; move it into place only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                         dir=target.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """Write a DataFrame to Parquet atomically."""
+    with atomic_path(target) as temporary:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
+
+
+def read_manifest(home: Path) -> pd.DataFrame:
+    """The ingest manifest: one row per landing file seen, with its outcome and counts."""
+    path = manifest_path(home)
+    if not path.exists():
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in
+                             MANIFEST_COLUMNS.items()})
+    return pd.read_parquet(path).astype(MANIFEST_COLUMNS)
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one landing file in this ingest."""
+
+    file: str
+    source: str
+    delivery_date: str
+    status: str
+    message: str = ""
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class IngestReport:
+    """Outcome of one ingest: each new file's result and notices about skipped paths."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def by_source(self) -> pd.DataFrame:
+        """Rows read, accepted and quarantined per source, and files rejected."""
+        if not self.files:
+            return pd.DataFrame(columns=["source", "files", "rejected", "rows_read",
+                                         "rows_accepted", "rows_quarantined"])
+        frame = pd.DataFrame([vars(outcome) for outcome in self.files])
+        frame["rejected"] = frame["status"] == "rejected"
+        return frame.groupby("source", sort=False).agg(
+            files=("file", "size"), rejected=("rejected", "sum"), rows_read=("rows_read", "sum"),
+            rows_accepted=("rows_accepted", "sum"), rows_quarantined=("rows_quarantined", "sum"),
+        ).reset_index()
+
+
+def ingest_landing(home: Path, run_date: dt.date,
+                   progress: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest every delivery dated on or before ``run_date`` that has not been ingested yet.
+
+    Deliveries are taken in date order, the registry first on each date, so
+    that other sources can be placed in the county of their household.
+    """
+    home = Path(home)
+    manifest = read_manifest(home)
+    files, notices = discover(home, run_date)
+    report = IngestReport(notices=notices)
+    seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
+    live = manifest[manifest["status"].isin(("accepted", "duplicate"))]
+    lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
+                                                   live["lake_file"], strict=True)}
+    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
+    new_entries: list[dict] = []
+    order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
+    superseded: set[str] = set()
+    source_rank = {name: rank for rank, name in enumerate(SOURCES)}
+    for landing_file in files:
+        sha = sha256_of(landing_file.path)
+        previous = seen_paths.get(landing_file.relative_path)
+        if previous == sha:
+            continue
+        if previous is not None:
+            # Same path, new bytes: the department replaced the file.
+            superseded.add(landing_file.relative_path)
+        known = lake_file_of.get((landing_file.source, sha))
+        if known is not None:
+            outcome = FileOutcome(landing_file.relative_path, landing_file.source,
+                                  landing_file.delivery_date.isoformat(), "duplicate",
+                                  "same bytes as a file already ingested; rows not read again")
+            report.files.append(outcome)
+            new_entries.append(_entry(outcome, sha, landing_file, None, None, known, order,
+                                      run_date))
+            order += 1
+            continue
+        group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
+        pending.setdefault(group, []).append((landing_file, sha))
+
+    if superseded:
+        manifest.loc[manifest["file"].isin(superseded), "status"] = "superseded"
+    manifest = _append(manifest, new_entries)
+    if new_entries or superseded:
+        write_parquet(manifest, manifest_path(home))
+
+    registry_cache: dict[str, pd.DataFrame] = {}
+    for (delivery_date, _, source_name), group_files in sorted(pending.items()):
+        source = SOURCES[source_name]
+        if progress:
+            progress(f"{source_name} {delivery_date}")
+        outcomes, entries = _ingest_delivery(home, source, delivery_date, group_files, manifest,
+                                             order, run_date, registry_cache)
+        order += len(entries)
+        report.files.extend(outcomes)
+        manifest = _append(manifest, entries)
+        # Written last: the delivery's lake files exist before the manifest names them.
+        write_parquet(manifest, manifest_path(home))
+    return report
+
+
+def _append(manifest: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
+    if not entries:
+        return manifest
+    added = pd.DataFrame(entries).astype(MANIFEST_COLUMNS)
+    return pd.concat([manifest, added], ignore_index=True) if len(manifest) else added
+
+
+def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFile | None,
+           file_format: str | None, lake_file: str | None, order: int,
+           run_date: dt.date) -> dict:
+    return {
+        "file": outcome.file, "source": outcome.source, "delivery_date": outcome.delivery_date,
+        "sha256": sha, "size_bytes": landing_file.path.stat().st_size,
+        "format": raw.file_format if raw else (file_format or landing_file.path.suffix.lstrip(".")),
+        "encoding": (raw.encoding if raw else None), "status": outcome.status,
+        "message": outcome.message, "rows_read": outcome.rows_read,
+        "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
+        "lake_file": lake_file, "ingest_order": order, "ingested_on": run_date.isoformat(),
+    }
+
+
+def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
+                     group_files: list[tuple[LandingFile, str]], manifest: pd.DataFrame,
+                     order: int, run_date: dt.date, registry_cache: dict
+                     ) -> tuple[list[FileOutcome], list[dict]]:
+    """Ingest the new files of one (source, delivery date) together."""
+    outcomes: list[FileOutcome] = []
+    entries: list[dict] = []
+    readable: list[tuple[LandingFile, str, RawFile, pd.DataFrame]] = []
+    for landing_file, sha in group_files:
+        try:
+            raw = read_delivered_file(landing_file.path, source, landing_file.relative_path)
+        except FileRejected as rejection:
+            outcome = FileOutcome(landing_file.relative_path, source.name,
+                                  delivery_date.isoformat(), "rejected", str(rejection))
+            outcomes.append(outcome)
+            entries.append(_entry(outcome, sha, landing_file, None, None, None,
+                                  order + len(entries), run_date))
+            continue
+        parsed = ingest.parse_rows(raw.frame, source, delivery_date)
+        readable.append((landing_file, sha, raw, parsed))
+
+    earlier = _earlier_keys(home, source, delivery_date, manifest)
+    flagged = ingest.flag_duplicate_keys([item[3] for item in readable], source, earlier)
+    registry = None
+    if source.county_by != "region_code":
+        registry = _registry_placement(home, delivery_date, manifest, registry_cache)
+    for (landing_file, sha, raw, _), parsed in zip(readable, flagged, strict=True):
+        accepted, quarantined = ingest.split_rows(raw.frame, parsed)
+        if source.name == "registry":
+            accepted = ingest.add_person_facts(accepted)
+            counties = accepted.pop(ingest.COUNTY)
+        else:
+            counties = ingest.place_in_counties(accepted, source, registry)
+        stem = f"{delivery_date.isoformat()}_{sha[:_SHA_PREFIX]}"
+        accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
+        _write_partitions(home, source, stem, accepted, counties)
+        malformed = _malformed_rows(raw, len(raw.frame))
+        quarantined = pd.concat([quarantined, malformed], ignore_index=True)
+        if len(quarantined):
+            quarantined = quarantined.assign(_file=landing_file.relative_path,
+                                             _delivery_date=delivery_date.isoformat())
+            write_parquet(quarantined, home / "quarantine" / source.name / f"{stem}.parquet")
+        reasons = quarantined[ingest.REASON].value_counts().to_dict() if len(quarantined) else {}
+        outcome = FileOutcome(
+            landing_file.relative_path, source.name, delivery_date.isoformat(), "accepted",
+            f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
+            raw.rows_read, len(accepted), len(quarantined), reasons,
+        )
+        assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
+        outcomes.append(outcome)
+        entries.append(_entry(outcome, sha, landing_file, raw, None, stem,
+                              order + len(entries), run_date))
+    return outcomes, entries
+
+
+def _malformed_rows(raw: RawFile, parsed_rows: int) -> pd.DataFrame:
+    """Lines the CSV parser could not split into the header's columns, as quarantine rows."""
+    if not raw.malformed_lines:
+        return pd.DataFrame()
+    count = len(raw.malformed_lines)
+    return pd.DataFrame({
+        "_raw_line": pd.array(raw.malformed_lines, dtype="string"),
+        ingest.ROW: np.arange(parsed_rows + 1, parsed_rows + count + 1),
+        ingest.REASON: pd.array(["malformed_row"] * count, dtype="string"),
+        ingest.REASON_COLUMN: pd.array([None] * count, dtype="string"),
+        ingest.REASON_DETAIL: pd.array(["column count differs from the header"] * count,
+                                       dtype="string"),
+    })
+
+
+def _write_partitions(home: Path, source: Source, stem: str, accepted: pd.DataFrame,
+                      counties: pd.Series) -> None:
+    """One Parquet file per county for a delivered file's accepted rows."""
+    base = lake_dir(home, source.name)
+    if accepted.empty:
+        # An empty file still marks the delivery, so that a snapshot can be empty.
+        write_parquet(accepted, base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet")
+        return
+    codes, uniques = pd.factorize(counties)
+    for number, county in enumerate(uniques):
+        part = accepted.iloc[np.flatnonzero(codes == number)]
+        write_parquet(part, base / f"county_code={county}" / f"{stem}.parquet")
+
+
+def _earlier_keys(home: Path, source: Source, delivery_date: dt.date,
+                  manifest: pd.DataFrame) -> pd.DataFrame | None:
+    """Keys already accepted from other files of this delivery (files added to it later)."""
+    entries = manifest[(manifest["source"] == source.name)
+                       & (manifest["delivery_date"] == delivery_date.isoformat())
+                       & (manifest["status"] == "accepted")]
+    if entries.empty:
+        return None
+    return _read_lake_files(home, source, entries, columns=list(source.key))
+
+
+def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFrame,
+                        cache: dict) -> pd.DataFrame | None:
+    """The registry's id → household → county map as of a delivery date (cached per delivery)."""
+    registry = SOURCES["registry"]
+    entries = deliveries_in_force(manifest, registry, delivery_date)
+    if entries.empty:
+        return None
+    cache_key = ",".join(entries["lake_file"])
+    if cache_key not in cache:
+        cache.clear()
+        cache[cache_key] = _read_lake_files(
+            home, registry, entries, columns=["id_number", "household_id"]
+        )
+    return cache[cache_key]
+
+
+def _lake_paths(home: Path, source: Source, stems: set[str], county: str | None) -> list[Path]:
+    base = lake_dir(home, source.name)
+    if county is None:
+        partitions = sorted(base.glob("county_code=*"))
+    else:
+        partitions = [base / f"county_code={name}" for name in (county, ingest.UNMATCHED_COUNTY)]
+    return [path for partition in partitions for stem in sorted(stems)
+            if (path := partition / f"{stem}.parquet").exists()]
+
+
+def _read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
+                     columns: list[str] | None = None, county: str | None = None
+                     ) -> pd.DataFrame:
+    """Rows of the lake files named by manifest entries, with county and delivery order."""
+    stems = set(entries["lake_file"])
+    pieces = []
+    for path in _lake_paths(home, source, stems, county):
+        table = pq.read_table(path, columns=columns)
+        piece = table.to_pandas()
+        piece[ingest.COUNTY] = path.parent.name.split("=", 1)[1]
+        piece["_lake_file"] = path.stem
+        pieces.append(piece)
+    if not pieces:
+        return _empty_frame(source, columns)
+    rows = pd.concat(pieces, ignore_index=True)
+    # A file delivered again carries the later date and order of its newest delivery.
+    newest = entries.drop_duplicates("lake_file", keep="last").set_index("lake_file")
+    rows[DELIVERY_DATE] = pd.to_datetime(rows["_lake_file"].map(newest["delivery_date"]))
+    rows[INGEST_ORDER] = rows["_lake_file"].map(newest["ingest_order"]).astype("int64")
+    return rows.drop(columns="_lake_file")
+
+
+def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
+    dtypes = {name: column.dtype.type for name, column in source.schema.columns.items()}
+    names = columns or list(dtypes)
+    frame = pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "string")) for name in names})
+    frame[ingest.COUNTY] = pd.Series(dtype="string")
+    frame[DELIVERY_DATE] = pd.Series(dtype="datetime64[ns]")
+    frame[INGEST_ORDER] = pd.Series(dtype="int64")
+    return frame
+
+
+def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
+                columns: list[str] | None = None) -> pd.DataFrame:
+    """The state (snapshot sources) or history (events sources) of a source as of a date.
+
+    Parameters
+    ----------
+    home : Path
+        The deployment's home folder.
+    source_name : str
+        A contract source name.
+    as_of : datetime.date
+        Only deliveries dated on or before it count.
+    county : str, optional
+        A 6-digit county code: read only that county's partition (and rows not
+        yet placed in a county whose household or person belongs to it).
+    columns : list of str, optional
+        Columns to read (all by default).
+    """
+    home = Path(home)
+    source = SOURCES[source_name]
+    manifest = read_manifest(home)
+    entries = deliveries_in_force(manifest, source, as_of)
+    if columns is not None:
+        columns = list(dict.fromkeys([*columns, *source.key]))
+    if entries.empty:
+        return _empty_frame(source, columns)
+    rows = _read_lake_files(home, source, entries, columns=columns, county=county)
+    if county is not None and (rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY).any():
+        rows = _keep_members(home, rows, source, as_of, county)
+    return combine_rows(rows, source)
+
+
+def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date,
+                  county: str) -> pd.DataFrame:
+    """Keep unmatched rows only where the registry now places them in ``county``."""
+    unmatched = rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY
+    if source.county_by == "region_code":
+        return rows[~unmatched]
+    members = read_source(home, "registry", as_of, county=county,
+                          columns=["id_number", "household_id"])
+    belongs = rows[source.county_by].isin(members[source.county_by])
+    rows = rows[~unmatched | belongs].copy()
+    rows.loc[rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY, ingest.COUNTY] = county
+    return rows
+
+
+def read_as_of(home: Path, as_of: dt.date, county: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every source as of a date, optionally for one county: the input of household facts."""
+    return {name: read_source(home, name, as_of, county=county) for name in SOURCES}

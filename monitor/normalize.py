@@ -1,0 +1,128 @@
+"""Vectorised parsers from delivered text to typed columns, each saying which values failed.
+
+Every parser takes a Series of strings (missing values allowed) and returns the
+typed Series and a boolean mask of values that were present but could not be
+parsed. Missing stays missing; whether it is allowed is the schema's business.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# YYYY-MM-DD or YYYY/MM/DD (one- or two-digit month and day, as Excel users type
+# them), optionally with the zero time that Excel and Parquet timestamps carry.
+_SEPARATED_DATE = r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?"
+_COMPACT_DATE = r"(\d{4})(\d{2})(\d{2})"
+_YES = {"是", "y", "yes", "1", "true", "t", "1.0"}
+_NO = {"否", "n", "no", "0", "false", "f", "0.0"}
+_LEVELS = {"一级": 1, "二级": 2, "三级": 3, "四级": 4, "一": 1, "二": 2, "三": 3, "四": 4}
+
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Trim spaces (also full-width ones) and turn empty strings into missing values.
+
+    Examples
+    --------
+    >>> clean_text(pd.Series([" 张三 ", "", None, "\u3000"])).tolist()
+    ['张三', <NA>, <NA>, <NA>]
+    """
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _present(text: pd.Series) -> np.ndarray:
+    return text.notna().to_numpy()
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    """Numbers from text as plain float64 (NaN where not a number)."""
+    numbers = pd.to_numeric(text, errors="coerce")
+    return pd.Series(numbers.to_numpy(dtype="float64", na_value=np.nan), index=text.index)
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ``YYYY-MM-DD``, ``YYYY/MM/DD``, ``YYYYMMDD`` and Excel date text.
+
+    Examples
+    --------
+    >>> delivered = ["2024-01-05", "2024/1/5", "20240105", "2024-02-30", None]
+    >>> dates, bad = parse_dates(pd.Series(delivered))
+    >>> dates.dt.strftime("%Y-%m-%d").tolist(), bad.tolist()
+    (['2024-01-05', '2024-01-05', '2024-01-05', nan, nan], [False, False, False, True, False])
+    """
+    text = clean_text(values)
+    # Dates repeat heavily, so parse each distinct text once.
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    distinct = pd.Series(uniques, dtype="string")
+    parts = distinct.str.extract(f"^(?:{_SEPARATED_DATE}|{_COMPACT_DATE})$")
+    year = parts[0].fillna(parts[3])
+    month = parts[1].fillna(parts[4])
+    day = parts[2].fillna(parts[5])
+    frame = pd.DataFrame({"year": year, "month": month, "day": day}).astype("float64")
+    parsed = pd.to_datetime(frame, errors="coerce").astype("datetime64[ns]")
+    lookup = np.append(parsed.to_numpy(), np.datetime64("NaT", "ns"))
+    result = pd.Series(lookup[codes], index=values.index)
+    bad = pd.Series(_present(text) & result.isna().to_numpy(), index=values.index)
+    return result, bad
+
+
+def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse amounts in yuan; thousands separators and a leading ``¥`` are tolerated.
+
+    Examples
+    --------
+    >>> amounts, bad = parse_money(pd.Series(["1200.5", "1,200", "¥30", "abc", "-5", None]))
+    >>> amounts.tolist(), bad.tolist()
+    ([1200.5, 1200.0, 30.0, nan, -5.0, nan], [False, False, False, True, False, False])
+    """
+    text = clean_text(values)
+    numbers = _to_float(text)
+    retry = text.notna() & numbers.isna()
+    if retry.any():
+        stripped = text[retry].str.replace(r"[,，\s]", "", regex=True).str.lstrip("¥￥")
+        numbers[retry] = _to_float(stripped)
+    infinite = ~np.isfinite(numbers.fillna(0).to_numpy())
+    numbers = numbers.mask(infinite)
+    bad = pd.Series(_present(text) & numbers.isna().to_numpy(), index=values.index)
+    return numbers, bad
+
+
+def parse_yes_no(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse 是/否, Y/N, 1/0, true/false (any case) into a nullable boolean.
+
+    Examples
+    --------
+    >>> flags, bad = parse_yes_no(pd.Series(["是", "N", "TRUE", "0", "也许", None]))
+    >>> flags.tolist(), bad.tolist()
+    ([True, False, True, False, <NA>, <NA>], [False, False, False, False, True, False])
+    """
+    text = clean_text(values).str.lower()
+    is_yes = text.isin(_YES).fillna(False).to_numpy(dtype=bool)
+    is_no = text.isin(_NO).fillna(False).to_numpy(dtype=bool)
+    result = pd.Series(pd.array([pd.NA] * len(text), dtype="boolean"), index=values.index)
+    result[is_yes] = True
+    result[is_no] = False
+    bad = pd.Series(_present(text) & ~is_yes & ~is_no, index=values.index)
+    return result, bad
+
+
+def parse_levels(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse disability levels given as 1–4 or 一级–四级 into small integers.
+
+    Range checking is left to the schema, so ``5`` parses and is flagged there.
+
+    Examples
+    --------
+    >>> levels, bad = parse_levels(pd.Series(["1", "二级", "4.0", "5", "重度"]))
+    >>> levels.tolist(), bad.tolist()
+    ([1, 2, 4, 5, <NA>], [False, False, False, False, True])
+    """
+    text = clean_text(values)
+    named = text.map(_LEVELS, na_action="ignore")
+    numbers = _to_float(text.where(named.isna()))
+    combined = _to_float(named).fillna(numbers)
+    whole = combined.notna() & (combined == combined.round())
+    result = combined.where(whole).astype("Int8")
+    bad = pd.Series(_present(text) & result.isna().to_numpy(), index=values.index)
+    return result, bad
