@@ -140,8 +140,7 @@ def ingest_landing(home: Path, run_date: dt.date,
     live = manifest[manifest["status"].isin(("accepted", "duplicate"))]
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
                                                    live["lake_file"], strict=True)}
-    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
-    new_entries: list[dict] = []
+    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str, str | None]]] = {}
     order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
     superseded: set[str] = set()
     source_rank = {name: rank for rank, name in enumerate(SOURCES)}
@@ -153,23 +152,15 @@ def ingest_landing(home: Path, run_date: dt.date,
         if previous is not None:
             # Same path, new bytes: the department replaced the file.
             superseded.add(landing_file.relative_path)
-        known = lake_file_of.get((landing_file.source, sha))
-        if known is not None:
-            outcome = FileOutcome(landing_file.relative_path, landing_file.source,
-                                  landing_file.delivery_date.isoformat(), "duplicate",
-                                  "same bytes as a file already ingested; rows not read again")
-            report.files.append(outcome)
-            new_entries.append(_entry(outcome, sha, landing_file, None, None, known, order,
-                                      run_date))
-            order += 1
-            continue
+        # Same bytes as a file ingested before (or earlier in this run): not read again.
+        duplicate_of = lake_file_of.get((landing_file.source, sha))
+        if duplicate_of is None:
+            lake_file_of[(landing_file.source, sha)] = _stem(landing_file.delivery_date, sha)
         group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
-        pending.setdefault(group, []).append((landing_file, sha))
+        pending.setdefault(group, []).append((landing_file, sha, duplicate_of))
 
     if superseded:
         manifest.loc[manifest["file"].isin(superseded), "status"] = "superseded"
-    manifest = _append(manifest, new_entries)
-    if new_entries or superseded:
         write_parquet(manifest, manifest_path(home))
 
     registry_cache: dict[str, pd.DataFrame] = {}
@@ -185,6 +176,11 @@ def ingest_landing(home: Path, run_date: dt.date,
         # Written last: the delivery's lake files exist before the manifest names them.
         write_parquet(manifest, manifest_path(home))
     return report
+
+
+def _stem(delivery_date: dt.date, sha: str) -> str:
+    """The lake and quarantine file name of a delivered file's rows."""
+    return f"{delivery_date.isoformat()}_{sha[:_SHA_PREFIX]}"
 
 
 def _append(manifest: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
@@ -209,14 +205,23 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
 
 
 def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
-                     group_files: list[tuple[LandingFile, str]], manifest: pd.DataFrame,
+                     group_files: list[tuple[LandingFile, str, str | None]],
+                     manifest: pd.DataFrame,
                      order: int, run_date: dt.date, registry_cache: dict
                      ) -> tuple[list[FileOutcome], list[dict]]:
     """Ingest the new files of one (source, delivery date) together."""
     outcomes: list[FileOutcome] = []
     entries: list[dict] = []
     readable: list[tuple[LandingFile, str, RawFile, pd.DataFrame]] = []
-    for landing_file, sha in group_files:
+    for landing_file, sha, duplicate_of in group_files:
+        if duplicate_of is not None:
+            outcome = FileOutcome(landing_file.relative_path, source.name,
+                                  delivery_date.isoformat(), "duplicate",
+                                  "same bytes as a file already ingested; rows not read again")
+            outcomes.append(outcome)
+            entries.append(_entry(outcome, sha, landing_file, None, None, duplicate_of,
+                                  order + len(entries), run_date))
+            continue
         try:
             raw = read_delivered_file(landing_file.path, source, landing_file.relative_path)
         except FileRejected as rejection:
@@ -241,7 +246,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
             counties = accepted.pop(ingest.COUNTY)
         else:
             counties = ingest.place_in_counties(accepted, source, registry)
-        stem = f"{delivery_date.isoformat()}_{sha[:_SHA_PREFIX]}"
+        stem = _stem(delivery_date, sha)
         accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
         _write_partitions(home, source, stem, accepted, counties)
         malformed = _malformed_rows(raw, len(raw.frame))

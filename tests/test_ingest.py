@@ -1,0 +1,312 @@
+"""Ingest (contract section 2): formats, headers, quarantine reasons, rejection, idempotence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from deliveries import DELIVERY, GOOD_ROWS, PERSON_IDS, good_frame, ids, write_delivery
+
+from monitor.io import lake
+from monitor.io.lake import ingest_landing, read_manifest, read_source
+from monitor.sources import SOURCES
+
+FORMATS = ["csv", "csv-bom", "gb18030", "xlsx", "parquet"]
+PROVENANCE = ["_delivery_date", "_ingest_order"]
+
+
+def lake_rows(home, source):
+    return read_source(home, source, DELIVERY).drop(columns=PROVENANCE)
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_every_format_and_header_language_gives_identical_lake_rows(tmp_path, source):
+    baseline = None
+    for fmt in FORMATS:
+        for chinese in (False, True):
+            home = tmp_path / f"{fmt}-{chinese}"
+            write_delivery(home, source, good_frame(source, chinese=chinese), fmt=fmt)
+            report = ingest_landing(home, DELIVERY)
+            assert [f.status for f in report.files] == ["accepted"], report.files
+            rows = lake_rows(home, source)
+            assert len(rows) == len(GOOD_ROWS[source]["household_id" if "household_id" in
+                                                     GOOD_ROWS[source] else "id_number"])
+            if baseline is None:
+                baseline = rows
+            else:
+                pd.testing.assert_frame_equal(rows, baseline, check_dtype=False)
+
+
+def test_headers_are_matched_after_trimming_and_in_any_case(home):
+    frame = good_frame("housing").rename(columns={"household_id": " Household_ID ",
+                                                  "rating": "RATING"})
+    frame["备注"] = "ignored extra column"
+    write_delivery(home, "housing", frame)
+    report = ingest_landing(home, DELIVERY)
+    assert report.files[0].rows_accepted == len(frame)
+
+
+def _bad(source: str, column: str, value: str, row: int = 0) -> pd.DataFrame:
+    frame = good_frame(source)
+    frame.loc[row, column] = value
+    return frame
+
+
+FAULTS = [
+    # (source, column, bad value, reason)
+    ("registry", "id_number", PERSON_IDS[0][:17] + ("0" if PERSON_IDS[0][-1] != "0" else "1"),
+     "id_check_digit"),
+    ("registry", "id_number", "12345", "id_format"),
+    ("registry", "id_number", "", "missing_value"),
+    ("registry", "name", "  ", "missing_value"),
+    ("registry", "relation", "表亲", "code_not_listed"),
+    ("registry", "status", "失踪", "code_not_listed"),
+    ("registry", "region_code", "50010100120", "bad_region_code"),
+    ("registry", "region_code", "500199999201", "unknown_township"),
+    ("registry", "status_date", "2024-02-30", "bad_date"),
+    ("registry", "status_date", "2024-07-01", "future_date"),
+    ("assistance", "start_date", "2024-13-01", "bad_date"),
+    ("assistance", "monthly_amount", "-600", "negative_amount"),
+    ("assistance", "monthly_amount", "六百", "bad_number"),
+    ("assistance", "program", "五保", "code_not_listed"),
+    ("assistance", "end_date", "2021-01-01", "end_before_start"),
+    ("income", "annual_income", "-1", "negative_amount"),
+    ("income", "assess_date", "2024-07-01", "future_date"),
+    ("rural_revitalization", "risk_removed", "也许", "bad_flag"),
+    ("medical", "out_of_pocket", "1001", "out_of_pocket_above_total"),
+    ("medical", "settle_date", "2025-01-01", "future_date"),
+    ("disability", "disability_level", "5", "code_not_listed"),
+    ("disability", "disability_level", "重度", "bad_number"),
+    ("employment", "event_type", "退休", "code_not_listed"),
+    ("education", "status", "转学", "code_not_listed"),
+    ("housing", "rating", "E", "code_not_listed"),
+    ("disaster", "loss_amount", "-5", "negative_amount"),
+    ("assets", "value", "abc", "bad_number"),
+    ("feedback", "verified", "待查", "code_not_listed"),
+]
+
+
+@pytest.mark.parametrize(("source", "column", "value", "reason"), FAULTS,
+                         ids=[f"{s}.{c}={r}" for s, c, _, r in FAULTS])
+def test_a_row_fault_goes_to_quarantine_with_its_reason(home, source, column, value, reason):
+    frame = _bad(source, column, value)
+    write_delivery(home, source, frame)
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert outcome.status == "accepted"
+    assert outcome.rows_read == len(frame) == outcome.rows_accepted + outcome.rows_quarantined
+    assert outcome.rows_quarantined == 1
+    quarantined = pd.read_parquet(next((home / "quarantine" / source).glob("*.parquet")))
+    assert quarantined["_reason"].tolist() == [reason]
+    assert quarantined["_row"].tolist() == [1]
+    # The original text is kept, so the department can be told exactly what to fix.
+    assert quarantined[column].fillna("").tolist() == [value]
+    assert quarantined["_file"].iloc[0].startswith(f"landing/{source}/")
+    assert len(lake_rows(home, source)) == len(frame) - 1
+
+
+def test_quarantine_detail_never_shows_an_id_number(home):
+    bad_id = PERSON_IDS[0][:17] + ("0" if PERSON_IDS[0][-1] != "0" else "1")
+    write_delivery(home, "registry", _bad("registry", "id_number", bad_id))
+    ingest_landing(home, DELIVERY)
+    quarantined = pd.read_parquet(next((home / "quarantine" / "registry").glob("*.parquet")))
+    assert bad_id not in quarantined["_detail"].iloc[0]
+
+
+def test_duplicate_keys_within_a_delivery_keep_the_first_row(home):
+    frame = good_frame("medical")
+    frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
+    write_delivery(home, "medical", frame)
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert (outcome.rows_read, outcome.rows_accepted, outcome.rows_quarantined) == (4, 3, 1)
+    assert outcome.reasons == {"duplicate_key": 1}
+
+
+def test_duplicate_keys_across_files_of_one_delivery_are_caught(home):
+    write_delivery(home, "housing", good_frame("housing"), name="a")
+    write_delivery(home, "housing", good_frame("housing").iloc[[0]], name="b")
+    report = ingest_landing(home, DELIVERY)
+    assert sum(f.rows_quarantined for f in report.files) == 1
+    # A file added to the same delivery in a later run is checked against the earlier one.
+    write_delivery(home, "housing", good_frame("housing").iloc[[2]], name="c")
+    later = ingest_landing(home, DELIVERY).files
+    assert [f.reasons for f in later] == [{"duplicate_key": 1}]
+
+
+def test_legacy_ids_and_lowercase_x_are_normalised_in_the_lake(home):
+    frame = good_frame("registry")
+    frame.loc[0, "id_number"] = "110105491231002"
+    frame.loc[1, "id_number"] = "11010519491231002x".replace("1949", "1949")
+    frame.loc[1, "id_number"] = "440524188001010014"
+    write_delivery(home, "registry", frame)
+    ingest_landing(home, DELIVERY)
+    rows = lake_rows(home, "registry")
+    assert "11010519491231002X" in rows["id_number"].tolist()
+    assert rows.loc[rows["id_number"] == "11010519491231002X", "sex"].item() == "女"
+
+
+def test_ragged_csv_rows_are_quarantined_not_lost(home):
+    path = write_delivery(home, "housing", good_frame("housing"))
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("0009,2024-01-01,B,extra\n0010\n")
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert (outcome.rows_read, outcome.rows_accepted, outcome.rows_quarantined) == (5, 3, 2)
+    assert outcome.reasons == {"malformed_row": 2}
+
+
+def test_missing_required_column_rejects_only_that_file(home):
+    write_delivery(home, "income", good_frame("income").drop(columns="annual_income"),
+                   name="bad")
+    write_delivery(home, "housing", good_frame("housing"))
+    report = ingest_landing(home, DELIVERY)
+    outcomes = {f.source: f for f in report.files}
+    assert outcomes["income"].status == "rejected"
+    message = outcomes["income"].message
+    assert "landing/income/2024-06-30/bad.csv" in message
+    assert "annual_income" in message and "家庭年收入" in message
+    assert outcomes["housing"].status == "accepted"
+    assert len(lake_rows(home, "housing")) == len(GOOD_ROWS["housing"]["household_id"])
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"", "empty"),
+    ("household_id,assess_date,rating\n".encode("utf-16"), "neither UTF-8 nor GB18030"),
+])
+def test_unreadable_files_are_rejected_with_a_message(home, content, problem):
+    folder = home / "landing" / "housing" / DELIVERY.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "x.csv").write_bytes(content)
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert outcome.status == "rejected"
+    assert "landing/housing/2024-06-30/x.csv" in outcome.message and problem in outcome.message
+
+
+def test_header_only_file_is_accepted_with_no_rows(home):
+    write_delivery(home, "housing", good_frame("housing").iloc[:0])
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert (outcome.status, outcome.rows_read) == ("accepted", 0)
+
+
+def test_unknown_folders_and_future_deliveries_are_reported_or_left(home):
+    write_delivery(home, "housing", good_frame("housing"), delivery=DELIVERY + dt.timedelta(1))
+    (home / "landing" / "weather").mkdir(parents=True)
+    report = ingest_landing(home, DELIVERY)
+    assert report.files == []
+    assert any("landing/weather" in notice for notice in report.notices)
+    assert [f.status for f in ingest_landing(home, DELIVERY + dt.timedelta(1)).files] == [
+        "accepted"]
+
+
+def _lake_snapshot(home):
+    return {p.relative_to(home).as_posix(): p.read_bytes()
+            for p in sorted((home / "lake").rglob("*.parquet"))}
+
+
+def test_ingesting_the_same_file_twice_changes_nothing(home):
+    write_delivery(home, "medical", good_frame("medical"))
+    ingest_landing(home, DELIVERY)
+    before, manifest = _lake_snapshot(home), read_manifest(home)
+    assert ingest_landing(home, DELIVERY).files == []
+    assert _lake_snapshot(home) == before
+    pd.testing.assert_frame_equal(read_manifest(home), manifest)
+
+
+def test_same_bytes_delivered_again_are_not_ingested_twice(home):
+    first = write_delivery(home, "medical", good_frame("medical"))
+    later = DELIVERY + dt.timedelta(days=5)
+    copy = home / "landing" / "medical" / later.isoformat() / "again.csv"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(first, copy)
+    report = ingest_landing(home, later)
+    assert [f.status for f in report.files] == ["accepted", "duplicate"]
+    assert len(read_source(home, "medical", later)) == len(GOOD_ROWS["medical"]["claim_id"])
+
+
+def test_snapshot_is_the_newest_delivery_and_events_accumulate(home):
+    early, late = dt.date(2024, 1, 31), dt.date(2024, 6, 30)
+    write_delivery(home, "housing", good_frame("housing").iloc[:2], delivery=early)
+    write_delivery(home, "housing", good_frame("housing").iloc[[2]], delivery=late)
+    first_claims = good_frame("medical").iloc[:2].copy()
+    first_claims["settle_date"] = "2024-01-01"
+    write_delivery(home, "medical", first_claims, delivery=early)
+    corrected = good_frame("medical").iloc[[1, 2]].copy()
+    corrected.loc[1, "out_of_pocket"] = "100"  # a claim delivered again replaces the earlier row
+    write_delivery(home, "medical", corrected, delivery=late)
+    ingest_landing(home, late)
+
+    assert read_source(home, "housing", early)["household_id"].tolist() == ["0001", "0002"]
+    assert read_source(home, "housing", late)["household_id"].tolist() == ["0003"]
+    assert read_source(home, "housing", early - dt.timedelta(1)).empty
+    claims = read_source(home, "medical", late).set_index("claim_id")
+    assert sorted(claims.index) == ["C1", "C2", "C3"]
+    assert claims.loc["C2", "out_of_pocket"] == 100
+    assert sorted(read_source(home, "medical", early)["claim_id"]) == ["C1", "C2"]
+
+
+def test_one_county_is_read_without_the_others(home):
+    for source in ("registry", "medical", "housing"):
+        write_delivery(home, source, good_frame(source))
+    ingest_landing(home, DELIVERY)
+    partitions = sorted(p.name for p in (home / "lake" / "medical").iterdir())
+    assert partitions == ["county_code=500101", "county_code=500102"]
+    assert read_source(home, "medical", DELIVERY, county="500102")["claim_id"].tolist() == ["C3"]
+    # The lake is plain Parquet: pyarrow reads a county without the project.
+    table = pq.read_table(home / "lake" / "medical" / "county_code=500101")
+    assert sorted(table.column("claim_id").to_pylist()) == ["C1", "C2"]
+
+
+def test_rows_the_registry_does_not_know_yet_are_found_later(home):
+    newcomer = ids("1990-01-01", sequence=51)[0]
+    claims = good_frame("medical").iloc[[0]].copy()
+    claims["id_number"] = newcomer
+    write_delivery(home, "medical", claims, delivery=dt.date(2024, 1, 31))
+    registry = good_frame("registry")
+    registry.loc[2, "id_number"] = newcomer
+    write_delivery(home, "registry", registry)
+    ingest_landing(home, DELIVERY)
+    assert read_source(home, "medical", DELIVERY, county="500102")["claim_id"].tolist() == ["C1"]
+    assert read_source(home, "medical", DELIVERY, county="500101").empty
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("fail_at_write", [1, 2, 4, 7])
+def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_completes(
+        tmp_path, monkeypatch, fail_at_write):
+    def deliver(home):
+        for source in ("registry", "medical", "housing"):
+            write_delivery(home, source, _bad(source, "id_number" if source != "housing"
+                                              else "rating", "bad" if source != "housing"
+                                              else "Z"))
+    clean, crashed = tmp_path / "clean", tmp_path / "crashed"
+    deliver(clean)
+    ingest_landing(clean, DELIVERY)
+    deliver(crashed)
+
+    real_write = lake.write_parquet
+    calls = {"n": 0}
+
+    def failing_write(frame, target):
+        calls["n"] += 1
+        if calls["n"] == fail_at_write:
+            raise Killed
+        real_write(frame, target)
+
+    monkeypatch.setattr(lake, "write_parquet", failing_write)
+    with pytest.raises(Killed):
+        ingest_landing(crashed, DELIVERY)
+    monkeypatch.setattr(lake, "write_parquet", real_write)
+    # Readable in between: each source is either absent or complete.
+    for source in ("registry", "medical", "housing"):
+        rows = read_source(crashed, source, DELIVERY)
+        assert len(rows) in (0, len(lake_rows(clean, source)))
+    assert not list(crashed.rglob("*.tmp"))
+    ingest_landing(crashed, DELIVERY)
+    for source in ("registry", "medical", "housing"):
+        pd.testing.assert_frame_equal(lake_rows(crashed, source), lake_rows(clean, source))
+    counts = ["source", "status", "rows_read", "rows_accepted", "rows_quarantined"]
+    pd.testing.assert_frame_equal(read_manifest(crashed)[counts], read_manifest(clean)[counts])
