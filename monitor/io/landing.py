@@ -107,12 +107,15 @@ def map_headers(headers: list[str], source: Source, file_label: str) -> dict[str
 
     Examples
     --------
-    >>> map_headers([" 身份证号 ", "Disability_Type", "等级"], SOURCES["disability"], "x.csv")
+    >>> disability = SOURCES["disability"]
+    >>> map_headers([" 身份证号 ", "Disability_Type", "等级"], disability, "x.csv")
     Traceback (most recent call last):
     ...
     monitor.io.landing.FileRejected: x.csv: missing required column 'disability_level' (残疾等级)...
-    >>> map_headers([" 身份证号 ", "Disability_Type", "残疾等级", "备注"], SOURCES["disability"], "x.csv")
-    {' 身份证号 ': 'id_number', 'Disability_Type': 'disability_type', '残疾等级': 'disability_level'}
+    >>> headers = [" 身份证号 ", "Disability_Type", "残疾等级", "备注"]
+    >>> mapping = map_headers(headers, disability, "x")
+    >>> list(mapping.values())
+    ['id_number', 'disability_type', 'disability_level']
     """
     aliases = source.header_aliases
     mapping: dict[str, str] = {}
