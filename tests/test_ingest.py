@@ -287,19 +287,19 @@ def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_comp
     ingest_landing(clean, DELIVERY)
     deliver(crashed)
 
-    real_write = lake.write_parquet
+    real_write = lake.write_table
     calls = {"n": 0}
 
-    def failing_write(frame, target):
+    def failing_write(table, target):
         calls["n"] += 1
         if calls["n"] == fail_at_write:
             raise Killed
-        real_write(frame, target)
+        real_write(table, target)
 
-    monkeypatch.setattr(lake, "write_parquet", failing_write)
+    monkeypatch.setattr(lake, "write_table", failing_write)
     with pytest.raises(Killed):
         ingest_landing(crashed, DELIVERY)
-    monkeypatch.setattr(lake, "write_parquet", real_write)
+    monkeypatch.setattr(lake, "write_table", real_write)
     # Readable in between: each source is either absent or complete.
     for source in ("registry", "medical", "housing"):
         rows = read_source(crashed, source, DELIVERY)

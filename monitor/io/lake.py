@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,23 +61,31 @@ def manifest_path(home: Path) -> Path:
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``target``; move it into place only if the block succeeds.
+
+    The temporary name carries the process id, so two processes never share
+    one; a leftover from a killed process is overwritten or ignored (it never
+    has the ``.parquet`` suffix that readers look for).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
-    os.close(handle)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        yield Path(temporary)
+        yield temporary
         os.replace(temporary, target)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_table(table: pa.Table, target: Path) -> None:
+    """Write an Arrow table to Parquet atomically."""
+    with atomic_path(target) as temporary:
+        pq.write_table(table, temporary)
 
 
 def write_parquet(frame: pd.DataFrame, target: Path) -> None:
     """Write a DataFrame to Parquet atomically."""
-    with atomic_path(target) as temporary:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
+    write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
 
 
 def read_manifest(home: Path) -> pd.DataFrame:
@@ -291,10 +298,14 @@ def _write_partitions(home: Path, source: Source, stem: str, accepted: pd.DataFr
         # An empty file still marks the delivery, so that a snapshot can be empty.
         write_parquet(accepted, base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet")
         return
-    codes, uniques = pd.factorize(counties)
+    # Convert once, then cut the county slices out of one sorted table (zero-copy).
+    codes, uniques = pd.factorize(counties, sort=True)
+    order = np.argsort(codes, kind="stable")
+    table = pa.Table.from_pandas(accepted.iloc[order], preserve_index=False)
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     for number, county in enumerate(uniques):
-        part = accepted.iloc[np.flatnonzero(codes == number)]
-        write_parquet(part, base / f"county_code={county}" / f"{stem}.parquet")
+        part = table.slice(bounds[number], bounds[number + 1] - bounds[number])
+        write_table(part, base / f"county_code={county}" / f"{stem}.parquet")
 
 
 def _earlier_keys(home: Path, source: Source, delivery_date: dt.date,
