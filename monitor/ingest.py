@@ -8,6 +8,7 @@ rows, each either accepted or quarantined with a reason code from ``REASONS``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,18 +75,32 @@ class _Faults:
     def empty(cls, n: int) -> _Faults:
         return cls(*(np.full(n, None, dtype=object) for _ in range(3)))
 
-    def flag(self, mask: np.ndarray, reason: str, column: str | None, detail: object) -> None:
-        free = mask & pd.isna(self.reason)
+    def flag(self, mask: np.ndarray, reason: str, column: str | None,
+             detail: str | Callable[[np.ndarray], np.ndarray]) -> None:
+        """Record ``reason`` for masked rows that have none yet.
+
+        ``detail`` is a text, or a function of the row positions giving one
+        text per row, called only for the rows flagged (details cost time).
+        """
+        free = np.flatnonzero(mask & pd.isna(self.reason))
+        if not len(free):
+            return
         self.reason[free] = reason
         self.column[free] = column
-        self.detail[free] = detail[free] if isinstance(detail, np.ndarray) else detail
+        self.detail[free] = detail if isinstance(detail, str) else detail(free)
 
 
-def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str) -> np.ndarray | str:
+def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str
+                   ) -> str | Callable[[np.ndarray], np.ndarray]:
     """A short human detail; personal identifiers are named, never shown."""
     if parse in _PERSONAL_PARSE_KINDS or spec_name in _PERSONAL_COLUMNS:
         return f"{spec_name}: {what}"
-    return (f"{spec_name}: {what} '" + raw.fillna("").astype(str) + "'").to_numpy(dtype=object)
+
+    def with_values(positions: np.ndarray) -> np.ndarray:
+        shown = raw.iloc[positions].fillna("").astype(str)
+        return (f"{spec_name}: {what} '" + shown + "'").to_numpy(dtype=object)
+
+    return with_values
 
 
 def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.DataFrame:
@@ -245,8 +260,16 @@ def add_person_facts(registry: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def place_in_counties(frame: pd.DataFrame, source: Source, registry: pd.DataFrame | None
-                      ) -> pd.Series:
+def county_lookups(registry: pd.DataFrame) -> dict[str, pd.Series]:
+    """County codes by household id and by id number, from registry rows with ``county_code``."""
+    return {
+        column: registry.drop_duplicates(column).set_index(column)[COUNTY]
+        for column in ("household_id", "id_number")
+    }
+
+
+def place_in_counties(frame: pd.DataFrame, source: Source,
+                      lookups: dict[str, pd.Series] | None) -> pd.Series:
     """The county partition of each row: by its region code, else through the registry.
 
     Rows whose household or person the registry does not know (yet) go to the
@@ -254,8 +277,10 @@ def place_in_counties(frame: pd.DataFrame, source: Source, registry: pd.DataFram
     """
     if source.county_by == "region_code":
         return regions.county_of(frame["region_code"])
-    if registry is None or registry.empty:
+    if not lookups:
         return pd.Series(UNMATCHED_COUNTY, index=frame.index, dtype="string")
-    lookup = registry.drop_duplicates(source.county_by).set_index(source.county_by)[COUNTY]
-    counties = frame[source.county_by].map(lookup)
-    return counties.fillna(UNMATCHED_COUNTY).astype("string")
+    lookup = lookups[source.county_by]
+    positions = lookup.index.get_indexer(frame[source.county_by])
+    counties = np.where(positions >= 0, lookup.to_numpy(dtype=object)[positions],
+                        UNMATCHED_COUNTY)
+    return pd.Series(counties, index=frame.index, dtype="string")

@@ -243,16 +243,16 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
 
     earlier = _earlier_keys(home, source, delivery_date, manifest)
     flagged = ingest.flag_duplicate_keys([item[3] for item in readable], source, earlier)
-    registry = None
+    lookups = None
     if source.county_by != "region_code":
-        registry = _registry_placement(home, delivery_date, manifest, registry_cache)
+        lookups = _registry_placement(home, delivery_date, manifest, registry_cache)
     for (landing_file, sha, raw, _), parsed in zip(readable, flagged, strict=True):
         accepted, quarantined = ingest.split_rows(raw.frame, parsed)
         if source.name == "registry":
             accepted = ingest.add_person_facts(accepted)
             counties = accepted.pop(ingest.COUNTY)
         else:
-            counties = ingest.place_in_counties(accepted, source, registry)
+            counties = ingest.place_in_counties(accepted, source, lookups)
         stem = _stem(delivery_date, sha)
         accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
         _write_partitions(home, source, stem, accepted, counties)
@@ -320,8 +320,8 @@ def _earlier_keys(home: Path, source: Source, delivery_date: dt.date,
 
 
 def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFrame,
-                        cache: dict) -> pd.DataFrame | None:
-    """The registry's id → household → county map as of a delivery date (cached per delivery)."""
+                        cache: dict) -> dict[str, pd.Series] | None:
+    """County lookups from the registry as of a delivery date (cached per registry delivery)."""
     registry = SOURCES["registry"]
     entries = deliveries_in_force(manifest, registry, delivery_date)
     if entries.empty:
@@ -329,9 +329,8 @@ def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFra
     cache_key = ",".join(entries["lake_file"])
     if cache_key not in cache:
         cache.clear()
-        cache[cache_key] = _read_lake_files(
-            home, registry, entries, columns=["id_number", "household_id"]
-        )
+        rows = _read_lake_files(home, registry, entries, columns=["id_number", "household_id"])
+        cache[cache_key] = ingest.county_lookups(rows)
     return cache[cache_key]
 
 

@@ -8,6 +8,7 @@ trimming. A file that cannot be read is rejected with a message naming it.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -171,17 +172,14 @@ def read_delivered_file(path: Path, source: Source, file_label: str) -> RawFile:
 
 
 def _detect_encoding(head: bytes, file_label: str) -> tuple[str, str]:
-    """The encoding of a CSV's first bytes and its decoded header line."""
+    """The encoding of a CSV's first bytes and its decoded text."""
     for encoding in ("utf-8-sig", "gb18030"):
+        # Incremental, so that a character cut at the end of the probe is no error.
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            text = head.decode(encoding)
-        except UnicodeDecodeError as error:
-            # A multi-byte character cut at the probe's end is not a decoding error.
-            if error.start >= len(head) - 4:
-                text = head[: error.start].decode(encoding)
-            else:
-                continue
-        return encoding, text
+            return encoding, decoder.decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
     raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030")
 
 
