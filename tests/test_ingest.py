@@ -310,3 +310,25 @@ def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_comp
         pd.testing.assert_frame_equal(lake_rows(crashed, source), lake_rows(clean, source))
     counts = ["source", "status", "rows_read", "rows_accepted", "rows_quarantined"]
     pd.testing.assert_frame_equal(read_manifest(crashed)[counts], read_manifest(clean)[counts])
+
+
+def test_a_character_cut_by_the_encoding_probe_does_not_change_the_encoding(home):
+    frame = pd.concat([good_frame("employment", chinese=True)] * 3000, ignore_index=True)
+    frame["事件日期"] = pd.date_range("1990-01-01", periods=len(frame)).strftime("%Y-%m-%d")
+    probe = 1 << 16
+    for fmt, encoding in (("csv-bom", "utf-8-sig"), ("gb18030", "gb18030")):
+        # Pad an ignored column until the 64 KiB header probe ends inside a character.
+        for padding in range(64):
+            frame["备注"] = "x" * padding
+            head = frame.to_csv(index=False).encode(encoding)[:probe]
+            try:
+                head.decode(encoding)
+            except UnicodeDecodeError:
+                break
+        else:
+            pytest.fail("no padding cuts a character at the probe boundary")
+        target = home / fmt
+        write_delivery(target, "employment", frame, fmt=fmt)
+        outcome = ingest_landing(target, DELIVERY).files[0]
+        assert (outcome.status, outcome.rows_accepted) == ("accepted", len(frame)), outcome
+        assert outcome.message.endswith("UTF-8" if fmt == "csv-bom" else "GB18030")
