@@ -255,6 +255,13 @@ def test_one_county_is_read_without_the_others(home):
     # The lake is plain Parquet: pyarrow reads a county without the project.
     table = pq.read_table(home / "lake" / "medical" / "county_code=500101")
     assert sorted(table.column("claim_id").to_pylist()) == ["C1", "C2"]
+    # Every file of a source shares one schema, so the whole folder reads as one table.
+    sparse = good_frame("registry").assign(phone="", status_date="", status="正常")
+    write_delivery(home, "registry", sparse, delivery=DELIVERY + dt.timedelta(1))
+    ingest_landing(home, DELIVERY + dt.timedelta(1))
+    whole = pq.read_table(home / "lake" / "registry")
+    assert sorted(map(str, whole.column("county_code").to_pylist())) == [
+        "500101", "500101", "500101", "500101", "500102", "500102"]
 
 
 def test_rows_the_registry_does_not_know_yet_are_found_later(home):
