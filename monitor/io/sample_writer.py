@@ -1,0 +1,272 @@
+"""Write a synthetic population's deliveries into ``<home>/landing`` (the sample's only I/O).
+
+Generation is :mod:`monitor.synth` (pure); this module opens one file per
+delivery, appends every chunk to it, and closes them all at the end, so memory
+stays bounded by the chunk size. Formats per source are in :data:`FORMATS`.
+Output is byte-identical for the same seed, household count, as-of date and
+chunk size (XLSX zip entries and document properties carry a fixed time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from monitor import synth
+from monitor.sources import SOURCES
+
+#: File format per source: (kind, encoding, header language).
+FORMATS: dict[str, tuple[str, str, str]] = {
+    "registry": ("csv", "utf-8-sig", "en"),
+    "assistance": ("csv", "utf-8", "en"),
+    "income": ("csv", "gb18030", "zh"),
+    "rural_revitalization": ("csv", "utf-8-sig", "en"),
+    "medical": ("parquet", "", "en"),
+    "disability": ("csv", "utf-8", "en"),
+    "employment": ("csv", "utf-8-sig", "en"),
+    "education": ("csv", "utf-8", "en"),
+    "housing": ("csv", "utf-8", "en"),
+    "disaster": ("xlsx", "", "en"),
+    "assets": ("csv", "utf-8-sig", "zh"),
+    "feedback": ("xlsx", "", "zh"),
+}
+_FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+_FIXED_DOC_TIME = "2000-01-01T00:00:00Z"
+
+
+def _headers(source: str, language: str) -> list[str]:
+    names = [name for name, _ in synth.COLUMNS[source]]
+    if language == "en":
+        return names
+    zh = {spec.name: spec.zh for spec in SOURCES[source].columns}
+    return [zh[name] for name in names]
+
+
+class _CsvSink:
+    """A CSV delivery: header at creation, chunks appended by pyarrow (no quoting needed)."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        _, encoding, language = FORMATS[source]
+        self.path = path
+        self.columns = [name for name, _ in synth.COLUMNS[source]]
+        header = ",".join(_headers(source, language)) + "\n"
+        self.path.write_bytes(header.encode(encoding))
+
+    def append(self, text: dict[str, np.ndarray]) -> None:
+        if not len(text[self.columns[0]]):
+            return
+        table = pa.table({c: pa.array(text[c], type=pa.string()) for c in self.columns})
+        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+        with self.path.open("ab") as handle:
+            pacsv.write_csv(table, handle, options)
+
+    def close(self) -> None:
+        """Nothing to flush: every append closes its handle."""
+
+
+class _ParquetSink:
+    """A Parquet delivery with every column as text, one row group per chunk."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.columns = [name for name, _ in synth.COLUMNS[source]]
+        self.schema = pa.schema([(c, pa.string()) for c in self.columns])
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    def append(self, text: dict[str, np.ndarray]) -> None:
+        if not len(text[self.columns[0]]):
+            return
+        table = pa.table({c: pa.array(text[c], type=pa.string()) for c in self.columns},
+                         schema=self.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _XlsxSink:
+    """A small XLSX delivery, collected and written at close (dates as date cells)."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.path = path
+        self.source = source
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def append(self, text: dict[str, np.ndarray]) -> None:
+        self.parts.append(text)
+
+    def close(self) -> None:
+        from openpyxl import Workbook
+
+        kinds = synth.COLUMNS[self.source]
+        wb = Workbook(write_only=True)
+        fixed = dt.datetime(2000, 1, 1)
+        wb.properties.created = fixed
+        wb.properties.modified = fixed
+        wb.properties.creator = "monitor.synth"
+        ws = wb.create_sheet(self.source)
+        ws.append(_headers(self.source, FORMATS[self.source][2]))
+        for part in self.parts:
+            columns = [_cells(part[name], kind) for name, kind in kinds]
+            for row in zip(*columns, strict=True):
+                ws.append(list(row))
+        buffer = io.BytesIO()
+        wb.save(buffer)
+        self.path.write_bytes(_normalised_zip(buffer.getvalue()))
+
+
+def _cells(values: np.ndarray, kind: str) -> list:
+    """Cell values: real dates and numbers where the text is one, else the text itself."""
+    out = []
+    for value in values.tolist():
+        if value == "":
+            out.append(None)
+        elif kind == "date":
+            try:
+                out.append(dt.date.fromisoformat(value))
+            except ValueError:
+                out.append(value)
+        elif kind == "money":
+            try:
+                out.append(float(value))
+            except ValueError:
+                out.append(value)
+        else:
+            out.append(value)
+    return out
+
+
+def _normalised_zip(data: bytes) -> bytes:
+    """Rewrite an XLSX zip with fixed entry times and document timestamps (deterministic)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = re.sub(
+                    rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:\2>)",
+                    rb"\g<1>" + _FIXED_DOC_TIME.encode() + rb"\g<3>", content)
+            entry = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o600 << 16
+            target.writestr(entry, content)
+    return out.getvalue()
+
+
+_SINKS = {"csv": _CsvSink, "parquet": _ParquetSink, "xlsx": _XlsxSink}
+
+
+def delivery_plan(as_of: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
+    """Every delivery per source: ``(delivery date, file name)`` in delivery order.
+
+    Examples
+    --------
+    >>> plan = delivery_plan(dt.date(2026, 6, 30))
+    >>> plan["registry"][-1]
+    (datetime.date(2026, 6, 30), 'registry_2026-06-30.csv')
+    >>> plan["medical"][0]
+    (datetime.date(2023, 7, 5), 'medical_2023-06.parquet')
+    """
+    cal = synth.calendar(as_of)
+    plan = {}
+    for source in SOURCES:
+        ext = FORMATS[source][0]
+        if source in synth.SNAPSHOT_SOURCES:
+            plan[source] = [(d, f"{source}_{d.isoformat()}.{ext}") for d in cal.snapshot_dates]
+        else:
+            plan[source] = [
+                (d, f"{source}_{m // 12:04d}-{m % 12 + 1:02d}.{ext}")
+                for m, d in zip(cal.event_months, cal.event_dates, strict=True)
+            ]
+    return plan
+
+
+def write_sample(
+    home: Path,
+    households: int,
+    seed: int,
+    as_of: dt.date,
+    *,
+    chunk_households: int = 50_000,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Generate a synthetic population and write all 12 sources' deliveries under ``home``.
+
+    Parameters
+    ----------
+    home : pathlib.Path
+        Deployment folder; files go to ``landing/<source>/<delivery date>/``.
+    households : int
+        Number of households.
+    seed : int
+        Seed of the population (same seed and sizes give byte-identical files).
+    as_of : datetime.date
+        Date of the last delivery; history reaches 36 months back (plus a
+        12-month backlog in the first events delivery).
+    chunk_households : int
+        Households generated and written at a time (bounds memory).
+    progress : callable, optional
+        Called with the number of households done after each chunk.
+
+    Returns
+    -------
+    dict
+        ``{source: {"deliveries": n, "rows": n, "faults": {kind: n}}}``; rows
+        count the data rows written (injected duplicates included).
+    """
+    home = Path(home)
+    cal = synth.calendar(as_of)
+    plan = delivery_plan(as_of)
+    sinks: dict[tuple[str, int], object] = {}
+    summary: dict[str, dict] = {}
+    for source, deliveries in plan.items():
+        kind = FORMATS[source][0]
+        for k, (day, name) in enumerate(deliveries):
+            folder = home / "landing" / source / day.isoformat()
+            folder.mkdir(parents=True, exist_ok=True)
+            sinks[(source, k)] = _SINKS[kind](folder / name, source)
+        summary[source] = {"deliveries": len(deliveries), "rows": 0, "faults": {}}
+    source_index = {name: i for i, name in enumerate(SOURCES)}
+
+    def emit(source: str, k: int, frame, chunk: int) -> None:
+        day = plan[source][k][0]
+        rng = np.random.default_rng([seed, chunk, source_index[source], k, 1])
+        text, counts = synth.faulty_text(frame, source, rng, day)
+        sinks[(source, k)].append(text)
+        entry = summary[source]
+        entry["rows"] += len(next(iter(text.values())))
+        for fault, count in counts.items():
+            entry["faults"][fault] = entry["faults"].get(fault, 0) + count
+
+    taken = np.empty(0, np.int64)
+    try:
+        done = 0
+        chunk = 0
+        while done < households:
+            size = min(chunk_households, households - done)
+            pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken)
+            taken = np.union1d(taken, pop.new_ids)
+            for source in synth.SNAPSHOT_SOURCES:
+                for k, day in enumerate(cal.snapshot_dates):
+                    emit(source, k, synth.snapshot(pop, source, day), chunk)
+            for source in synth.EVENT_SOURCES:
+                for k, frame in synth.event_deliveries(pop, source, cal).items():
+                    emit(source, k, frame, chunk)
+            done += size
+            chunk += 1
+            del pop
+            if progress is not None:
+                progress(done)
+    finally:
+        for sink in sinks.values():
+            sink.close()
+    return summary
