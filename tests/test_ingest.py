@@ -339,3 +339,14 @@ def test_a_character_cut_by_the_encoding_probe_does_not_change_the_encoding(home
         outcome = ingest_landing(target, DELIVERY).files[0]
         assert (outcome.status, outcome.rows_accepted) == ("accepted", len(frame)), outcome
         assert outcome.message.endswith("UTF-8" if fmt == "csv-bom" else "GB18030")
+
+
+def test_a_file_replaced_at_the_same_path_replaces_its_rows(home):
+    path = write_delivery(home, "housing", _bad("housing", "rating", "E"))
+    ingest_landing(home, DELIVERY)
+    assert len(lake_rows(home, "housing")) == len(GOOD_ROWS["housing"]["rating"]) - 1
+    write_delivery(home, "housing", good_frame("housing"))  # the department's corrected file
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert (outcome.file, outcome.rows_quarantined) == (path.relative_to(home).as_posix(), 0)
+    assert lake_rows(home, "housing")["rating"].tolist() == GOOD_ROWS["housing"]["rating"]
+    assert read_manifest(home)["status"].tolist() == ["superseded", "accepted"]

@@ -166,15 +166,17 @@ def ingest_landing(home: Path, run_date: dt.date,
         group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
         pending.setdefault(group, []).append((landing_file, sha, duplicate_of))
 
-    if superseded:
-        manifest.loc[manifest["file"].isin(superseded), "status"] = "superseded"
-        write_parquet(manifest, manifest_path(home))
 
     registry_cache: dict[str, pd.DataFrame] = {}
     for (delivery_date, _, source_name), group_files in sorted(pending.items()):
         source = SOURCES[source_name]
         if progress:
             progress(f"{source_name} {delivery_date}")
+        replaced = [item[0].relative_path for item in group_files
+                    if item[0].relative_path in superseded]
+        if replaced:
+            # Retired in the same manifest write that adds their replacements.
+            manifest.loc[manifest["file"].isin(replaced), "status"] = "superseded"
         outcomes, entries = _ingest_delivery(home, source, delivery_date, group_files, manifest,
                                              order, run_date, registry_cache)
         order += len(entries)
@@ -198,12 +200,11 @@ def _append(manifest: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
 
 
 def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFile | None,
-           file_format: str | None, lake_file: str | None, order: int,
-           run_date: dt.date) -> dict:
+           lake_file: str | None, order: int, run_date: dt.date) -> dict:
     return {
         "file": outcome.file, "source": outcome.source, "delivery_date": outcome.delivery_date,
         "sha256": sha, "size_bytes": landing_file.path.stat().st_size,
-        "format": raw.file_format if raw else (file_format or landing_file.path.suffix.lstrip(".")),
+        "format": raw.file_format if raw else landing_file.path.suffix.lstrip(".").lower(),
         "encoding": (raw.encoding if raw else None), "status": outcome.status,
         "message": outcome.message, "rows_read": outcome.rows_read,
         "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
@@ -226,7 +227,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
                                   delivery_date.isoformat(), "duplicate",
                                   "same bytes as a file already ingested; rows not read again")
             outcomes.append(outcome)
-            entries.append(_entry(outcome, sha, landing_file, None, None, duplicate_of,
+            entries.append(_entry(outcome, sha, landing_file, None, duplicate_of,
                                   order + len(entries), run_date))
             continue
         try:
@@ -235,7 +236,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
             outcome = FileOutcome(landing_file.relative_path, source.name,
                                   delivery_date.isoformat(), "rejected", str(rejection))
             outcomes.append(outcome)
-            entries.append(_entry(outcome, sha, landing_file, None, None, None,
+            entries.append(_entry(outcome, sha, landing_file, None, None,
                                   order + len(entries), run_date))
             continue
         parsed = ingest.parse_rows(raw.frame, source, delivery_date)
@@ -270,7 +271,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
         )
         assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
         outcomes.append(outcome)
-        entries.append(_entry(outcome, sha, landing_file, raw, None, stem,
+        entries.append(_entry(outcome, sha, landing_file, raw, stem,
                               order + len(entries), run_date))
     return outcomes, entries
 
