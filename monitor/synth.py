@@ -34,6 +34,7 @@ import pandas as pd
 from faker.providers.person.zh_CN import Provider as _ZhNames
 
 from monitor import idcard, regions
+from monitor.sources import SOURCES
 
 HISTORY_MONTHS = 36
 SNAPSHOT_EVERY_MONTHS = 6
@@ -67,30 +68,12 @@ UNKNOWN_CODES = {
     "feedback": ("action", "其他"),
 }
 #: Columns per source: (name, kind) with kind id, date, money, code or text.
+# How the generator writes each contract column, read off the schemas: ids and
+# dates and money get their own text form and faults; the rest is plain text.
+_WRITTEN_AS = {"id": "id", "code": "code", "date": "date", "money": "money"}
 COLUMNS = {
-    "registry": [("id_number", "id"), ("name", "text"), ("household_id", "text"),
-                 ("relation", "code"), ("region_code", "text"), ("status", "code"),
-                 ("status_date", "date"), ("phone", "text")],
-    "assistance": [("id_number", "id"), ("household_id", "text"), ("program", "code"),
-                   ("start_date", "date"), ("end_date", "date"), ("monthly_amount", "money")],
-    "income": [("household_id", "text"), ("assess_date", "date"), ("annual_income", "money"),
-               ("employment_cost", "money")],
-    "rural_revitalization": [("household_id", "text"), ("status", "code"), ("since", "date"),
-                             ("risk_removed", "text")],
-    "medical": [("claim_id", "text"), ("id_number", "id"), ("settle_date", "date"),
-                ("total_cost", "money"), ("out_of_pocket", "money"), ("category", "code"),
-                ("inpatient", "text")],
-    "disability": [("id_number", "id"), ("disability_type", "code"),
-                   ("disability_level", "text"), ("issue_date", "date"), ("self_care", "code")],
-    "employment": [("id_number", "id"), ("event_date", "date"), ("event_type", "code")],
-    "education": [("id_number", "id"), ("event_date", "date"), ("status", "code")],
-    "housing": [("household_id", "text"), ("assess_date", "date"), ("rating", "code")],
-    "disaster": [("event_id", "text"), ("household_id", "text"), ("event_date", "date"),
-                 ("disaster_type", "code"), ("loss_amount", "money")],
-    "assets": [("id_number", "id"), ("asset_type", "code"), ("asset_ref", "text"),
-               ("value", "money"), ("record_date", "date")],
-    "feedback": [("warning_id", "text"), ("household_id", "text"), ("verified", "code"),
-                 ("action", "code"), ("closed_date", "date"), ("caseworker", "text")],
+    name: [(spec.name, _WRITTEN_AS.get(spec.parse, "text")) for spec in source.columns]
+    for name, source in SOURCES.items()
 }
 #: The date column by which an events source is delivered.
 EVENT_DATE = {"medical": "settle_date", "employment": "event_date", "education": "event_date",
