@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over the monitor library (nightly run: issue 4)."""
