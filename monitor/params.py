@@ -1,0 +1,202 @@
+"""Dated, regional policy parameters: parse, merge a deployment's overrides, look values up.
+
+Pure: the io layer reads ``rules/parameters.yaml`` and ``<home>/parameters.yaml``
+and hands their parsed YAML here. The value in force for a region on a date is
+the entry with the longest region-code prefix matching the region, and among
+those the latest ``from`` on or before the date (DATA_CONTRACT.md section 6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Every parameter the contract names (section 6); the shipped file must define each.
+CONTRACT_PARAMETERS = (
+    "dibao_standard", "edge_ratio", "gradual_exit_months", "tekun_minor_age",
+    "tekun_standard_ratio", "medical_window_days", "medical_burden_share",
+    "medical_burden_amount", "sudden_window_days", "sudden_loss_amount", "elder_age",
+    "left_behind_child_age", "financial_asset_months", "model_threshold",
+    "verify_days_red", "verify_days_orange", "verify_days_yellow",
+)
+_ENTRY_KEYS = {"region", "from", "value", "source"}
+_COLUMNS = ["name", "region", "from", "value", "source", "origin"]
+
+
+class ParameterError(ValueError):
+    """A parameter file that cannot be used; the message names the file, parameter and problem."""
+
+
+def _entries(name: str, raw: object, origin: str) -> list[dict]:
+    """Validate one parameter's entries (a list, or a mapping with ``values``)."""
+    def fail(problem: str) -> ParameterError:
+        return ParameterError(f"{origin}: parameter '{name}': {problem}")
+
+    entries = raw.get("values") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list) or not entries:
+        raise fail("expected a list of entries like {region: \"50\", from: 2024-01-01, value: 600}")
+    rows = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise fail(f"entry {number} is not a mapping of region, from, value")
+        unknown = set(entry) - _ENTRY_KEYS
+        if unknown:
+            raise fail(f"entry {number} has unknown keys {sorted(unknown)}")
+        start = entry.get("from")
+        if isinstance(start, dt.datetime):
+            start = start.date()
+        if isinstance(start, str):
+            try:
+                start = dt.date.fromisoformat(start)
+            except ValueError:
+                start = None
+        if not isinstance(start, dt.date):
+            raise fail(f"entry {number}: 'from' must be a date YYYY-MM-DD, "
+                       f"got {entry.get('from')!r}")
+        value = entry.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise fail(f"entry {number}: 'value' must be a number, got {value!r}")
+        region = entry.get("region", "")
+        region = "" if region is None else str(region).strip()
+        if region and not region.isdigit():
+            raise fail(f"entry {number}: 'region' must be a region-code prefix of digits, "
+                       f"got {region!r}")
+        rows.append({"name": name, "region": region, "from": pd.Timestamp(start),
+                     "value": float(value), "source": str(entry.get("source", origin)),
+                     "origin": origin})
+    keys = [(row["region"], row["from"]) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise fail("two entries share the same region and from-date")
+    return rows
+
+
+def parse_parameter_file(document: object, origin: str, known: set[str] | None = None
+                         ) -> pd.DataFrame:
+    """Parse a parameter file's YAML into one row per entry.
+
+    Parameters
+    ----------
+    document : object
+        The parsed YAML: a mapping of parameter name to its entries.
+    origin : str
+        The file it came from, named in every error.
+    known : set of str, optional
+        Parameter names allowed (an override may not invent one).
+    """
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ParameterError(f"{origin}: expected a mapping of parameter names to entries")
+    rows = []
+    for name, raw in document.items():
+        if known is not None and name not in known:
+            raise ParameterError(f"{origin}: parameter '{name}': unknown name "
+                                 f"(known: {', '.join(sorted(known))})")
+        rows.extend(_entries(str(name), raw, origin))
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Every parameter's dated entries, after a deployment's overrides.
+
+    Examples
+    --------
+    >>> table = parse_parameter_file({"dibao_standard": [
+    ...     {"region": "50", "from": dt.date(2021, 1, 1), "value": 600},
+    ...     {"region": "500238", "from": dt.date(2023, 1, 1), "value": 640}]}, "example")
+    >>> params = Parameters(table)
+    >>> params.value("dibao_standard", dt.date(2024, 6, 30), "500238123456")
+    640.0
+    >>> params.value("dibao_standard", dt.date(2024, 6, 30), "500101001201")
+    600.0
+    """
+
+    table: pd.DataFrame
+
+    @classmethod
+    def from_files(cls, shipped: object, shipped_origin: str, override: object = None,
+                   override_origin: str | None = None) -> Parameters:
+        """Shipped parameters with a deployment's override file applied.
+
+        A parameter named in the override replaces all shipped entries of it.
+        """
+        base = parse_parameter_file(shipped, shipped_origin)
+        missing = sorted(set(CONTRACT_PARAMETERS) - set(base["name"]))
+        if missing:
+            raise ParameterError(f"{shipped_origin}: contract parameters missing: "
+                                 f"{', '.join(missing)}")
+        if override is None:
+            return cls(base)
+        changes = parse_parameter_file(override, override_origin or "override",
+                                       known=set(base["name"]))
+        kept = base[~base["name"].isin(set(changes["name"]))]
+        return cls(pd.concat([kept, changes], ignore_index=True))
+
+    @property
+    def names(self) -> list[str]:
+        """Parameter names in file order."""
+        return list(dict.fromkeys(self.table["name"]))
+
+    def check_in_force(self, as_of: dt.date) -> None:
+        """Raise unless every parameter has some value in force on ``as_of``."""
+        started = self.table[self.table["from"] <= pd.Timestamp(as_of)]
+        for name in self.names:
+            if name not in set(started["name"]):
+                origin = self.table.loc[self.table["name"] == name, "origin"].iloc[0]
+                raise ParameterError(f"{origin}: parameter '{name}': no value in force on "
+                                     f"{as_of.isoformat()} (the earliest entry starts later)")
+
+    def in_force(self, as_of: dt.date, region: str = "") -> pd.DataFrame:
+        """The entry in force for ``region`` on ``as_of``, one row per parameter."""
+        table = self.table[self.table["from"] <= pd.Timestamp(as_of)]
+        table = table[[region.startswith(prefix) for prefix in table["region"]]]
+        table = table.assign(prefix_length=table["region"].str.len())
+        chosen = table.sort_values(["prefix_length", "from"]).groupby("name", sort=False).tail(1)
+        order = {name: position for position, name in enumerate(self.names)}
+        return chosen.sort_values("name", key=lambda names: names.map(order)).drop(
+            columns="prefix_length").reset_index(drop=True)
+
+    def value(self, name: str, as_of: dt.date, region: str = "") -> float:
+        """One parameter's value for one region on one date."""
+        return float(self.lookup(name, pd.Series([region]), as_of).iloc[0])
+
+    def lookup(self, name: str, regions: pd.Series, as_of: dt.date) -> pd.Series:
+        """A parameter's value for each region code (vectorised over distinct regions)."""
+        return self.frame(regions, as_of, [name])[name]
+
+    def frame(self, regions: pd.Series, as_of: dt.date, names: list[str] | None = None
+              ) -> pd.DataFrame:
+        """Values of several parameters for each region code, one column per parameter.
+
+        Raises
+        ------
+        ParameterError
+            When a region has no value in force for a parameter on ``as_of``.
+        """
+        names = names or self.names
+        codes, distinct = pd.factorize(regions.astype("string").fillna(""))
+        distinct = pd.Series(distinct, dtype="string")
+        started = self.table[(self.table["from"] <= pd.Timestamp(as_of))
+                             & self.table["name"].isin(names)]
+        # Latest entry per (parameter, prefix): the only one that can be in force.
+        latest = started.sort_values("from").groupby(["name", "region"], sort=False).tail(1)
+        columns = {}
+        for name in names:
+            entries = latest[latest["name"] == name]
+            values = pd.Series(np.nan, index=distinct.index)
+            for length in sorted(entries["region"].str.len().unique(), reverse=True):
+                by_prefix = entries[entries["region"].str.len() == length].set_index("region")
+                matched = distinct.str.slice(0, int(length)).map(by_prefix["value"])
+                values = values.fillna(matched.astype("float64"))
+            if values.isna().any():
+                origin = self.table.loc[self.table["name"] == name, "origin"]
+                where = origin.iloc[0] if len(origin) else "parameters"
+                example = distinct[values.isna()].iloc[0]
+                raise ParameterError(f"{where}: parameter '{name}': no value in force on "
+                                     f"{as_of.isoformat()} for region {example!r}")
+            columns[name] = values.to_numpy()[codes] if len(codes) else values.to_numpy()[:0]
+        return pd.DataFrame(columns, index=regions.index)
