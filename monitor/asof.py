@@ -15,7 +15,6 @@ import pandas as pd
 from monitor.sources import SNAPSHOT, Source
 
 DELIVERY_DATE = "_delivery_date"
-INGEST_ORDER = "_ingest_order"
 LIVE_STATUSES = ("accepted", "duplicate")
 
 
@@ -39,12 +38,13 @@ def deliveries_in_force(manifest: pd.DataFrame, source: Source, as_of: dt.date) 
 def combine_rows(rows: pd.DataFrame, source: Source) -> pd.DataFrame:
     """Rows of the deliveries in force, combined as the source's kind says.
 
-    ``rows`` carries ``_delivery_date`` and ``_ingest_order`` of the delivery
-    each came from. For an events source a key delivered again replaces the
-    earlier row; a snapshot's rows are taken as they are.
+    ``rows`` carries the ``_delivery_date`` of the delivery each came from.
+    For an events source a key delivered again replaces the earlier row (one
+    delivery never holds a key twice: ingest quarantines repeats); a
+    snapshot's rows are taken as they are.
     """
     if source.kind == SNAPSHOT or rows.empty:
         return rows.reset_index(drop=True)
-    ordered = rows.sort_values([DELIVERY_DATE, INGEST_ORDER], kind="stable")
+    ordered = rows.sort_values(DELIVERY_DATE, kind="stable")
     latest = ordered.drop_duplicates(subset=list(source.key), keep="last")
     return latest.sort_index().reset_index(drop=True)

@@ -15,7 +15,7 @@ from monitor.io.lake import ingest_landing, read_manifest, read_source
 from monitor.sources import SOURCES
 
 FORMATS = ["csv", "csv-bom", "gb18030", "xlsx", "parquet"]
-PROVENANCE = ["_delivery_date", "_ingest_order"]
+PROVENANCE = ["_delivery_date"]
 
 
 def lake_rows(home, source):

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from monitor import ingest
-from monitor.asof import DELIVERY_DATE, INGEST_ORDER, combine_rows, deliveries_in_force
+from monitor.asof import DELIVERY_DATE, combine_rows, deliveries_in_force
 from monitor.io.landing import (
     FileRejected,
     LandingFile,
@@ -348,23 +349,19 @@ def _lake_paths(home: Path, source: Source, stems: set[str], county: str | None)
 def _read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
                      columns: list[str] | None = None, county: str | None = None
                      ) -> pd.DataFrame:
-    """Rows of the lake files named by manifest entries, with county and delivery order."""
-    stems = set(entries["lake_file"])
-    pieces = []
-    for path in _lake_paths(home, source, stems, county):
-        table = pq.read_table(path, columns=columns)
-        piece = table.to_pandas()
-        piece[ingest.COUNTY] = path.parent.name.split("=", 1)[1]
-        piece["_lake_file"] = path.stem
-        pieces.append(piece)
-    if not pieces:
+    """Rows of the lake files named by manifest entries, with their county and delivery date.
+
+    One multi-threaded dataset scan over all the files, converted to pandas once.
+    """
+    paths = _lake_paths(home, source, set(entries["lake_file"]), county)
+    if not paths:
         return _empty_frame(source, columns)
-    rows = pd.concat(pieces, ignore_index=True)
-    # A file delivered again carries the later date and order of its newest delivery.
-    newest = entries.drop_duplicates("lake_file", keep="last").set_index("lake_file")
-    rows[DELIVERY_DATE] = pd.to_datetime(rows["_lake_file"].map(newest["delivery_date"]))
-    rows[INGEST_ORDER] = rows["_lake_file"].map(newest["ingest_order"]).astype("int64")
-    return rows.drop(columns="_lake_file")
+    partitioning = ds.partitioning(pa.schema([(ingest.COUNTY, pa.string())]), flavor="hive")
+    dataset = ds.dataset([str(path) for path in paths], format="parquet",
+                         partitioning=partitioning,
+                         partition_base_dir=str(lake_dir(home, source.name)))
+    wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
+    return dataset.to_table(columns=wanted).to_pandas()
 
 
 def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
@@ -373,7 +370,6 @@ def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
     frame = pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "string")) for name in names})
     frame[ingest.COUNTY] = pd.Series(dtype="string")
     frame[DELIVERY_DATE] = pd.Series(dtype="datetime64[ns]")
-    frame[INGEST_ORDER] = pd.Series(dtype="int64")
     return frame
 
 

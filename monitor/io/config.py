@@ -1,0 +1,45 @@
+"""Read the rule definitions and parameters: the shipped ``rules/`` folder and a home's override.
+
+The shipped folder is ``rules/`` at the top of the checkout (the project is
+installed in editable mode by ``make``); ``<home>/parameters.yaml`` overrides
+parameters for one deployment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from monitor.params import ParameterError, Parameters
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+OVERRIDE_NAME = "parameters.yaml"
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParameterError(f"{path}: cannot read: {error}") from None
+    except yaml.YAMLError as error:
+        raise ParameterError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+
+
+def load_parameters(home: Path | None = None, rules_dir: Path = RULES_DIR) -> Parameters:
+    """The shipped parameters, with ``<home>/parameters.yaml`` applied when it exists."""
+    shipped = rules_dir / "parameters.yaml"
+    override = Path(home) / OVERRIDE_NAME if home is not None else None
+    if override is not None and override.exists():
+        return Parameters.from_files(_read_yaml(shipped), str(shipped),
+                                     _read_yaml(override), str(override))
+    return Parameters.from_files(_read_yaml(shipped), str(shipped))
+
+
+def load_rule_definitions(rules_dir: Path = RULES_DIR) -> list[dict]:
+    """The rule definitions of ``rules/rules.yaml`` as parsed YAML."""
+    path = rules_dir / "rules.yaml"
+    document = _read_yaml(path)
+    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
+        raise ParameterError(f"{path}: expected a mapping with a list under 'rules'")
+    return document["rules"]
