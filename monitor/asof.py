@@ -12,6 +12,7 @@ import datetime as dt
 
 import pandas as pd
 
+from monitor.keys import last_per_key
 from monitor.sources import SNAPSHOT, Source
 
 DELIVERY_DATE = "_delivery_date"
@@ -45,6 +46,8 @@ def combine_rows(rows: pd.DataFrame, source: Source) -> pd.DataFrame:
     """
     if source.kind == SNAPSHOT or rows.empty:
         return rows.reset_index(drop=True)
-    ordered = rows.sort_values(DELIVERY_DATE, kind="stable")
-    latest = ordered.drop_duplicates(subset=list(source.key), keep="last")
-    return latest.sort_index().reset_index(drop=True)
+    delivered = rows[DELIVERY_DATE].to_numpy(dtype="datetime64[ns]").astype("int64")
+    keep = last_per_key(rows, list(source.key), delivered)
+    if len(keep) == len(rows):
+        return rows.reset_index(drop=True)
+    return rows.iloc[keep].reset_index(drop=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from monitor import regions
+from monitor.keys import MISSING, key_codes, positions_in
 from monitor.params import Parameters
 
 MONTHS_PER_YEAR = 12
@@ -73,10 +74,26 @@ def whole_years(born: pd.Series, on: pd.Series | pd.Timestamp) -> pd.Series:
     return years.astype("float64").where(born.notna())
 
 
-def _latest(events: pd.DataFrame, key: str, date: str, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The latest event per key on or before ``as_of`` (ties: the later-delivered row)."""
-    known = events[events[date] <= as_of]
-    return known.sort_values(date, kind="stable").drop_duplicates(key, keep="last").set_index(key)
+def _row_for(count: int, positions: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """For each of ``count`` targets, the source row pointing at it (-1: none).
+
+    When several rows point at one target the last in ``order`` (then in
+    position) wins: the latest event, or the later-delivered row.
+    """
+    rows = np.arange(len(positions))
+    valid = positions >= 0
+    sort_keys = (rows[valid],) if order is None else (rows[valid], order[valid])
+    ranked = rows[valid][np.lexsort((*sort_keys, positions[valid]))]
+    targets = positions[ranked]
+    is_last = np.append(targets[1:] != targets[:-1], True) if len(targets) else targets
+    chosen = np.full(count, MISSING, dtype=np.int64)
+    chosen[targets[is_last]] = ranked[is_last]
+    return chosen
+
+
+def _gather(values: pd.Series, rows: np.ndarray) -> pd.Series:
+    """``values`` taken at ``rows``; missing where a row is -1."""
+    return pd.Series(values.array.take(rows, allow_fill=True))
 
 
 def _in_window(dates: pd.Series, window_days: pd.Series, as_of: pd.Timestamp) -> pd.Series:
@@ -85,64 +102,104 @@ def _in_window(dates: pd.Series, window_days: pd.Series, as_of: pd.Timestamp) ->
     return (dates > start) & (dates <= as_of)
 
 
+#: The columns each source contributes to the facts (the rest need not be read).
+SOURCE_COLUMNS = {
+    "registry": ["id_number", "name", "household_id", "relation", "region_code", "status",
+                 "status_date", "birth_date"],
+    "assistance": ["id_number", "program", "start_date", "end_date", "monthly_amount"],
+    "income": ["household_id", "assess_date", "annual_income", "employment_cost"],
+    "rural_revitalization": ["household_id", "status", "since", "risk_removed"],
+    "medical": ["id_number", "settle_date", "out_of_pocket", "category"],
+    "disability": ["id_number", "disability_type", "disability_level", "self_care"],
+    "employment": ["id_number", "event_date", "event_type"],
+    "education": ["id_number", "event_date", "status"],
+    "housing": ["household_id", "assess_date", "rating"],
+    "disaster": ["household_id", "event_date", "loss_amount"],
+    "assets": ["id_number", "asset_type", "value"],
+    "feedback": ["warning_id", "household_id"],
+}
+
+
+def _flag(values: pd.Series, wanted: object) -> np.ndarray:
+    """Where a text column equals (or is one of) ``wanted``; missing is false."""
+    match = values.isin(wanted) if isinstance(wanted, tuple) else values == wanted
+    return match.fillna(False).to_numpy(dtype=bool)
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    """Dates as int64 nanoseconds, for ordering."""
+    return dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
 def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFrame:
     """One row per person of the registry snapshot, with their own facts."""
     on = pd.Timestamp(as_of)
     registry = sources["registry"]
+    region = registry["region_code"].astype("string")
     persons = pd.DataFrame({
         "id_number": registry["id_number"].astype("string"),
         "name": registry["name"].astype("string"),
         "household_id": registry["household_id"].astype("string"),
         "relation": registry["relation"].astype("string"),
-        "region_code": registry["region_code"].astype("string"),
-        "county_code": regions.county_of(registry["region_code"]),
-        "township_code": regions.township_of(registry["region_code"]),
+        "region_code": region,
+        "county_code": regions.county_of(region),
+        "township_code": regions.township_of(region),
         "status": registry["status"].astype("string"),
-        "status_date": registry["status_date"],
-        "birth_date": registry["birth_date"],
-    })
+        "status_date": registry["status_date"].astype("datetime64[ns]"),
+        "birth_date": registry["birth_date"].astype("datetime64[ns]"),
+    }).reset_index(drop=True)
+    count = len(persons)
     persons["age"] = whole_years(persons["birth_date"], on)
-    persons["is_living"] = (persons["status"] == LIVING).to_numpy(dtype=bool)
-    persons["is_deceased"] = (persons["status"] == DECEASED).to_numpy(dtype=bool)
+    persons["is_living"] = _flag(persons["status"], LIVING)
+    persons["is_deceased"] = _flag(persons["status"], DECEASED)
+    persons["is_child_of_head"] = _flag(persons["relation"], CHILD)
     persons["age_at_death"] = whole_years(persons["birth_date"], persons["status_date"]).where(
         persons["is_deceased"])
-    person_index = pd.Index(persons["id_number"])
+    ids = persons["id_number"]
 
     spells = sources["assistance"]
-    active = spells[(spells["start_date"] <= on)
-                    & (spells["end_date"].isna() | (spells["end_date"] > on))]
+    active = spells[((spells["start_date"] <= on)
+                     & (spells["end_date"].isna() | (spells["end_date"] > on))).to_numpy(
+                         dtype=bool)]
+    holder = positions_in(active["id_number"], ids)
+    known = holder >= 0
     for program, flag in PROGRAM_FLAGS.items():
-        holders = active.loc[active["program"] == program, "id_number"]
-        persons[flag] = person_index.isin(holders)
-    persons["any_program_active"] = person_index.isin(active["id_number"])
-    tekun_amounts = active[active["program"] == "特困"].groupby("id_number")["monthly_amount"].min()
-    persons["tekun_monthly_amount"] = persons["id_number"].map(tekun_amounts).astype("float64")
+        chosen = holder[known & _flag(active["program"], program)]
+        persons[flag] = np.bincount(chosen, minlength=count) > 0
+    persons["any_program_active"] = np.bincount(holder[known], minlength=count) > 0
+    tekun = known & _flag(active["program"], "特困")
+    amounts = pd.Series(active["monthly_amount"].to_numpy(dtype="float64")[tekun]).groupby(
+        holder[tekun]).min()
+    persons["tekun_monthly_amount"] = amounts.reindex(range(count)).to_numpy()
 
-    disability = sources["disability"].drop_duplicates("id_number", keep="last").set_index(
-        "id_number")
-    persons["disability_type"] = persons["id_number"].map(disability["disability_type"])
-    persons["disability_level"] = persons["id_number"].map(
-        disability["disability_level"]).astype("float64")
-    persons["self_care"] = persons["id_number"].map(disability["self_care"])
+    disability = sources["disability"]
+    rows = _row_for(count, positions_in(disability["id_number"], ids))
+    persons["disability_type"] = _gather(disability["disability_type"].astype("string"), rows)
+    persons["disability_level"] = _gather(disability["disability_level"].astype("float64"), rows)
+    persons["self_care"] = _gather(disability["self_care"].astype("string"), rows)
     persons["is_disabled"] = persons["disability_level"].notna().to_numpy()
-    persons["is_intellectual_or_mental"] = persons["disability_type"].isin(
-        INTELLECTUAL_OR_MENTAL).fillna(False).to_numpy(dtype=bool)
-    persons["is_dependent"] = persons["self_care"].isin(DEPENDENT).fillna(False).to_numpy(
-        dtype=bool)
+    persons["is_intellectual_or_mental"] = _flag(persons["disability_type"],
+                                                 INTELLECTUAL_OR_MENTAL)
+    persons["is_dependent"] = _flag(persons["self_care"], DEPENDENT)
 
-    employment = _latest(sources["employment"], "id_number", "event_date", on)
-    persons["latest_employment_event"] = persons["id_number"].map(employment["event_type"])
-    persons["latest_employment_date"] = persons["id_number"].map(employment["event_date"])
-    persons["is_away_for_work"] = (persons["latest_employment_event"] == AWAY_FOR_WORK).fillna(
-        False).to_numpy(dtype=bool)
-    persons["is_unemployed"] = (persons["latest_employment_event"] == UNEMPLOYED).fillna(
-        False).to_numpy(dtype=bool)
+    employment = sources["employment"]
+    employment = employment[(employment["event_date"] <= on).to_numpy(dtype=bool)]
+    rows = _row_for(count, positions_in(employment["id_number"], ids),
+                    _days(employment["event_date"]))
+    persons["latest_employment_event"] = _gather(employment["event_type"].astype("string"), rows)
+    persons["latest_employment_date"] = _gather(
+        employment["event_date"].astype("datetime64[ns]"), rows)
+    persons["is_away_for_work"] = _flag(persons["latest_employment_event"], AWAY_FOR_WORK)
+    persons["is_unemployed"] = _flag(persons["latest_employment_event"], UNEMPLOYED)
 
-    education = _latest(sources["education"], "id_number", "event_date", on)
-    persons["school_status"] = persons["id_number"].map(education["status"])
-    persons["school_status_date"] = persons["id_number"].map(education["event_date"])
-    persons["is_school_dropout"] = (persons["school_status"] == DROPPED_OUT).fillna(
-        False).to_numpy(dtype=bool)
+    education = sources["education"]
+    education = education[(education["event_date"] <= on).to_numpy(dtype=bool)]
+    rows = _row_for(count, positions_in(education["id_number"], ids),
+                    _days(education["event_date"]))
+    persons["school_status"] = _gather(education["status"].astype("string"), rows)
+    persons["school_status_date"] = _gather(education["event_date"].astype("datetime64[ns]"),
+                                            rows)
+    persons["is_school_dropout"] = _flag(persons["school_status"], DROPPED_OUT)
     return persons
 
 
@@ -151,46 +208,51 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     """Person and household facts as of ``as_of`` (windows and age bands from ``params``)."""
     on = pd.Timestamp(as_of)
     persons = person_facts(sources, as_of)
-    households = _household_frame(persons)
+    households, position = _household_frame(persons)
+    household_count = len(households)
+    household_ids = pd.Series(households.index, dtype="string")
     household_params = params.frame(households["region_code"], as_of, FACT_PARAMETERS)
-    position = households.index.get_indexer(persons["household_id"])
 
     def per_person(name: str) -> np.ndarray:
         return household_params[name].to_numpy()[position]
 
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(position[mask], minlength=household_count)
+
+    def by_household(source: pd.DataFrame, order: str | None = None) -> np.ndarray:
+        where = positions_in(source["household_id"], household_ids)
+        return _row_for(household_count, where,
+                        None if order is None else _days(source[order]))
+
     # Medical costs in each household's window, by person then household.
     claims = sources["medical"]
-    claim_person = pd.Index(persons["id_number"]).get_indexer(claims["id_number"])
+    claim_person = positions_in(claims["id_number"], persons["id_number"])
     known = claim_person >= 0
-    claims = claims[known]
     claim_person = claim_person[known]
-    window = pd.Series(per_person("medical_window_days")[claim_person], index=claims.index)
-    in_window = _in_window(claims["settle_date"], window, on).to_numpy()
-    claims = claims[in_window]
+    window = pd.Series(per_person("medical_window_days")[claim_person])
+    settled = pd.Series(claims["settle_date"].to_numpy(dtype="datetime64[ns]")[known])
+    in_window = _in_window(settled, window, on).to_numpy()
     claim_person = claim_person[in_window]
-    out_of_pocket = np.bincount(claim_person, weights=claims["out_of_pocket"].fillna(0),
-                                minlength=len(persons))
-    major = (claims["category"] == MAJOR_ILLNESS).fillna(False).to_numpy(dtype=bool)
+    out_of_pocket = np.bincount(
+        claim_person, minlength=len(persons),
+        weights=np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window]))
+    major = _flag(claims["category"], MAJOR_ILLNESS)[known][in_window]
     persons["medical_out_of_pocket"] = out_of_pocket
     persons["major_illness_claims"] = np.bincount(claim_person[major], minlength=len(persons))
 
-    working_age = ((persons["age"] >= per_person("working_age_from"))
-                   & (persons["age"] < per_person("working_age_until"))).to_numpy()
-    severely_disabled = (persons["disability_level"] <= per_person(
-        "severe_disability_level")).to_numpy()
+    age = persons["age"].to_numpy()
+    working_age = (age >= per_person("working_age_from")) & (age < per_person("working_age_until"))
+    severely_disabled = persons["disability_level"].to_numpy() <= per_person(
+        "severe_disability_level")
     persons["is_severely_disabled"] = severely_disabled
     living = persons["is_living"].to_numpy()
-    died_in_window = _in_window(persons["status_date"],
-                                pd.Series(per_person("sudden_window_days"), index=persons.index),
-                                on).to_numpy() & persons["is_deceased"].to_numpy()
-    died_working_age = died_in_window & (
-        (persons["age_at_death"] >= per_person("working_age_from"))
-        & (persons["age_at_death"] < per_person("working_age_until"))).to_numpy()
-    head_couple = persons["relation"].isin([HEAD, SPOUSE]).fillna(False).to_numpy(dtype=bool)
+    died_in_window = persons["is_deceased"].to_numpy() & _in_window(
+        persons["status_date"], pd.Series(per_person("sudden_window_days")), on).to_numpy()
+    age_at_death = persons["age_at_death"].to_numpy()
+    died_working_age = died_in_window & (age_at_death >= per_person("working_age_from")) & (
+        age_at_death < per_person("working_age_until"))
+    head_couple = _flag(persons["relation"], (HEAD, SPOUSE))
     away = persons["is_away_for_work"].to_numpy()
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(position[mask], minlength=len(households))
 
     households["living_members"] = count(living)
     for person_flag, household_flag in HOUSEHOLD_PROGRAMS.items():
@@ -198,92 +260,103 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     households["working_age_living"] = count(living & working_age)
     households["working_age_able"] = count(living & working_age & ~severely_disabled)
     households["working_age_at_home"] = count(living & working_age & ~away)
+    households["working_age_away"] = count(living & working_age & away)
     households["working_age_unemployed"] = count(
         living & working_age & persons["is_unemployed"].to_numpy())
     households["head_couple_living"] = count(living & head_couple)
     households["head_couple_away"] = count(living & head_couple & away)
     households["working_age_deaths"] = count(died_working_age)
-    death_dates = persons.loc[died_working_age, ["household_id", "status_date"]]
-    households["latest_working_age_death"] = death_dates.groupby("household_id")[
-        "status_date"].max().reindex(households.index)
-    households["medical_out_of_pocket"] = np.bincount(
-        position, weights=out_of_pocket, minlength=len(households))
+    households["latest_working_age_death"] = _gather(
+        persons["status_date"], _row_for(household_count, np.where(died_working_age, position,
+                                                                   MISSING),
+                                         _days(persons["status_date"]))).to_numpy()
+    households["medical_out_of_pocket"] = np.bincount(position, weights=out_of_pocket,
+                                                      minlength=household_count)
     households["major_illness_claims"] = np.bincount(
         position, weights=persons["major_illness_claims"].to_numpy(),
-        minlength=len(households)).astype("int64")
+        minlength=household_count).astype(np.int64)
 
-    income = sources["income"].drop_duplicates("household_id", keep="last").set_index(
-        "household_id").reindex(households.index)
-    households["annual_income"] = income["annual_income"].astype("float64")
-    households["employment_cost"] = income["employment_cost"].astype("float64").fillna(0.0)
-    households["income_assess_date"] = income["assess_date"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_capita = ((households["annual_income"] - households["employment_cost"])
-                      / MONTHS_PER_YEAR / households["living_members"].replace(0, np.nan))
-    households["per_capita_income"] = per_capita.astype("float64")
+    income = sources["income"]
+    rows = by_household(income, "assess_date")
+    households["annual_income"] = _gather(income["annual_income"].astype("float64"), rows
+                                          ).to_numpy()
+    households["employment_cost"] = _gather(income["employment_cost"].astype("float64"), rows
+                                            ).fillna(0.0).to_numpy()
+    households["income_assess_date"] = _gather(income["assess_date"].astype("datetime64[ns]"),
+                                               rows).to_numpy()
+    living_members = households["living_members"].to_numpy(dtype="float64")
+    living_members[living_members == 0] = np.nan
+    households["per_capita_income"] = (households["annual_income"] - households[
+        "employment_cost"]) / MONTHS_PER_YEAR / living_members
 
     disasters = sources["disaster"]
-    disaster_household = households.index.get_indexer(disasters["household_id"])
-    disasters = disasters[disaster_household >= 0].assign(
-        _window=household_params["sudden_window_days"].to_numpy()[
-            disaster_household[disaster_household >= 0]])
-    recent = disasters[_in_window(disasters["event_date"], disasters["_window"], on)]
-    losses = recent.groupby("household_id").agg(
-        disaster_loss=("loss_amount", "sum"), latest_disaster_date=("event_date", "max"))
-    households["disaster_loss"] = losses["disaster_loss"].reindex(households.index).fillna(0.0)
-    households["latest_disaster_date"] = losses["latest_disaster_date"].reindex(households.index)
+    where = positions_in(disasters["household_id"], household_ids)
+    known = where >= 0
+    happened = pd.Series(disasters["event_date"].to_numpy(dtype="datetime64[ns]")[known])
+    window = pd.Series(household_params["sudden_window_days"].to_numpy()[where[known]])
+    recent = _in_window(happened, window, on).to_numpy()
+    households["disaster_loss"] = np.bincount(
+        where[known][recent], minlength=household_count,
+        weights=np.nan_to_num(disasters["loss_amount"].to_numpy(dtype="float64")[known][recent]))
+    latest = _row_for(household_count, where[known][recent], _days(happened[recent]))
+    households["latest_disaster_date"] = _gather(happened[recent].reset_index(drop=True),
+                                                 latest).to_numpy()
 
     assets = sources["assets"]
-    asset_household = pd.Series(persons["household_id"].to_numpy(),
-                                index=persons["id_number"].to_numpy())
-    asset_household = asset_household[~asset_household.index.duplicated()]
-    assets = assets.assign(household_id=assets["id_number"].map(asset_household))
-    assets = assets[assets["household_id"].notna()]
-    by_type = assets.groupby(["household_id", "asset_type"]).agg(
-        count=("value", "size"), value=("value", "sum"))
-    for name, asset_type in (("vehicles", VEHICLE), ("properties", PROPERTY),
-                             ("businesses", BUSINESS)):
-        counts = by_type["count"].xs(asset_type, level="asset_type") if asset_type in set(
-            assets["asset_type"]) else pd.Series(dtype="int64")
-        households[name] = counts.reindex(households.index).fillna(0).astype("int64")
-    financial = by_type["value"].xs(FINANCIAL, level="asset_type") if FINANCIAL in set(
-        assets["asset_type"]) else pd.Series(dtype="float64")
-    households["financial_assets"] = financial.reindex(households.index).fillna(0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        households["financial_assets_per_capita"] = (
-            households["financial_assets"] / households["living_members"].replace(0, np.nan))
+    owner = positions_in(assets["id_number"], persons["id_number"])
+    known = owner >= 0
+    owner_household = position[owner[known]]
+    asset_type = assets["asset_type"][known]
+    for name, kind in (("vehicles", VEHICLE), ("properties", PROPERTY), ("businesses", BUSINESS)):
+        households[name] = np.bincount(owner_household[_flag(asset_type, kind)],
+                                       minlength=household_count)
+    financial = _flag(asset_type, FINANCIAL)
+    households["financial_assets"] = np.bincount(
+        owner_household[financial], minlength=household_count,
+        weights=np.nan_to_num(assets["value"].to_numpy(dtype="float64")[known][financial]))
+    households["financial_assets_per_capita"] = households["financial_assets"] / living_members
 
-    housing = sources["housing"].drop_duplicates("household_id", keep="last").set_index(
-        "household_id").reindex(households.index)
-    households["housing_rating"] = housing["rating"]
-    households["housing_assess_date"] = housing["assess_date"]
-    households["housing_unsafe"] = housing["rating"].isin(UNSAFE_RATINGS).fillna(False).to_numpy(
-        dtype=bool)
+    housing = sources["housing"]
+    rows = by_household(housing, "assess_date")
+    households["housing_rating"] = _gather(housing["rating"].astype("string"), rows).to_numpy()
+    households["housing_assess_date"] = _gather(housing["assess_date"].astype("datetime64[ns]"),
+                                                rows).to_numpy()
+    households["housing_unsafe"] = _flag(households["housing_rating"].astype("string"),
+                                         UNSAFE_RATINGS)
 
-    revitalization = sources["rural_revitalization"].drop_duplicates(
-        "household_id", keep="last").set_index("household_id").reindex(households.index)
-    households["revitalization_status"] = revitalization["status"]
-    households["revitalization_since"] = revitalization["since"]
-    risk_removed = revitalization["risk_removed"].astype("boolean").fillna(False).to_numpy(
-        dtype=bool)
-    households["is_monitored_for_relapse"] = revitalization["status"].isin(
-        MONITORED_TYPES).fillna(False).to_numpy(dtype=bool) & ~risk_removed
+    revitalization = sources["rural_revitalization"]
+    rows = by_household(revitalization)
+    status = _gather(revitalization["status"].astype("string"), rows)
+    risk_removed = _gather(revitalization["risk_removed"].astype("boolean"), rows)
+    households["revitalization_status"] = status.to_numpy()
+    households["revitalization_since"] = _gather(
+        revitalization["since"].astype("datetime64[ns]"), rows).to_numpy()
+    households["is_monitored_for_relapse"] = _flag(status, MONITORED_TYPES) & ~(
+        risk_removed.fillna(False).to_numpy(dtype=bool))
     households["risk_score"] = np.nan
     return Facts(as_of, households, persons)
 
 
-def _household_frame(persons: pd.DataFrame) -> pd.DataFrame:
-    """One row per household: its place and its head (户主), from the registry."""
-    heads_first = persons.assign(_not_head=(persons["relation"] != HEAD).to_numpy())
-    heads_first = heads_first.sort_values(["household_id", "_not_head"], kind="stable")
-    first = heads_first.drop_duplicates("household_id", keep="first").set_index("household_id")
+def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per household (its place and its head, 户主) and each person's household row."""
+    codes = key_codes(persons, ["household_id"])
+    household_count = int(codes.max()) + 1 if len(codes) else 0
+    first_member = _row_for(household_count, codes, -np.arange(len(codes)))
+    is_head = _flag(persons["relation"], HEAD)
+    head = _row_for(household_count, np.where(is_head, codes, MISSING), -np.arange(len(codes)))
+    speaker = np.where(head >= 0, head, first_member)
+
+    def at(column: str, rows: np.ndarray) -> np.ndarray:
+        return _gather(persons[column], rows).to_numpy()
+
     households = pd.DataFrame({
-        "region_code": first["region_code"],
-        "county_code": first["county_code"],
-        "township_code": first["township_code"],
-        "head_name": first["name"].where(~first["_not_head"]),
-        "head_id_number": first["id_number"].where(~first["_not_head"]),
-        "members": persons.groupby("household_id").size(),
-    })
-    households.index.name = "household_id"
-    return households
+        "region_code": at("region_code", speaker),
+        "county_code": at("county_code", speaker),
+        "township_code": at("township_code", speaker),
+        "head_name": at("name", head),
+        "head_id_number": at("id_number", head),
+        "members": np.bincount(codes, minlength=household_count),
+    }, index=pd.Index(at("household_id", first_member), name="household_id", dtype="string"))
+    for column in ("region_code", "county_code", "township_code", "head_name", "head_id_number"):
+        households[column] = households[column].astype("string")
+    return households, codes
