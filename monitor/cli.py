@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -79,10 +80,10 @@ def ingest_command(home: HomeOption, date: DateOption = None) -> None:
         report = ingest_landing(home, run_date, progress=lambda what: status.update(
             f"ingesting {what}"))
     for notice in report.notices:
-        errors.print(f"[yellow]notice[/]: {notice}")
+        errors.print(f"[yellow]notice[/]: {escape(notice)}")
     for outcome in report.files:
         if outcome.status == "rejected":
-            errors.print(f"[red]rejected[/]: {outcome.message}")
+            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
     totals = report.by_source()
     table = Table(title=f"Ingested deliveries up to {run_date}")
     for column in ("source", "files", "rejected", "read", "accepted", "quarantined"):
@@ -96,6 +97,49 @@ def ingest_command(home: HomeOption, date: DateOption = None) -> None:
         console.print("Nothing new to ingest.")
     console.print(f"Lake: {Path(home) / 'lake'}   Quarantine: {Path(home) / 'quarantine'}   "
                   f"Manifest: {Path(home) / 'state' / 'ingest_manifest.parquet'}")
+
+
+@app.command("rules")
+def rules_command(
+    date: DateOption = None,
+    region: Annotated[str, typer.Option(
+        help="A region-code prefix (county or village) whose parameter values to show.")] = "50",
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Apply this home's parameters.yaml override.")] = None,
+) -> None:
+    """List every rule, and every parameter value in force for the date and region, with sources."""
+    from monitor.io.config import load_parameters, load_rule_definitions
+    from monitor.params import ParameterError
+    from monitor.rules import RuleError, parse_rules
+
+    run_date = _run_date(date)
+    try:
+        params = load_parameters(home, run_date)
+        rules = parse_rules(load_rule_definitions())
+        in_force = params.in_force(run_date, region)
+    except (ParameterError, RuleError) as error:
+        errors.print(escape(str(error)), soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table(title=f"Rules ({len(rules)})", show_lines=True)
+    for column in ("code", "名称", "等级", "建议措施", "责任科室", "condition"):
+        table.add_column(column, overflow="fold")
+    for rule in rules:
+        table.add_row(rule.code, rule.name, rule.level, rule.measure, rule.office,
+                      escape(rule.condition.text))
+    console.print(table)
+    table = Table(title=f"Parameters in force on {run_date} for region {region}",
+                  show_lines=True)
+    for column in ("parameter", "value", "from", "region", "source"):
+        table.add_column(column, overflow="fold")
+    for entry in in_force.to_dict("records"):
+        value = entry["value"]
+        table.add_row(entry["name"], f"{value:g}", entry["from"].date().isoformat(),
+                      entry["region"] or "(all)", escape(f"{entry['source']}  ({entry['origin']})"))
+    console.print(table)
+    missing = sorted(set(params.names) - set(in_force["name"]))
+    if missing:
+        errors.print(f"no value in force for region {region} on {run_date}: {', '.join(missing)}")
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -118,17 +118,18 @@ class _Scope:
         self.extra = extra
         self._cache: dict[str, np.ndarray] = {}
 
-    def raw(self, name: str) -> pd.Series:
-        """The column as stored (for reasons and evidence), aligned with this scope."""
+    def raw(self, name: str, rows: np.ndarray | None = None) -> pd.Series:
+        """The column as stored (for reasons and evidence), at ``rows`` of this scope."""
         if name in self.extra:
-            return pd.Series(self.extra[name], index=self.frame.index)
+            values = self.extra[name]
+            return pd.Series(values if rows is None else values[rows])
         for source in (self.frame, self.households, self.parameters):
             if name in source.columns:
-                column = source[name]
+                at = rows
                 if source is not self.frame and self.position is not None:
-                    return pd.Series(column.to_numpy()[self.position], index=self.frame.index,
-                                     dtype=column.dtype)
-                return column
+                    at = self.position if rows is None else self.position[rows]
+                column = source[name].reset_index(drop=True)
+                return column if at is None else column.take(at).reset_index(drop=True)
         raise KeyError(name)
 
     def value(self, name: str) -> np.ndarray:
@@ -252,14 +253,14 @@ def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataF
                                                return_counts=True)
         hit_rows = hit_rows[first_index]
         repeats = counts
-        household_ids = households.index.to_numpy()[first]
-        person_ids = persons["id_number"].to_numpy()[hit_rows]
+        household_ids = households.index.take(first)
+        person_ids = persons["id_number"].take(hit_rows).array
     else:
-        household_ids = households.index.to_numpy()[hit_rows]
-        person_ids = np.full(len(hit_rows), None, dtype=object)
+        household_ids = households.index.take(hit_rows)
+        person_ids = pd.array([None] * len(hit_rows), dtype="string")
 
     def column(name: str) -> pd.Series:
-        return scope.raw(name).iloc[hit_rows].reset_index(drop=True)
+        return scope.raw(name, hit_rows)
 
     reason = _render(rule.reason, column)
     if repeats is not None and len(reason):
@@ -268,7 +269,7 @@ def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataF
                          dtype="string")
         reason = reason + more
     return pd.DataFrame({
-        "household_id": pd.array(household_ids, dtype="string"),
+        "household_id": pd.array(household_ids.array, dtype="string"),
         "rule": rule.code,
         "level": rule.level,
         "person_id_number": pd.array(person_ids, dtype="string"),

@@ -7,6 +7,7 @@ parameters for one deployment.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import yaml
@@ -26,14 +27,23 @@ def _read_yaml(path: Path) -> object:
         raise ParameterError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
 
 
-def load_parameters(home: Path | None = None, rules_dir: Path = RULES_DIR) -> Parameters:
-    """The shipped parameters, with ``<home>/parameters.yaml`` applied when it exists."""
+def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
+                    rules_dir: Path = RULES_DIR) -> Parameters:
+    """The shipped parameters, with ``<home>/parameters.yaml`` applied when it exists.
+
+    With ``as_of``, also check that every parameter has a value in force on
+    that date, so that a bad override stops a run before it starts.
+    """
     shipped = rules_dir / "parameters.yaml"
     override = Path(home) / OVERRIDE_NAME if home is not None else None
     if override is not None and override.exists():
-        return Parameters.from_files(_read_yaml(shipped), str(shipped),
-                                     _read_yaml(override), str(override))
-    return Parameters.from_files(_read_yaml(shipped), str(shipped))
+        params = Parameters.from_files(_read_yaml(shipped), str(shipped),
+                                       _read_yaml(override), str(override))
+    else:
+        params = Parameters.from_files(_read_yaml(shipped), str(shipped))
+    if as_of is not None:
+        params.check_in_force(as_of)
+    return params
 
 
 def load_rule_definitions(rules_dir: Path = RULES_DIR) -> list[dict]:

@@ -419,6 +419,13 @@ def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date
     return rows
 
 
-def read_as_of(home: Path, as_of: dt.date, county: str | None = None) -> dict[str, pd.DataFrame]:
-    """Every source as of a date, optionally for one county: the input of household facts."""
-    return {name: read_source(home, name, as_of, county=county) for name in SOURCES}
+def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
+               columns: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
+    """Every source as of a date, optionally for one county and only some columns.
+
+    ``columns`` maps a source name to the columns wanted (e.g.
+    :data:`monitor.facts.SOURCE_COLUMNS`); a source not named is read whole.
+    """
+    columns = columns or {}
+    return {name: read_source(home, name, as_of, county=county, columns=columns.get(name))
+            for name in SOURCES}
