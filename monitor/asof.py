@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 
 from monitor.keys import last_per_key
@@ -36,18 +37,20 @@ def deliveries_in_force(manifest: pd.DataFrame, source: Source, as_of: dt.date) 
     return entries.drop_duplicates("lake_file", keep="last")
 
 
-def combine_rows(rows: pd.DataFrame, source: Source) -> pd.DataFrame:
-    """Rows of the deliveries in force, combined as the source's kind says.
+def latest_rows(rows: pd.DataFrame, source: Source) -> np.ndarray:
+    """Which rows make the source's state: a boolean mask over ``rows``.
 
-    ``rows`` carries the ``_delivery_date`` of the delivery each came from.
-    For an events source a key delivered again replaces the earlier row (one
-    delivery never holds a key twice: ingest quarantines repeats); a
-    snapshot's rows are taken as they are.
+    ``rows`` carries the ``_delivery_date`` of the delivery each came from
+    (and at least the key columns). For an events source a key delivered again
+    replaces the earlier row (one delivery never holds a key twice: ingest
+    quarantines repeats); a snapshot's rows are all taken.
     """
+    keep = np.ones(len(rows), dtype=bool)
     if source.kind == SNAPSHOT or rows.empty:
-        return rows.reset_index(drop=True)
+        return keep
     delivered = rows[DELIVERY_DATE].to_numpy(dtype="datetime64[ns]").astype("int64")
-    keep = last_per_key(rows, list(source.key), delivered)
-    if len(keep) == len(rows):
-        return rows.reset_index(drop=True)
-    return rows.iloc[keep].reset_index(drop=True)
+    latest = last_per_key(rows, list(source.key), delivered)
+    if len(latest) < len(rows):
+        keep[:] = False
+        keep[latest] = True
+    return keep

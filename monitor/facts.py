@@ -120,6 +120,22 @@ SOURCE_COLUMNS = {
 }
 
 
+#: Events the facts look at only within a window: source -> (date column, window parameter).
+WINDOWED_SOURCES = {"medical": ("settle_date", "medical_window_days"),
+                    "disaster": ("event_date", "sudden_window_days")}
+
+
+def history_needed(params: Parameters, as_of: dt.date) -> dict[str, tuple[str, dt.date]]:
+    """How far back each windowed events source must be read (the longest window in force)."""
+    needed = {}
+    for source, (column, parameter) in WINDOWED_SOURCES.items():
+        entries = params.table[(params.table["name"] == parameter)
+                               & (params.table["from"] <= pd.Timestamp(as_of))]
+        longest = int(entries["value"].max()) if len(entries) else 0
+        needed[source] = (column, as_of - dt.timedelta(days=longest))
+    return needed
+
+
 def _flag(values: pd.Series, wanted: object) -> np.ndarray:
     """Where a text column equals (or is one of) ``wanted``; missing is false."""
     match = values.isin(wanted) if isinstance(wanted, tuple) else values == wanted

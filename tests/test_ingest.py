@@ -350,3 +350,18 @@ def test_a_file_replaced_at_the_same_path_replaces_its_rows(home):
     assert (outcome.file, outcome.rows_quarantined) == (path.relative_to(home).as_posix(), 0)
     assert lake_rows(home, "housing")["rating"].tolist() == GOOD_ROWS["housing"]["rating"]
     assert read_manifest(home)["status"].tolist() == ["superseded", "accepted"]
+
+
+def test_reading_recent_events_only_still_lets_a_correction_replace_its_row(home):
+    early, late = dt.date(2024, 1, 31), dt.date(2024, 6, 30)
+    claims = good_frame("medical").copy()
+    claims["settle_date"] = ["2023-06-01", "2024-01-10", "2024-01-20"]
+    write_delivery(home, "medical", claims, delivery=early)
+    corrected = claims.iloc[[2]].copy()
+    corrected["settle_date"] = "2023-12-01"  # C3 was settled earlier than first reported
+    write_delivery(home, "medical", corrected, delivery=late)
+    ingest_landing(home, late)
+    recent = read_source(home, "medical", late, since=("settle_date", dt.date(2024, 1, 1)))
+    assert recent["claim_id"].tolist() == ["C2"]
+    everything = read_source(home, "medical", late).set_index("claim_id")
+    assert everything.loc["C3", "settle_date"] == pd.Timestamp("2023-12-01")

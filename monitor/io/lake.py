@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from monitor import ingest
-from monitor.asof import DELIVERY_DATE, combine_rows, deliveries_in_force
+from monitor.asof import DELIVERY_DATE, deliveries_in_force, latest_rows
 from monitor.io.landing import (
     FileRejected,
     LandingFile,
@@ -346,22 +346,30 @@ def _lake_paths(home: Path, source: Source, stems: set[str], county: str | None)
             if (path := partition / f"{stem}.parquet").exists()]
 
 
-def _read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
+def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
                      columns: list[str] | None = None, county: str | None = None
-                     ) -> pd.DataFrame:
-    """Rows of the lake files named by manifest entries, with their county and delivery date.
+                     ) -> pa.Table | None:
+    """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
-    One multi-threaded dataset scan over all the files, converted to pandas once.
+    County and delivery date included; one multi-threaded dataset scan.
     """
     paths = _lake_paths(home, source, set(entries["lake_file"]), county)
     if not paths:
-        return _empty_frame(source, columns)
+        return None
     partitioning = ds.partitioning(pa.schema([(ingest.COUNTY, pa.string())]), flavor="hive")
     dataset = ds.dataset([str(path) for path in paths], format="parquet",
                          partitioning=partitioning,
                          partition_base_dir=str(lake_dir(home, source.name)))
     wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
-    return dataset.to_table(columns=wanted).to_pandas()
+    return dataset.to_table(columns=wanted)
+
+
+def _read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
+                     columns: list[str] | None = None, county: str | None = None
+                     ) -> pd.DataFrame:
+    """Rows of the lake files named by manifest entries, as pandas."""
+    table = _read_lake_table(home, source, entries, columns, county)
+    return _empty_frame(source, columns) if table is None else table.to_pandas()
 
 
 def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
@@ -374,7 +382,8 @@ def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
 
 
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
-                columns: list[str] | None = None) -> pd.DataFrame:
+                columns: list[str] | None = None, since: tuple[str, dt.date] | None = None
+                ) -> pd.DataFrame:
     """The state (snapshot sources) or history (events sources) of a source as of a date.
 
     Parameters
@@ -390,19 +399,37 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         yet placed in a county whose household or person belongs to it).
     columns : list of str, optional
         Columns to read (all by default).
+    since : (column, date), optional
+        Keep only rows whose date column (one that ingest checks against the
+        delivery date) is on or after the date; decided after the source's rows
+        are combined, so a correction still replaces its row.
     """
     home = Path(home)
     source = SOURCES[source_name]
     manifest = read_manifest(home)
     entries = deliveries_in_force(manifest, source, as_of)
+    if since is not None:
+        # Ingest refuses dates after their delivery date, so a delivery made before
+        # `since` holds only older rows, and can neither be wanted nor replace a later row.
+        entries = entries[pd.to_datetime(entries["delivery_date"]) >= pd.Timestamp(since[1])]
     if columns is not None:
         columns = list(dict.fromkeys([*columns, *source.key]))
-    if entries.empty:
+    table = None if entries.empty else _read_lake_table(home, source, entries, columns, county)
+    if table is None:
         return _empty_frame(source, columns)
-    rows = _read_lake_files(home, source, entries, columns=columns, county=county)
+    # Decide which rows count on the key columns alone, then convert only those rows.
+    keys = table.select([*source.key, DELIVERY_DATE]).to_pandas()
+    keep = latest_rows(keys, source)
+    if since is not None:
+        column, start = since
+        recent = table.column(column).to_pandas() >= pd.Timestamp(start)
+        keep &= recent.fillna(False).to_numpy(dtype=bool)
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    rows = table.to_pandas()
     if county is not None and (rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY).any():
         rows = _keep_members(home, rows, source, as_of, county)
-    return combine_rows(rows, source)
+    return rows.reset_index(drop=True)
 
 
 def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date,
@@ -420,12 +447,15 @@ def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date
 
 
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
-               columns: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
-    """Every source as of a date, optionally for one county and only some columns.
+               columns: dict[str, list[str]] | None = None,
+               since: dict[str, tuple[str, dt.date]] | None = None) -> dict[str, pd.DataFrame]:
+    """Every source as of a date, optionally for one county, some columns, recent rows.
 
-    ``columns`` maps a source name to the columns wanted (e.g.
-    :data:`monitor.facts.SOURCE_COLUMNS`); a source not named is read whole.
+    ``columns`` maps a source name to the columns wanted and ``since`` to a
+    (date column, earliest date) pair (see :data:`monitor.facts.SOURCE_COLUMNS`
+    and :func:`monitor.facts.history_needed`); a source not named is read whole.
     """
     columns = columns or {}
-    return {name: read_source(home, name, as_of, county=county, columns=columns.get(name))
-            for name in SOURCES}
+    since = since or {}
+    return {name: read_source(home, name, as_of, county=county, columns=columns.get(name),
+                              since=since.get(name)) for name in SOURCES}
