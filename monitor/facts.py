@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from monitor import regions
-from monitor.keys import MISSING, key_codes, positions_in
+from monitor.keys import MISSING, key_codes, positions_in_many
 from monitor.params import Parameters
 
 MONTHS_PER_YEAR = 12
@@ -147,7 +147,36 @@ def _days(dates: pd.Series) -> np.ndarray:
     return dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
-def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFrame:
+def _active_spells(spells: pd.DataFrame, on: pd.Timestamp) -> pd.DataFrame:
+    """Program spells active on a date: started on or before it, not ended by it."""
+    active = (spells["start_date"] <= on) & (spells["end_date"].isna() | (spells["end_date"] > on))
+    return spells[active.to_numpy(dtype=bool)]
+
+
+def _by_person(sources: dict[str, pd.DataFrame], ids: pd.Series, on: pd.Timestamp
+               ) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """Each person-keyed source (as the facts use it) with each row's person position.
+
+    All id numbers are hashed together once.
+    """
+    frames = {
+        "assistance": _active_spells(sources["assistance"], on),
+        "disability": sources["disability"],
+        "employment": sources["employment"][(sources["employment"]["event_date"] <= on)
+                                            .to_numpy(dtype=bool)],
+        "education": sources["education"][(sources["education"]["event_date"] <= on)
+                                          .to_numpy(dtype=bool)],
+        "medical": sources["medical"],
+        "assets": sources["assets"],
+    }
+    positions = positions_in_many([frame["id_number"] for frame in frames.values()], ids)
+    return {name: (frame, where) for (name, frame), where in zip(
+        frames.items(), positions, strict=True)}
+
+
+def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date,
+                 by_person: dict[str, tuple[pd.DataFrame, np.ndarray]] | None = None
+                 ) -> pd.DataFrame:
     """One row per person of the registry snapshot, with their own facts."""
     on = pd.Timestamp(as_of)
     registry = sources["registry"]
@@ -171,13 +200,10 @@ def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFra
     persons["is_child_of_head"] = _flag(persons["relation"], CHILD)
     persons["age_at_death"] = whole_years(persons["birth_date"], persons["status_date"]).where(
         persons["is_deceased"])
-    ids = persons["id_number"]
+    if by_person is None:
+        by_person = _by_person(sources, persons["id_number"], on)
 
-    spells = sources["assistance"]
-    active = spells[((spells["start_date"] <= on)
-                     & (spells["end_date"].isna() | (spells["end_date"] > on))).to_numpy(
-                         dtype=bool)]
-    holder = positions_in(active["id_number"], ids)
+    active, holder = by_person["assistance"]
     known = holder >= 0
     for program, flag in PROGRAM_FLAGS.items():
         chosen = holder[known & _flag(active["program"], program)]
@@ -188,8 +214,8 @@ def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFra
         holder[tekun]).min()
     persons["tekun_monthly_amount"] = amounts.reindex(range(count)).to_numpy()
 
-    disability = sources["disability"]
-    rows = _row_for(count, positions_in(disability["id_number"], ids))
+    disability, where = by_person["disability"]
+    rows = _row_for(count, where)
     persons["disability_type"] = _gather(disability["disability_type"].astype("string"), rows)
     persons["disability_level"] = _gather(disability["disability_level"].astype("float64"), rows)
     persons["self_care"] = _gather(disability["self_care"].astype("string"), rows)
@@ -198,20 +224,16 @@ def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFra
                                                  INTELLECTUAL_OR_MENTAL)
     persons["is_dependent"] = _flag(persons["self_care"], DEPENDENT)
 
-    employment = sources["employment"]
-    employment = employment[(employment["event_date"] <= on).to_numpy(dtype=bool)]
-    rows = _row_for(count, positions_in(employment["id_number"], ids),
-                    _days(employment["event_date"]))
+    employment, where = by_person["employment"]
+    rows = _row_for(count, where, _days(employment["event_date"]))
     persons["latest_employment_event"] = _gather(employment["event_type"].astype("string"), rows)
     persons["latest_employment_date"] = _gather(
         employment["event_date"].astype("datetime64[ns]"), rows)
     persons["is_away_for_work"] = _flag(persons["latest_employment_event"], AWAY_FOR_WORK)
     persons["is_unemployed"] = _flag(persons["latest_employment_event"], UNEMPLOYED)
 
-    education = sources["education"]
-    education = education[(education["event_date"] <= on).to_numpy(dtype=bool)]
-    rows = _row_for(count, positions_in(education["id_number"], ids),
-                    _days(education["event_date"]))
+    education, where = by_person["education"]
+    rows = _row_for(count, where, _days(education["event_date"]))
     persons["school_status"] = _gather(education["status"].astype("string"), rows)
     persons["school_status_date"] = _gather(education["event_date"].astype("datetime64[ns]"),
                                             rows)
@@ -223,7 +245,9 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
                 ) -> Facts:
     """Person and household facts as of ``as_of`` (windows and age bands from ``params``)."""
     on = pd.Timestamp(as_of)
-    persons = person_facts(sources, as_of)
+    registry_ids = sources["registry"]["id_number"].astype("string").reset_index(drop=True)
+    by_person = _by_person(sources, registry_ids, on)
+    persons = person_facts(sources, as_of, by_person)
     households, position = _household_frame(persons)
     household_count = len(households)
     household_ids = pd.Series(households.index, dtype="string")
@@ -235,14 +259,18 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(position[mask], minlength=household_count)
 
-    def by_household(source: pd.DataFrame, order: str | None = None) -> np.ndarray:
-        where = positions_in(source["household_id"], household_ids)
-        return _row_for(household_count, where,
+    household_keyed = ("income", "housing", "rural_revitalization", "disaster")
+    household_positions = dict(zip(household_keyed, positions_in_many(
+        [sources[name]["household_id"] for name in household_keyed], household_ids),
+        strict=True))
+
+    def by_household(name: str, order: str | None = None) -> np.ndarray:
+        source = sources[name]
+        return _row_for(household_count, household_positions[name],
                         None if order is None else _days(source[order]))
 
     # Medical costs in each household's window, by person then household.
-    claims = sources["medical"]
-    claim_person = positions_in(claims["id_number"], persons["id_number"])
+    claims, claim_person = by_person["medical"]
     known = claim_person >= 0
     claim_person = claim_person[known]
     window = pd.Series(per_person("medical_window_days")[claim_person])
@@ -293,7 +321,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
         minlength=household_count).astype(np.int64)
 
     income = sources["income"]
-    rows = by_household(income, "assess_date")
+    rows = by_household("income", "assess_date")
     households["annual_income"] = _gather(income["annual_income"].astype("float64"), rows
                                           ).to_numpy()
     households["employment_cost"] = _gather(income["employment_cost"].astype("float64"), rows
@@ -306,7 +334,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
         "employment_cost"]) / MONTHS_PER_YEAR / living_members
 
     disasters = sources["disaster"]
-    where = positions_in(disasters["household_id"], household_ids)
+    where = household_positions["disaster"]
     known = where >= 0
     happened = pd.Series(disasters["event_date"].to_numpy(dtype="datetime64[ns]")[known])
     window = pd.Series(household_params["sudden_window_days"].to_numpy()[where[known]])
@@ -318,8 +346,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     households["latest_disaster_date"] = _gather(happened[recent].reset_index(drop=True),
                                                  latest).to_numpy()
 
-    assets = sources["assets"]
-    owner = positions_in(assets["id_number"], persons["id_number"])
+    assets, owner = by_person["assets"]
     known = owner >= 0
     owner_household = position[owner[known]]
     asset_type = assets["asset_type"][known]
@@ -333,7 +360,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     households["financial_assets_per_capita"] = households["financial_assets"] / living_members
 
     housing = sources["housing"]
-    rows = by_household(housing, "assess_date")
+    rows = by_household("housing", "assess_date")
     households["housing_rating"] = _gather(housing["rating"].astype("string"), rows).to_numpy()
     households["housing_assess_date"] = _gather(housing["assess_date"].astype("datetime64[ns]"),
                                                 rows).to_numpy()
@@ -341,7 +368,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
                                          UNSAFE_RATINGS)
 
     revitalization = sources["rural_revitalization"]
-    rows = by_household(revitalization)
+    rows = by_household("rural_revitalization")
     status = _gather(revitalization["status"].astype("string"), rows)
     risk_removed = _gather(revitalization["risk_removed"].astype("boolean"), rows)
     households["revitalization_status"] = status.to_numpy()

@@ -35,6 +35,35 @@ def positions_in(values: pd.Series, keys: pd.Series) -> np.ndarray:
     return found.fill_null(MISSING).to_numpy().astype(np.int64)
 
 
+def positions_in_many(values: list[pd.Series], keys: pd.Series) -> list[np.ndarray]:
+    """:func:`positions_in` for several value columns against one set of keys.
+
+    Every string is hashed once: keys and values are dictionary-encoded
+    together, then each value's code is mapped to its key's position.
+
+    Examples
+    --------
+    >>> keys = pd.Series(["a", "b"])
+    >>> [p.tolist() for p in positions_in_many([pd.Series(["b", None]), pd.Series(["x"])], keys)]
+    [[1, -1], [-1]]
+    """
+    arrays = [_arrow(column.astype("string")) for column in (keys, *values)]
+    encoded = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.large_string()) for a in arrays]))
+    codes = encoded.indices.fill_null(MISSING).to_numpy().astype(np.int64)
+    key_count = len(keys)
+    key_codes_ = codes[:key_count]
+    position_of_code = np.full(len(encoded.dictionary) + 1, MISSING, dtype=np.int64)
+    # Reversed, so that the first of equal keys is the one kept.
+    position_of_code[key_codes_[::-1]] = np.arange(key_count)[::-1]
+    position_of_code[MISSING] = MISSING  # a missing value (code -1) matches nothing
+    results, start = [], key_count
+    for column in values:
+        part = codes[start:start + len(column)]
+        results.append(position_of_code[part])
+        start += len(column)
+    return results
+
+
 def key_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One integer per row, equal exactly when the rows' key columns are all equal."""
     codes = np.zeros(len(frame), dtype=np.int64)
