@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from monitor import regions
-from monitor.keys import MISSING, key_codes, positions_in_many
+from monitor.keys import MISSING, id_positions_in_many, key_codes, positions_in_many
 from monitor.params import Parameters
 
 MONTHS_PER_YEAR = 12
@@ -55,6 +55,8 @@ class Facts:
     as_of: dt.date
     households: pd.DataFrame
     persons: pd.DataFrame
+    #: Each person's household as a row number of ``households``.
+    person_household: np.ndarray
 
 
 def whole_years(born: pd.Series, on: pd.Series | pd.Timestamp) -> pd.Series:
@@ -116,7 +118,6 @@ SOURCE_COLUMNS = {
     "housing": ["household_id", "assess_date", "rating"],
     "disaster": ["household_id", "event_date", "loss_amount"],
     "assets": ["id_number", "asset_type", "value"],
-    "feedback": ["warning_id", "household_id"],
 }
 
 
@@ -169,7 +170,7 @@ def _by_person(sources: dict[str, pd.DataFrame], ids: pd.Series, on: pd.Timestam
         "medical": sources["medical"],
         "assets": sources["assets"],
     }
-    positions = positions_in_many([frame["id_number"] for frame in frames.values()], ids)
+    positions = id_positions_in_many([frame["id_number"] for frame in frames.values()], ids)
     return {name: (frame, where) for (name, frame), where in zip(
         frames.items(), positions, strict=True)}
 
@@ -377,7 +378,7 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
     households["is_monitored_for_relapse"] = _flag(status, MONITORED_TYPES) & ~(
         risk_removed.fillna(False).to_numpy(dtype=bool))
     households["risk_score"] = np.nan
-    return Facts(as_of, households, persons)
+    return Facts(as_of, households, persons, position)
 
 
 def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MISSING = -1
+ID_DIGITS = 17
 
 
 def _arrow(values: pd.Series) -> pa.Array:
@@ -61,6 +62,41 @@ def positions_in_many(values: list[pd.Series], keys: pd.Series) -> list[np.ndarr
         part = codes[start:start + len(column)]
         results.append(position_of_code[part])
         start += len(column)
+    return results
+
+
+def _id_integers(column: pd.Series) -> np.ndarray:
+    """The first 17 digits of id numbers as integers (they decide the check character)."""
+    digits = pc.utf8_slice_codeunits(_arrow(column.astype("string")), 0, ID_DIGITS)
+    return pc.cast(digits, pa.int64()).fill_null(MISSING).to_numpy()
+
+
+def id_positions_in_many(values: list[pd.Series], keys: pd.Series) -> list[np.ndarray]:
+    """:func:`positions_in_many` for id numbers, hashing them as integers.
+
+    Ingest accepts only valid 18-character numbers, whose first 17 digits fix
+    the check character, so those digits identify a person; integers hash
+    several times faster than strings. Anything else falls back to strings.
+
+    Examples
+    --------
+    >>> keys = pd.Series(["11010519491231002X", "440524188001010014"])
+    >>> id_positions_in_many([pd.Series(["440524188001010014", None])], keys)[0].tolist()
+    [1, -1]
+    """
+    try:
+        key_numbers = _id_integers(keys)
+        value_numbers = [_id_integers(column) for column in values]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return positions_in_many(values, keys)
+    index = pd.Index(key_numbers)
+    if not index.is_unique or (key_numbers == MISSING).any():
+        return positions_in_many(values, keys)
+    results = []
+    for numbers in value_numbers:
+        found = index.get_indexer(numbers)
+        found[numbers == MISSING] = MISSING
+        results.append(found.astype(np.int64))
     return results
 
 

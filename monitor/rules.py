@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitor.expressions import Expression, ExpressionError
 from monitor.facts import Facts
@@ -162,9 +164,11 @@ def _as_text(values: pd.Series) -> pd.Series:
     elif pd.api.types.is_bool_dtype(values.dtype):
         text = values.map({True: "是", False: "否"})
     elif pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan),
-                            index=values.index).round(2)
-        text = numbers.astype("string").str.replace(r"\.0$", "", regex=True)
+        numbers = np.round(values.to_numpy(dtype="float64", na_value=np.nan), 2)
+        # Arrow formats numbers in C++; pandas would go through Python per value.
+        text = pc.replace_substring_regex(
+            pc.cast(pa.array(numbers, from_pandas=True), pa.string()), r"\.0$", "")
+        text = pd.Series(pd.arrays.ArrowStringArray(text), index=values.index)
     else:
         text = values.astype("string")
     return text.astype("string").fillna(UNKNOWN_TEXT)
@@ -176,8 +180,9 @@ def _as_json_value(values: pd.Series) -> pd.Series:
         return values.map({True: "true", False: "false"}).astype("string").fillna("null")
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_datetime64_any_dtype(
             values.dtype):
-        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
-        return numbers.astype("string").fillna("null")
+        numbers = pa.array(values.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
+        text = pc.cast(numbers, pa.string()).fill_null("null")
+        return pd.Series(pd.arrays.ArrowStringArray(text), index=values.index)
     text = _as_text(values).where(values.notna())
     escaped = (text.str.replace("\\", "\\\\", regex=False)
                .str.replace('"', '\\"', regex=False).str.replace("\n", "\\n", regex=False))
@@ -214,7 +219,7 @@ def evaluate(rules: list[Rule], facts: Facts, params: Parameters) -> pd.DataFram
     households = facts.households
     persons = facts.persons
     parameters = params.frame(households["region_code"], facts.as_of)
-    position = households.index.get_indexer(persons["household_id"])
+    position = facts.person_household
     household_scope = _Scope(households, households, parameters, None, {})
     person_scope = _Scope(persons, households, parameters, position, {})
     scopes = {"household": household_scope, "person": person_scope}
@@ -225,19 +230,18 @@ def evaluate(rules: list[Rule], facts: Facts, params: Parameters) -> pd.DataFram
             raise RuleError(f"rule {rule.code}: unknown names {sorted(set(unknown))} "
                             "(neither a fact nor a parameter)")
 
-    pieces = []
-    for rule in [r for r in rules if not r.after_other_rules]:
-        pieces.append(_hits(rule, scopes[rule.scope], households, persons, position))
-    hits = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=HIT_COLUMNS)
-    other_hits = hits.groupby("household_id").size().reindex(households.index).fillna(0)
-    household_scope.extra[OTHER_RULE_HITS] = other_hits.to_numpy(dtype="float64")
-    for rule in [r for r in rules if r.after_other_rules]:
-        pieces.append(_hits(rule, scopes[rule.scope], households, persons, position))
+    pieces = [_hits(rule, scopes[rule.scope], households, persons, position)
+              for rule in rules if not rule.after_other_rules]
+    earlier = [piece["_household"].to_numpy() for piece in pieces]
+    household_scope.extra[OTHER_RULE_HITS] = np.bincount(
+        np.concatenate(earlier) if earlier else np.zeros(0, dtype=np.int64),
+        minlength=len(households)).astype("float64")
+    pieces += [_hits(rule, scopes[rule.scope], households, persons, position)
+               for rule in rules if rule.after_other_rules]
     hits = pd.concat(pieces, ignore_index=True)
     order = {code: number for number, code in enumerate(RULE_CODES)}
-    hits = hits.assign(_order=hits["rule"].map(order)).sort_values(
-        ["household_id", "_order"], kind="stable").drop(columns="_order")
-    return hits.reset_index(drop=True)
+    sequence = np.lexsort((hits["rule"].map(order).to_numpy(), hits["_household"].to_numpy()))
+    return hits.iloc[sequence].drop(columns="_household").reset_index(drop=True)
 
 
 def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataFrame,
@@ -253,9 +257,11 @@ def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataF
                                                return_counts=True)
         hit_rows = hit_rows[first_index]
         repeats = counts
+        hit_households = first
         household_ids = households.index.take(first)
         person_ids = persons["id_number"].take(hit_rows).array
     else:
+        hit_households = hit_rows
         household_ids = households.index.take(hit_rows)
         person_ids = pd.array([None] * len(hit_rows), dtype="string")
 
@@ -276,4 +282,5 @@ def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataF
         "reason": reason.astype("string") if len(hit_rows) else pd.array([], dtype="string"),
         "evidence": _evidence(rule.evidence_names, column).astype("string") if len(hit_rows)
         else pd.array([], dtype="string"),
+        "_household": hit_households.astype(np.int64),
     })

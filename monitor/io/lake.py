@@ -449,13 +449,15 @@ def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
                columns: dict[str, list[str]] | None = None,
                since: dict[str, tuple[str, dt.date]] | None = None) -> dict[str, pd.DataFrame]:
-    """Every source as of a date, optionally for one county, some columns, recent rows.
+    """Sources as of a date, optionally for one county, some columns, recent rows.
 
-    ``columns`` maps a source name to the columns wanted and ``since`` to a
-    (date column, earliest date) pair (see :data:`monitor.facts.SOURCE_COLUMNS`
-    and :func:`monitor.facts.history_needed`); a source not named is read whole.
+    Without ``columns`` every source is read whole; with it, only the sources
+    it names, and only those columns (see :data:`monitor.facts.SOURCE_COLUMNS`).
+    ``since`` maps a source to a (date column, earliest date) pair (see
+    :func:`monitor.facts.history_needed`).
     """
+    names = list(SOURCES) if columns is None else list(columns)
     columns = columns or {}
     since = since or {}
     return {name: read_source(home, name, as_of, county=county, columns=columns.get(name),
-                              since=since.get(name)) for name in SOURCES}
+                              since=since.get(name)) for name in names}
