@@ -249,6 +249,9 @@ def _hits(rule: Rule, scope: _Scope, households: pd.DataFrame, persons: pd.DataF
     """The hits of one rule, one row per household."""
     mask = rule.condition.evaluate(scope.value)
     hit_rows = np.flatnonzero(np.broadcast_to(mask, (len(scope.frame),)))
+    if not len(hit_rows):
+        return pd.DataFrame({name: pd.array([], dtype="string") for name in HIT_COLUMNS}).assign(
+            _household=np.zeros(0, dtype=np.int64))
     repeats = None
     if rule.scope == "person":
         hit_households = position[hit_rows]
