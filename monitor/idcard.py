@@ -125,7 +125,7 @@ def normalize_id_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     normalized = text.where(present)
     reason = pd.Series([None] * len(text), index=text.index, dtype=object)
 
-    is_legacy = present & text.str.fullmatch(r"\d{15}").fillna(False).astype(bool)
+    is_legacy = present & text.str.fullmatch(r"[0-9]{15}").fillna(False).astype(bool)
     if is_legacy.any():
         legacy = text[is_legacy]
         first17 = (legacy.str.slice(0, 6) + "19" + legacy.str.slice(6)).to_numpy(dtype=object)
@@ -133,7 +133,7 @@ def normalize_id_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         checks = check_characters_of(matrix).tobytes().decode("ascii")
         normalized.loc[is_legacy] = [a + b for a, b in zip(first17, checks, strict=True)]
 
-    is_long = present & normalized.str.fullmatch(r"\d{17}[\dX]").fillna(False).astype(bool)
+    is_long = present & normalized.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).astype(bool)
     reason[present & ~is_long] = ID_FORMAT
     if is_long.any():
         matrix = _digit_matrix(normalized[is_long].to_numpy(dtype=object), ID_LENGTH)

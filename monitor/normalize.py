@@ -12,8 +12,9 @@ import pandas as pd
 
 # YYYY-MM-DD or YYYY/MM/DD (one- or two-digit month and day, as Excel users type
 # them), optionally with the zero time that Excel and Parquet timestamps carry.
-_SEPARATED_DATE = r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?"
-_COMPACT_DATE = r"(\d{4})(\d{2})(\d{2})"
+_SEPARATED_DATE = (r"([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})"
+                   r"(?:[ T]00:00(?::00(?:\.0+)?)?)?")
+_COMPACT_DATE = r"([0-9]{4})([0-9]{2})([0-9]{2})"
 _YES = {"是", "y", "yes", "1", "true", "t", "1.0"}
 _NO = {"否", "n", "no", "0", "false", "f", "0.0"}
 _LEVELS = {"一级": 1, "二级": 2, "三级": 3, "四级": 4, "一": 1, "二": 2, "三": 3, "四": 4}

@@ -9,6 +9,7 @@ those the latest ``from`` on or before the date (DATA_CONTRACT.md section 6).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ def _entries(name: str, raw: object, origin: str) -> list[dict]:
             raise fail(f"entry {number}: 'value' must be a number, got {value!r}")
         region = entry.get("region", "")
         region = "" if region is None else str(region).strip()
-        if region and not region.isdigit():
+        if region and not re.fullmatch(r"[0-9]+", region):
             raise fail(f"entry {number}: 'region' must be a region-code prefix of digits, "
                        f"got {region!r}")
         rows.append({"name": name, "region": region, "from": pd.Timestamp(start),

@@ -13,8 +13,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-ID_PATTERN = r"^\d{17}[\dX]$"
-REGION_PATTERN = r"^\d{12}$"
+ID_PATTERN = r"^[0-9]{17}[0-9X]$"
+REGION_PATTERN = r"^[0-9]{12}$"
 
 RELATIONS = ["户主", "配偶", "子女", "父母", "祖父母", "孙子女", "兄弟姐妹", "其他"]
 PERSON_STATUSES = ["正常", "死亡", "迁出"]

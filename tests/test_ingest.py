@@ -149,11 +149,19 @@ def test_legacy_ids_and_lowercase_x_are_normalised_in_the_lake(home):
 
 def test_ragged_csv_rows_are_quarantined_not_lost(home):
     path = write_delivery(home, "housing", good_frame("housing"))
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write("0009,2024-01-01,B,extra\n0010\n")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "0009,2024-01-01,B,extra")  # becomes data row 2
+    lines.append("0010")                          # data row 5
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outcome = ingest_landing(home, DELIVERY).files[0]
     assert (outcome.rows_read, outcome.rows_accepted, outcome.rows_quarantined) == (5, 3, 2)
     assert outcome.reasons == {"malformed_row": 2}
+    quarantined = pd.read_parquet(next((home / "quarantine" / "housing").glob("*.parquet")))
+    assert quarantined["_row"].tolist() == [2, 5]
+    assert quarantined["_raw_line"].tolist() == ["0009,2024-01-01,B,extra", "0010"]
+    # Good rows keep their own row numbers, so a department can find them in the file.
+    rows = pq.read_table(home / "lake" / "housing").to_pandas().sort_values("_row")
+    assert rows["_row"].tolist() == [1, 3, 4]
 
 
 def test_missing_required_column_rejects_only_that_file(home):
@@ -365,3 +373,45 @@ def test_reading_recent_events_only_still_lets_a_correction_replace_its_row(home
     assert recent["claim_id"].tolist() == ["C2"]
     everything = read_source(home, "medical", late).set_index("claim_id")
     assert everything.loc["C3", "settle_date"] == pd.Timestamp("2023-12-01")
+
+
+def test_full_width_digits_are_quarantined_not_a_crash(home):
+    frame = good_frame("registry")
+    frame.loc[0, "id_number"] = "５００１０１１９５００３０１０１１Ｘ"
+    frame.loc[1, "region_code"] = "５００１０１００１２０１"
+    write_delivery(home, "registry", frame)
+    outcome = ingest_landing(home, DELIVERY).files[0]
+    assert (outcome.status, outcome.rows_accepted) == ("accepted", 1)
+    assert outcome.reasons == {"id_format": 1, "bad_region_code": 1}
+
+
+def test_a_file_whose_rows_cannot_be_validated_is_rejected_alone(home, monkeypatch):
+    from monitor import ingest
+
+    real = ingest.parse_rows
+
+    def explode(raw, source, delivery_date):
+        if source.name == "income":
+            raise RuntimeError("unforeseen")
+        return real(raw, source, delivery_date)
+
+    monkeypatch.setattr(ingest, "parse_rows", explode)
+    write_delivery(home, "income", good_frame("income"))
+    write_delivery(home, "housing", good_frame("housing"))
+    outcomes = {f.source: f for f in ingest_landing(home, DELIVERY).files}
+    assert outcomes["income"].status == "rejected"
+    assert "landing/income/2024-06-30/data.csv" in outcomes["income"].message
+    assert "RuntimeError: unforeseen" in outcomes["income"].message
+    assert outcomes["housing"].status == "accepted"
+
+
+def test_a_rejected_file_delivered_again_is_rejected_again_and_the_snapshot_holds(home):
+    write_delivery(home, "registry", good_frame("registry"), delivery=dt.date(2024, 6, 1))
+    broken = good_frame("registry").drop(columns="status")
+    for day in (dt.date(2024, 6, 10), dt.date(2024, 6, 20)):
+        write_delivery(home, "registry", broken, delivery=day)
+    report = ingest_landing(home, DELIVERY)
+    assert [f.status for f in report.files] == ["accepted", "rejected", "rejected"]
+    manifest = read_manifest(home)
+    assert manifest["lake_file"].dropna().tolist() == [manifest["lake_file"].iloc[0]]
+    assert len(read_source(home, "registry", DELIVERY)) == len(GOOD_ROWS["registry"]["name"])

@@ -148,7 +148,7 @@ def ingest_landing(home: Path, run_date: dt.date,
     live = manifest[manifest["status"].isin(("accepted", "duplicate"))]
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
                                                    live["lake_file"], strict=True)}
-    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str, str | None]]] = {}
+    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
     order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
     superseded: set[str] = set()
     source_rank = {name: rank for rank, name in enumerate(SOURCES)}
@@ -160,13 +160,8 @@ def ingest_landing(home: Path, run_date: dt.date,
         if previous is not None:
             # Same path, new bytes: the department replaced the file.
             superseded.add(landing_file.relative_path)
-        # Same bytes as a file ingested before (or earlier in this run): not read again.
-        duplicate_of = lake_file_of.get((landing_file.source, sha))
-        if duplicate_of is None:
-            lake_file_of[(landing_file.source, sha)] = _stem(landing_file.delivery_date, sha)
         group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
-        pending.setdefault(group, []).append((landing_file, sha, duplicate_of))
-
+        pending.setdefault(group, []).append((landing_file, sha))
 
     registry_cache: dict[str, pd.DataFrame] = {}
     for (delivery_date, _, source_name), group_files in sorted(pending.items()):
@@ -179,7 +174,7 @@ def ingest_landing(home: Path, run_date: dt.date,
             # Retired in the same manifest write that adds their replacements.
             manifest.loc[manifest["file"].isin(replaced), "status"] = "superseded"
         outcomes, entries = _ingest_delivery(home, source, delivery_date, group_files, manifest,
-                                             order, run_date, registry_cache)
+                                             order, run_date, registry_cache, lake_file_of)
         order += len(entries)
         report.files.extend(outcomes)
         manifest = _append(manifest, entries)
@@ -214,33 +209,49 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
 
 
 def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
-                     group_files: list[tuple[LandingFile, str, str | None]],
-                     manifest: pd.DataFrame,
-                     order: int, run_date: dt.date, registry_cache: dict
-                     ) -> tuple[list[FileOutcome], list[dict]]:
-    """Ingest the new files of one (source, delivery date) together."""
+                     group_files: list[tuple[LandingFile, str]], manifest: pd.DataFrame,
+                     order: int, run_date: dt.date, registry_cache: dict,
+                     lake_file_of: dict[tuple[str, str], str]) -> tuple[list[FileOutcome],
+                                                                      list[dict]]:
+    """Ingest the new files of one (source, delivery date) together.
+
+    ``lake_file_of`` maps (source, sha256) of every accepted file to its lake
+    file; a file with the same bytes as one of them is recorded as a duplicate
+    and not read again. It is updated as files here are accepted.
+    """
     outcomes: list[FileOutcome] = []
     entries: list[dict] = []
     readable: list[tuple[LandingFile, str, RawFile, pd.DataFrame]] = []
-    for landing_file, sha, duplicate_of in group_files:
-        if duplicate_of is not None:
-            outcome = FileOutcome(landing_file.relative_path, source.name,
-                                  delivery_date.isoformat(), "duplicate",
-                                  "same bytes as a file already ingested; rows not read again")
-            outcomes.append(outcome)
-            entries.append(_entry(outcome, sha, landing_file, None, duplicate_of,
-                                  order + len(entries), run_date))
+    repeats: list[tuple[LandingFile, str]] = []
+    first_of: dict[str, str] = {}
+
+    def record(outcome: FileOutcome, sha: str, landing_file: LandingFile,
+               raw: RawFile | None, lake_file: str | None) -> None:
+        outcomes.append(outcome)
+        entries.append(_entry(outcome, sha, landing_file, raw, lake_file, order + len(entries),
+                              run_date))
+
+    for landing_file, sha in group_files:
+        if (source.name, sha) in lake_file_of or sha in first_of:
+            repeats.append((landing_file, sha))
             continue
+        first_of[sha] = landing_file.relative_path
         try:
             raw = read_delivered_file(landing_file.path, source, landing_file.relative_path)
         except FileRejected as rejection:
-            outcome = FileOutcome(landing_file.relative_path, source.name,
-                                  delivery_date.isoformat(), "rejected", str(rejection))
-            outcomes.append(outcome)
-            entries.append(_entry(outcome, sha, landing_file, None, None,
-                                  order + len(entries), run_date))
+            record(FileOutcome(landing_file.relative_path, source.name,
+                               delivery_date.isoformat(), "rejected", str(rejection)),
+                   sha, landing_file, None, None)
             continue
-        parsed = ingest.parse_rows(raw.frame, source, delivery_date)
+        try:
+            parsed = ingest.parse_rows(raw.frame, source, delivery_date)
+        except Exception as error:  # a bug or an input nobody foresaw: lose this file, not the run
+            record(FileOutcome(
+                landing_file.relative_path, source.name, delivery_date.isoformat(), "rejected",
+                f"{landing_file.relative_path}: rows could not be validated "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                "please report this file"), sha, landing_file, raw, None)
+            continue
         readable.append((landing_file, sha, raw, parsed))
 
     earlier = _earlier_keys(home, source, delivery_date, manifest)
@@ -258,7 +269,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
         stem = _stem(delivery_date, sha)
         accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
         _write_partitions(home, source, stem, accepted, counties)
-        malformed = _malformed_rows(raw, len(raw.frame))
+        malformed = _malformed_rows(raw)
         quarantined = pd.concat([quarantined, malformed], ignore_index=True)
         if len(quarantined):
             quarantined = quarantined.assign(_file=landing_file.relative_path,
@@ -271,20 +282,33 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
             raw.rows_read, len(accepted), len(quarantined), reasons,
         )
         assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
-        outcomes.append(outcome)
-        entries.append(_entry(outcome, sha, landing_file, raw, stem,
-                              order + len(entries), run_date))
+        record(outcome, sha, landing_file, raw, stem)
+        lake_file_of[(source.name, sha)] = stem
+
+    for landing_file, sha in repeats:
+        original = lake_file_of.get((source.name, sha))
+        if original is not None:
+            outcome = FileOutcome(landing_file.relative_path, source.name,
+                                  delivery_date.isoformat(), "duplicate",
+                                  "same bytes as a file already ingested; rows not read again")
+        else:
+            # The first copy in this delivery was rejected: so is this one, for the same reason.
+            first = next(o for o in outcomes if o.file == first_of[sha])
+            outcome = FileOutcome(landing_file.relative_path, source.name,
+                                  delivery_date.isoformat(), "rejected",
+                                  f"same bytes as {first.file}, rejected: {first.message}")
+        record(outcome, sha, landing_file, None, original)
     return outcomes, entries
 
 
-def _malformed_rows(raw: RawFile, parsed_rows: int) -> pd.DataFrame:
+def _malformed_rows(raw: RawFile) -> pd.DataFrame:
     """Lines the CSV parser could not split into the header's columns, as quarantine rows."""
     if not raw.malformed_lines:
         return pd.DataFrame()
     count = len(raw.malformed_lines)
     return pd.DataFrame({
         "_raw_line": pd.array(raw.malformed_lines, dtype="string"),
-        ingest.ROW: np.arange(parsed_rows + 1, parsed_rows + count + 1),
+        ingest.ROW: raw.row_numbers()[1],
         ingest.REASON: pd.array(["malformed_row"] * count, dtype="string"),
         ingest.REASON_COLUMN: pd.array([None] * count, dtype="string"),
         ingest.REASON_DETAIL: pd.array(["column count differs from the header"] * count,

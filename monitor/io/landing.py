@@ -16,6 +16,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -51,6 +52,18 @@ class RawFile:
     file_format: str
     encoding: str | None
     malformed_lines: list[str] = field(default_factory=list)
+    #: Data-row number (1 = first row under the header) of each malformed line.
+    malformed_rows: list[int] = field(default_factory=list)
+
+    def row_numbers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Data-row numbers of the parsed rows and of the malformed lines, as in the file."""
+        total = self.rows_read
+        malformed = np.asarray(self.malformed_rows, dtype=np.int64)
+        if len(malformed) != len(self.malformed_lines):
+            # Positions unknown: number malformed lines after the parsed rows.
+            malformed = np.arange(len(self.frame) + 1, total + 1)
+        parsed = np.setdiff1d(np.arange(1, total + 1), malformed, assume_unique=True)
+        return parsed, malformed
 
     @property
     def rows_read(self) -> int:
@@ -167,7 +180,7 @@ def read_delivered_file(path: Path, source: Source, file_label: str) -> RawFile:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise FileRejected(f"{file_label}: cannot read as {kind}: "
                            f"{type(error).__name__} {first_line}".strip()) from error
-    raw.frame[ROW] = range(1, len(raw.frame) + 1)
+    raw.frame[ROW] = raw.row_numbers()[0]
     return raw
 
 
@@ -194,18 +207,19 @@ def _read_csv(path: Path, source: Source, file_label: str) -> RawFile:
     # Unique placeholder names so that blank or repeated headers do not upset the parser.
     names = [f"c{i}" for i in range(len(header_line))]
     wanted = {f"c{i}": mapping[h] for i, h in enumerate(header_line) if h in mapping}
-    malformed: list[str] = []
+    malformed: list[pa_csv.InvalidRow] = []
 
     def skip_malformed(row: pa_csv.InvalidRow) -> str:
-        malformed.append(row.text)
+        malformed.append(row)
         return "skip"
 
-    def read(arrow_encoding: str) -> pa.Table:
+    def read(arrow_encoding: str, use_threads: bool = True) -> pa.Table:
         malformed.clear()
         return pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(
-                column_names=names, skip_rows=1, encoding=arrow_encoding
+                column_names=names, skip_rows=1, encoding=arrow_encoding,
+                use_threads=use_threads,
             ),
             parse_options=pa_csv.ParseOptions(
                 newlines_in_values=True, invalid_row_handler=skip_malformed
@@ -227,9 +241,15 @@ def _read_csv(path: Path, source: Source, file_label: str) -> RawFile:
         # Only the header was plain ASCII: the body is in the national encoding.
         arrow_encoding = "gb18030"
         table = read(arrow_encoding)
+    if malformed:
+        # Only a single-threaded parse says where a bad line is; rare, so read again.
+        table = read(arrow_encoding, use_threads=False)
     renamed = table.rename_columns([wanted[name] for name in table.column_names])
     frame = renamed.to_pandas().astype("string")
-    return RawFile(frame, "csv", "UTF-8" if arrow_encoding == "utf8" else "GB18030", malformed)
+    # The parser counts records from the skipped header line (number 1).
+    rows = [row.number - 1 for row in malformed if row.number is not None]
+    return RawFile(frame, "csv", "UTF-8" if arrow_encoding == "utf8" else "GB18030",
+                   [row.text for row in malformed], rows)
 
 
 def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
