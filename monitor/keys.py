@@ -22,22 +22,8 @@ def _arrow(values: pd.Series) -> pa.Array:
     return array
 
 
-def positions_in(values: pd.Series, keys: pd.Series) -> np.ndarray:
-    """For each value, the position of the first equal key, or -1 when there is none.
-
-    Examples
-    --------
-    >>> positions_in(pd.Series(["b", "x", "a", None]), pd.Series(["a", "b"])).tolist()
-    [1, -1, 0, -1]
-    """
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    found = pc.index_in(_arrow(values.astype("string")), value_set=_arrow(keys.astype("string")))
-    return found.fill_null(MISSING).to_numpy().astype(np.int64)
-
-
 def positions_in_many(values: list[pd.Series], keys: pd.Series) -> list[np.ndarray]:
-    """:func:`positions_in` for several value columns against one set of keys.
+    """For each value of several columns, the position of the first equal key (-1: none).
 
     Every string is hashed once: keys and values are dictionary-encoded
     together, then each value's code is mapped to its key's position.

@@ -142,14 +142,20 @@ class Parameters:
         """Parameter names in file order."""
         return list(dict.fromkeys(self.table["name"]))
 
-    def check_in_force(self, as_of: dt.date) -> None:
-        """Raise unless every parameter has some value in force on ``as_of``."""
+    def check_in_force(self, as_of: dt.date, regions: pd.Series | None = None) -> None:
+        """Raise unless every parameter has a value in force on ``as_of`` for every region.
+
+        ``regions`` are the region codes to cover (by default only that some
+        value has started); the io layer passes every township of the bureau.
+        """
         started = self.table[self.table["from"] <= pd.Timestamp(as_of)]
         for name in self.names:
             if name not in set(started["name"]):
                 origin = self.table.loc[self.table["name"] == name, "origin"].iloc[0]
                 raise ParameterError(f"{origin}: parameter '{name}': no value in force on "
                                      f"{as_of.isoformat()} (the earliest entry starts later)")
+        if regions is not None:
+            self.frame(regions, as_of)
 
     def in_force(self, as_of: dt.date, region: str = "") -> pd.DataFrame:
         """The entry in force for ``region`` on ``as_of``, one row per parameter."""

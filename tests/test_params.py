@@ -68,6 +68,8 @@ BAD_OVERRIDES = [
     ("edge_ratio:\n  - {region: 重庆, from: 2024-01-01, value: 1.5}\n", "edge_ratio",
      "region-code prefix"),
     ("edge_ratio:\n  - {from: 2030-01-01, value: 1.5}\n", "edge_ratio", "no value in force"),
+    ('dibao_standard:\n  - {region: "500238", from: 2020-01-01, value: 700}\n', "dibao_standard",
+     "no value in force on 2024-06-30 for region '500101001000'"),
 ]
 
 

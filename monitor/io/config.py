@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from monitor.params import ParameterError, Parameters
+from monitor.regions import townships
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 OVERRIDE_NAME = "parameters.yaml"
@@ -32,7 +33,8 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
     """The shipped parameters, with ``<home>/parameters.yaml`` applied when it exists.
 
     With ``as_of``, also check that every parameter has a value in force on
-    that date, so that a bad override stops a run before it starts.
+    that date for every township, so that a bad override stops a run before
+    it starts.
     """
     shipped = rules_dir / "parameters.yaml"
     override = Path(home) / OVERRIDE_NAME if home is not None else None
@@ -42,7 +44,8 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
     else:
         params = Parameters.from_files(_read_yaml(shipped), str(shipped))
     if as_of is not None:
-        params.check_in_force(as_of)
+        # Every township must have every value: a gap found mid-run would be too late.
+        params.check_in_force(as_of, townships()["township_code"] + "000")
     return params
 
 

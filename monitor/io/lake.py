@@ -320,6 +320,11 @@ def _write_partitions(home: Path, source: Source, stem: str, accepted: pd.DataFr
                       counties: pd.Series) -> None:
     """One Parquet file per county for a delivered file's accepted rows."""
     base = lake_dir(home, source.name)
+    # A run killed midway may have placed some of these rows in other counties
+    # (the registry can differ on a rerun); the manifest does not name this file
+    # yet, so its old pieces can go.
+    for leftover in base.glob(f"county_code=*/{stem}.parquet"):
+        leftover.unlink()
     if accepted.empty:
         # An empty file still marks the delivery, so that a snapshot can be empty.
         write_parquet(accepted, base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet")
