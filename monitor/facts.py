@@ -362,17 +362,16 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
 
     housing = sources["housing"]
     rows = by_household("housing", "assess_date")
-    households["housing_rating"] = _gather(housing["rating"].astype("string"), rows).to_numpy()
+    households["housing_rating"] = _gather(housing["rating"].astype("string"), rows).array
     households["housing_assess_date"] = _gather(housing["assess_date"].astype("datetime64[ns]"),
                                                 rows).to_numpy()
-    households["housing_unsafe"] = _flag(households["housing_rating"].astype("string"),
-                                         UNSAFE_RATINGS)
+    households["housing_unsafe"] = _flag(households["housing_rating"], UNSAFE_RATINGS)
 
     revitalization = sources["rural_revitalization"]
     rows = by_household("rural_revitalization")
     status = _gather(revitalization["status"].astype("string"), rows)
     risk_removed = _gather(revitalization["risk_removed"].astype("boolean"), rows)
-    households["revitalization_status"] = status.to_numpy()
+    households["revitalization_status"] = status.array
     households["revitalization_since"] = _gather(
         revitalization["since"].astype("datetime64[ns]"), rows).to_numpy()
     households["is_monitored_for_relapse"] = _flag(status, MONITORED_TYPES) & ~(
@@ -390,8 +389,9 @@ def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     head = _row_for(household_count, np.where(is_head, codes, MISSING), -np.arange(len(codes)))
     speaker = np.where(head >= 0, head, first_member)
 
-    def at(column: str, rows: np.ndarray) -> np.ndarray:
-        return _gather(persons[column], rows).to_numpy()
+    def at(column: str, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        # Arrow-backed strings stay Arrow: no round trip through Python objects.
+        return persons[column].astype("string").array.take(rows, allow_fill=True)
 
     households = pd.DataFrame({
         "region_code": at("region_code", speaker),
@@ -400,7 +400,5 @@ def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         "head_name": at("name", head),
         "head_id_number": at("id_number", head),
         "members": np.bincount(codes, minlength=household_count),
-    }, index=pd.Index(at("household_id", first_member), name="household_id", dtype="string"))
-    for column in ("region_code", "county_code", "township_code", "head_name", "head_id_number"):
-        households[column] = households[column].astype("string")
+    }, index=pd.Index(at("household_id", first_member), name="household_id"))
     return households, codes
