@@ -61,6 +61,8 @@ _PATTERN_REASONS = {"id": idcard.ID_FORMAT, "region": "bad_region_code"}
 # Columns whose values are personal identifiers: never echoed into a reason detail.
 _PERSONAL_PARSE_KINDS = {"id"}
 _PERSONAL_COLUMNS = {"phone", "name"}
+# Runs of 11 or more digits (phone numbers, id numbers, accounts).
+_LONG_NUMBER = r"[0-9]{11,}[0-9Xx]?"
 
 
 @dataclass
@@ -97,7 +99,9 @@ def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str
         return f"{spec_name}: {what}"
 
     def with_values(positions: np.ndarray) -> np.ndarray:
-        shown = raw.iloc[positions].fillna("").astype(str)
+        shown = raw.iloc[positions].fillna("").astype("string")
+        # A shifted column can put an id or phone number here: never echo one.
+        shown = shown.str.replace(_LONG_NUMBER, "[masked]", regex=True)
         return (f"{spec_name}: {what} '" + shown + "'").to_numpy(dtype=object)
 
     return with_values

@@ -415,3 +415,14 @@ def test_a_rejected_file_delivered_again_is_rejected_again_and_the_snapshot_hold
     manifest = read_manifest(home)
     assert manifest["lake_file"].dropna().tolist() == [manifest["lake_file"].iloc[0]]
     assert len(read_source(home, "registry", DELIVERY)) == len(GOOD_ROWS["registry"]["name"])
+
+
+def test_a_shifted_id_number_is_never_echoed_in_a_quarantine_detail(home):
+    frame = good_frame("assistance")
+    frame.loc[0, "program"] = PERSON_IDS[0]  # the department's columns slipped
+    write_delivery(home, "assistance", frame)
+    ingest_landing(home, DELIVERY)
+    quarantined = pd.read_parquet(next((home / "quarantine" / "assistance").glob("*.parquet")))
+    assert quarantined["_reason"].tolist() == ["code_not_listed"]
+    assert PERSON_IDS[0] not in quarantined["_detail"].iloc[0]
+    assert "[masked]" in quarantined["_detail"].iloc[0]
