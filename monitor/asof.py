@@ -20,21 +20,26 @@ DELIVERY_DATE = "_delivery_date"
 LIVE_STATUSES = ("accepted", "duplicate")
 
 
-def deliveries_in_force(manifest: pd.DataFrame, source: Source, as_of: dt.date) -> pd.DataFrame:
-    """Manifest entries whose rows make up ``source`` as of ``as_of``.
-
-    Returns the entries (one per delivered file, duplicates included) with the
-    ``lake_file`` each reads from, ordered by delivery date and ingest order.
-    """
-    entries = manifest[
+def deliveries_in_force_all(manifest: pd.DataFrame, source: Source, as_of: dt.date
+                            ) -> pd.DataFrame:
+    """Every live delivery of ``source`` on or before ``as_of``, oldest first, one per lake file."""
+    return manifest[
         (manifest["source"] == source.name)
         & manifest["status"].isin(LIVE_STATUSES)
         & (pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(as_of))
-    ].sort_values(["delivery_date", "ingest_order"])
+    ].sort_values(["delivery_date", "ingest_order"]).drop_duplicates("lake_file", keep="last")
+
+
+def deliveries_in_force(manifest: pd.DataFrame, source: Source, as_of: dt.date) -> pd.DataFrame:
+    """Manifest entries whose rows make up ``source`` as of ``as_of``.
+
+    Events: every delivery on or before the date. Snapshots: the newest one
+    (all its files; the same bytes delivered twice are read once).
+    """
+    entries = deliveries_in_force_all(manifest, source, as_of)
     if source.kind == SNAPSHOT and not entries.empty:
         entries = entries[entries["delivery_date"] == entries["delivery_date"].max()]
-    # The same bytes delivered twice are read once.
-    return entries.drop_duplicates("lake_file", keep="last")
+    return entries
 
 
 def latest_rows(rows: pd.DataFrame, source: Source) -> np.ndarray:

@@ -16,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from monitor import idcard, normalize, regions
+from monitor.keys import positions_in_many
 from monitor.sources import Source
 
 ROW = "_row"
@@ -288,3 +289,31 @@ def place_in_counties(frame: pd.DataFrame, source: Source,
     counties = np.where(positions >= 0, lookup.to_numpy(dtype=object)[positions],
                         UNMATCHED_COUNTY)
     return pd.Series(counties, index=frame.index, dtype="string")
+
+
+def county_moves(registry: pd.DataFrame, counties: pd.Series,
+                 previous: dict[str, pd.Series] | None) -> pd.DataFrame:
+    """Households and persons whose county differs from the previous registry delivery.
+
+    Rows of other sources are filed under the county their household (or
+    person) had when they were ingested; these moves let a county's reader
+    find the rows filed under a county they have since left.
+    """
+    pieces = []
+    for key in ("household_id", "id_number"):
+        if not previous or registry.empty:
+            break
+        now = pd.DataFrame({"key": registry[key].to_numpy(), "to_county": counties.to_numpy()})
+        now = now.drop_duplicates("key")
+        before = previous[key]
+        where = positions_in_many([now["key"]], pd.Series(before.index))[0]
+        was = np.where(where >= 0, before.to_numpy(dtype=object)[where], None)
+        moved = (where >= 0) & (was != now["to_county"].to_numpy(dtype=object))
+        pieces.append(pd.DataFrame({
+            "kind": key, "key": now["key"].to_numpy()[moved],
+            "from_county": was[moved], "to_county": now["to_county"].to_numpy()[moved],
+        }))
+    if not pieces:
+        return pd.DataFrame({name: pd.Series(dtype="string") for name in
+                             ("kind", "key", "from_county", "to_county")})
+    return pd.concat(pieces, ignore_index=True).astype("string")

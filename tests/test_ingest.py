@@ -426,3 +426,26 @@ def test_a_shifted_id_number_is_never_echoed_in_a_quarantine_detail(home):
     assert quarantined["_reason"].tolist() == ["code_not_listed"]
     assert PERSON_IDS[0] not in quarantined["_detail"].iloc[0]
     assert "[masked]" in quarantined["_detail"].iloc[0]
+
+
+def test_rows_follow_a_household_that_moves_county(home):
+    before, moved_on, after = dt.date(2024, 3, 1), dt.date(2024, 5, 1), dt.date(2024, 6, 30)
+    write_delivery(home, "registry", good_frame("registry"), delivery=before)
+    claims = good_frame("medical")
+    claims["settle_date"] = "2024-03-15"
+    write_delivery(home, "medical", claims, delivery=dt.date(2024, 4, 1))
+    write_delivery(home, "income", good_frame("income"), delivery=dt.date(2024, 4, 1))
+    moved = good_frame("registry")
+    moved.loc[2, "region_code"] = "500101001201"  # household 0002 moves from 涪陵区 to 万州区
+    write_delivery(home, "registry", moved, delivery=moved_on)
+    ingest_landing(home, after)
+
+    def claims_in(county, day):
+        return sorted(read_source(home, "medical", day, county=county)["claim_id"])
+
+    assert claims_in("500102", before + dt.timedelta(days=45)) == ["C3"]
+    assert claims_in("500101", after) == ["C1", "C2", "C3"]
+    assert claims_in("500102", after) == []
+    income = read_source(home, "income", after, county="500101")
+    assert sorted(income["household_id"]) == ["0001", "0002"]
+    assert set(income["county_code"]) == {"500101"}

@@ -30,7 +30,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from monitor import ingest
-from monitor.asof import DELIVERY_DATE, deliveries_in_force, latest_rows
+from monitor.asof import (
+    DELIVERY_DATE,
+    deliveries_in_force,
+    deliveries_in_force_all,
+    latest_rows,
+)
 from monitor.io.landing import (
     FileRejected,
     LandingFile,
@@ -39,6 +44,7 @@ from monitor.io.landing import (
     read_delivered_file,
     sha256_of,
 )
+from monitor.keys import positions_in_many
 from monitor.sources import SOURCES, Source
 
 MANIFEST_COLUMNS = {
@@ -55,6 +61,11 @@ READ_THREADS = 2
 def lake_dir(home: Path, source: str) -> Path:
     """The lake folder of one source."""
     return home / "lake" / source
+
+
+def moves_dir(home: Path) -> Path:
+    """Where each registry delivery's county moves are kept."""
+    return home / "state" / "county_moves"
 
 
 def manifest_path(home: Path) -> Path:
@@ -266,6 +277,11 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
         if source.name == "registry":
             accepted = ingest.add_person_facts(accepted)
             counties = accepted.pop(ingest.COUNTY)
+            previous = _registry_placement(home, delivery_date - dt.timedelta(days=1), manifest,
+                                           registry_cache)
+            moves = ingest.county_moves(accepted, counties, previous)
+            if len(moves):
+                write_parquet(moves, moves_dir(home) / f"{_stem(delivery_date, sha)}.parquet")
         else:
             counties = ingest.place_in_counties(accepted, source, lookups)
         stem = _stem(delivery_date, sha)
@@ -367,24 +383,25 @@ def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFra
     return cache[cache_key]
 
 
-def _lake_paths(home: Path, source: Source, stems: set[str], county: str | None) -> list[Path]:
+def _lake_paths(home: Path, source: Source, stems: set[str], counties: list[str] | None
+                ) -> list[Path]:
     base = lake_dir(home, source.name)
-    if county is None:
+    if counties is None:
         partitions = sorted(base.glob("county_code=*"))
     else:
-        partitions = [base / f"county_code={name}" for name in (county, ingest.UNMATCHED_COUNTY)]
+        partitions = [base / f"county_code={name}" for name in counties]
     return [path for partition in partitions for stem in sorted(stems)
             if (path := partition / f"{stem}.parquet").exists()]
 
 
 def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
-                     columns: list[str] | None = None, county: str | None = None
+                     columns: list[str] | None = None, counties: list[str] | None = None
                      ) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
     County and delivery date included; one multi-threaded dataset scan.
     """
-    paths = _lake_paths(home, source, set(entries["lake_file"]), county)
+    paths = _lake_paths(home, source, set(entries["lake_file"]), counties)
     if not paths:
         return None
     partitioning = ds.partitioning(pa.schema([(ingest.COUNTY, pa.string())]), flavor="hive")
@@ -396,10 +413,9 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
 
 
 def _read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
-                     columns: list[str] | None = None, county: str | None = None
-                     ) -> pd.DataFrame:
-    """Rows of the lake files named by manifest entries, as pandas."""
-    table = _read_lake_table(home, source, entries, columns, county)
+                     columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of the lake files named by manifest entries (all counties), as pandas."""
+    table = _read_lake_table(home, source, entries, columns)
     return _empty_frame(source, columns) if table is None else table.to_pandas()
 
 
@@ -444,8 +460,16 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         # `since` holds only older rows, and can neither be wanted nor replace a later row.
         entries = entries[pd.to_datetime(entries["delivery_date"]) >= pd.Timestamp(since[1])]
     if columns is not None:
-        columns = list(dict.fromkeys([*columns, *source.key]))
-    table = None if entries.empty else _read_lake_table(home, source, entries, columns, county)
+        # The key decides which rows count; the county column where they belong.
+        columns = list(dict.fromkeys([*columns, *source.key, source.county_by]))
+    counties = members = None
+    if county is not None:
+        counties = [county, ingest.UNMATCHED_COUNTY]
+        if source.county_by != "region_code":
+            members = read_source(home, "registry", as_of, county=county,
+                                  columns=["id_number", "household_id"])[source.county_by]
+            counties += _counties_left(home, manifest, as_of, county, source.county_by, members)
+    table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties)
     if table is None:
         return _empty_frame(source, columns)
     # Decide which rows count on the key columns alone, then convert only those rows.
@@ -458,23 +482,30 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     if not keep.all():
         table = table.filter(pa.array(keep))
     rows = table.to_pandas()
-    if county is not None and (rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY).any():
-        rows = _keep_members(home, rows, source, as_of, county)
+    if county is not None:
+        # Rows are filed under the county their household had when they came in;
+        # what belongs to the county now is decided by today's registry.
+        if members is None:
+            rows = rows[rows[ingest.COUNTY] != ingest.UNMATCHED_COUNTY]
+        else:
+            rows = rows[positions_in_many([rows[source.county_by]], members)[0] >= 0].copy()
+            rows[ingest.COUNTY] = county
     return rows.reset_index(drop=True)
 
 
-def _keep_members(home: Path, rows: pd.DataFrame, source: Source, as_of: dt.date,
-                  county: str) -> pd.DataFrame:
-    """Keep unmatched rows only where the registry now places them in ``county``."""
-    unmatched = rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY
-    if source.county_by == "region_code":
-        return rows[~unmatched]
-    members = read_source(home, "registry", as_of, county=county,
-                          columns=["id_number", "household_id"])
-    belongs = rows[source.county_by].isin(members[source.county_by])
-    rows = rows[~unmatched | belongs].copy()
-    rows.loc[rows[ingest.COUNTY] == ingest.UNMATCHED_COUNTY, ingest.COUNTY] = county
-    return rows
+def _counties_left(home: Path, manifest: pd.DataFrame, as_of: dt.date, county: str,
+                   kind: str, members: pd.Series) -> list[str]:
+    """Counties that today's members of ``county`` were filed under before they moved."""
+    registry = deliveries_in_force_all(manifest, SOURCES["registry"], as_of)
+    paths = [moves_dir(home) / f"{stem}.parquet" for stem in registry["lake_file"]]
+    paths = [path for path in paths if path.exists()]
+    if not paths:
+        return []
+    moves = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    moves = moves[(moves["kind"] == kind).to_numpy(dtype=bool)
+                  & (positions_in_many([moves["key"]], members)[0] >= 0)]
+    earlier = set(moves["from_county"]) | set(moves["to_county"])
+    return sorted(earlier - {county, ingest.UNMATCHED_COUNTY})
 
 
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
