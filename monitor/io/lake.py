@@ -6,6 +6,7 @@ without this project)::
     lake/<source>/county_code=<6 digits|unmatched>/<delivery_date>_<sha16>.parquet
     quarantine/<source>/<delivery_date>_<sha16>.parquet
     state/ingest_manifest.parquet
+    state/county_moves/<registry delivery>.parquet
 
 The manifest is written last, atomically, after the lake and quarantine files
 of a delivery; readers use only files the manifest names. A run killed midway
