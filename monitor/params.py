@@ -158,14 +158,33 @@ class Parameters:
             self.frame(regions, as_of)
 
     def in_force(self, as_of: dt.date, region: str = "") -> pd.DataFrame:
-        """The entry in force for ``region`` on ``as_of``, one row per parameter."""
-        table = self.table[self.table["from"] <= pd.Timestamp(as_of)]
-        table = table[[region.startswith(prefix) for prefix in table["region"]]]
-        table = table.assign(prefix_length=table["region"].str.len())
-        chosen = table.sort_values(["prefix_length", "from"]).groupby("name", sort=False).tail(1)
-        order = {name: position for position, name in enumerate(self.names)}
-        return chosen.sort_values("name", key=lambda names: names.map(order)).drop(
-            columns="prefix_length").reset_index(drop=True)
+        """The entry in force for ``region`` on ``as_of``, one row per parameter that has one."""
+        chosen = self._chosen_entries(pd.Series([region]), as_of, self.names)
+        rows = [entries[0] for entries in chosen.values() if entries[0] >= 0]
+        return self.table.iloc[rows].reset_index(drop=True)
+
+    def _chosen_entries(self, distinct: pd.Series, as_of: dt.date, names: list[str]
+                        ) -> dict[str, np.ndarray]:
+        """For each parameter, the table row in force for each region (-1: none).
+
+        The one place the contract's lookup lives: the longest matching
+        region prefix, then the latest ``from`` on or before ``as_of``.
+        """
+        table = self.table.reset_index(drop=True)
+        started = table[(table["from"] <= pd.Timestamp(as_of)) & table["name"].isin(names)]
+        # Latest entry per (parameter, prefix): the only one that can be in force.
+        latest = started.sort_values("from").groupby(["name", "region"], sort=False).tail(1)
+        latest = latest.assign(row=latest.index)
+        chosen = {}
+        for name in names:
+            entries = latest[latest["name"] == name]
+            rows = pd.Series(np.nan, index=distinct.index)
+            for length in sorted(entries["region"].str.len().unique(), reverse=True):
+                by_prefix = entries[entries["region"].str.len() == length].set_index("region")
+                matched = distinct.str.slice(0, int(length)).map(by_prefix["row"])
+                rows = rows.fillna(matched.astype("float64"))
+            chosen[name] = rows.fillna(-1).to_numpy(dtype=np.int64)
+        return chosen
 
     def value(self, name: str, as_of: dt.date, region: str = "") -> float:
         """One parameter's value for one region on one date."""
@@ -187,23 +206,15 @@ class Parameters:
         names = names or self.names
         codes, distinct = pd.factorize(regions.astype("string").fillna(""))
         distinct = pd.Series(distinct, dtype="string")
-        started = self.table[(self.table["from"] <= pd.Timestamp(as_of))
-                             & self.table["name"].isin(names)]
-        # Latest entry per (parameter, prefix): the only one that can be in force.
-        latest = started.sort_values("from").groupby(["name", "region"], sort=False).tail(1)
+        values_of = self.table["value"].to_numpy(dtype="float64")
         columns = {}
-        for name in names:
-            entries = latest[latest["name"] == name]
-            values = pd.Series(np.nan, index=distinct.index)
-            for length in sorted(entries["region"].str.len().unique(), reverse=True):
-                by_prefix = entries[entries["region"].str.len() == length].set_index("region")
-                matched = distinct.str.slice(0, int(length)).map(by_prefix["value"])
-                values = values.fillna(matched.astype("float64"))
-            if values.isna().any():
+        for name, rows in self._chosen_entries(distinct, as_of, names).items():
+            if (rows < 0).any():
                 origin = self.table.loc[self.table["name"] == name, "origin"]
                 where = origin.iloc[0] if len(origin) else "parameters"
-                example = distinct[values.isna()].iloc[0]
+                example = distinct[rows < 0].iloc[0]
                 raise ParameterError(f"{where}: parameter '{name}': no value in force on "
                                      f"{as_of.isoformat()} for region {example!r}")
-            columns[name] = values.to_numpy()[codes] if len(codes) else values.to_numpy()[:0]
+            values = values_of[rows]
+            columns[name] = values[codes] if len(codes) else values[:0]
         return pd.DataFrame(columns, index=regions.index)
