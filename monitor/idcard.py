@@ -90,7 +90,8 @@ def _birth_dates_from_matrix(matrix: np.ndarray) -> pd.Series:
     return pd.Series(parsed.to_numpy()[codes] if len(codes) else parsed.to_numpy()[:0])
 
 
-def normalize_id_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def normalize_id_numbers(values: pd.Series, born_by: pd.Timestamp | None = None
+                         ) -> tuple[pd.Series, pd.Series]:
     """Normalise id numbers and say which are malformed.
 
     Trims spaces, upper-cases a trailing ``x``, upgrades valid 15-digit legacy
@@ -101,6 +102,8 @@ def normalize_id_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     ----------
     values : pandas.Series
         Id numbers as delivered (strings; missing values allowed).
+    born_by : pandas.Timestamp, optional
+        A birth date after it is also ``id_birth_date`` (e.g. the delivery date).
 
     Returns
     -------
@@ -139,6 +142,8 @@ def normalize_id_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         matrix = _digit_matrix(normalized[is_long].to_numpy(dtype=object), ID_LENGTH)
         births = _birth_dates_from_matrix(matrix)
         bad_birth = births.isna().to_numpy()
+        if born_by is not None:
+            bad_birth = bad_birth | (births > born_by).to_numpy()
         bad_check = check_characters_of(matrix[:, :17]) != matrix[:, 17]
         long_index = normalized.index[is_long.to_numpy()]
         reason[long_index[bad_check]] = ID_CHECK_DIGIT

@@ -133,30 +133,25 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     typed = {}
     delivery = pd.Timestamp(delivery_date)
     for spec in source.columns:
-        text = normalize.clean_text(raw[spec.name]) if spec.name in raw else pd.Series(
+        # As delivered; each parser trims and treats empty text as missing itself.
+        column = raw[spec.name] if spec.name in raw else pd.Series(
             pd.array([pd.NA] * n, dtype="string"), index=raw.index
         )
         if spec.parse == "id":
-            values, why = idcard.normalize_id_numbers(text)
+            values, why = idcard.normalize_id_numbers(column, born_by=delivery)
             for code in (idcard.ID_FORMAT, idcard.ID_CHECK_DIGIT, idcard.ID_BIRTH_DATE):
                 faults.flag((why == code).to_numpy(), code, spec.name, f"{spec.name}: {code}")
-            present = values.notna().to_numpy() & pd.isna(why).to_numpy()
-            if present.any():
-                born = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-                born[present] = idcard.birth_dates(values[present]).to_numpy()
-                faults.flag((born > delivery).to_numpy(), idcard.ID_BIRTH_DATE, spec.name,
-                            f"{spec.name}: birth date after delivery date")
         elif spec.parse in _PARSERS:
             parser, reason = _PARSERS[spec.parse]
-            values, bad = parser(text)
+            values, bad = parser(column)
             faults.flag(bad.to_numpy(), reason, spec.name,
-                        _detail_values(spec.name, spec.parse, text, "cannot parse"))
+                        _detail_values(spec.name, spec.parse, column, "cannot parse"))
             if spec.parse == "date" and spec.name not in source.date_columns_may_be_future:
                 faults.flag((values > delivery).fillna(False).to_numpy(dtype=bool),
                             "future_date", spec.name,
-                            _detail_values(spec.name, spec.parse, text, "after delivery date"))
+                            _detail_values(spec.name, spec.parse, column, "after delivery date"))
         else:
-            values = text
+            values = normalize.clean_text(column)
         typed[spec.name] = values
     frame = pd.DataFrame(typed, index=raw.index)
     if "employment_cost" in frame:

@@ -60,6 +60,7 @@ FAULTS = [
     ("registry", "id_number", PERSON_IDS[0][:17] + ("0" if PERSON_IDS[0][-1] != "0" else "1"),
      "id_check_digit"),
     ("registry", "id_number", "12345", "id_format"),
+    ("registry", "id_number", ids("2024-07-01", sequence=91)[0], "id_birth_date"),  # born later
     ("registry", "id_number", "", "missing_value"),
     ("registry", "name", "  ", "missing_value"),
     ("registry", "relation", "表亲", "code_not_listed"),
@@ -138,12 +139,12 @@ def test_duplicate_keys_across_files_of_one_delivery_are_caught(home):
 def test_legacy_ids_and_lowercase_x_are_normalised_in_the_lake(home):
     frame = good_frame("registry")
     frame.loc[0, "id_number"] = "110105491231002"
-    frame.loc[1, "id_number"] = "11010519491231002x".replace("1949", "1949")
-    frame.loc[1, "id_number"] = "440524188001010014"
+    frame.loc[1, "id_number"] = PERSON_IDS[1].lower()
     write_delivery(home, "registry", frame)
     ingest_landing(home, DELIVERY)
     rows = lake_rows(home, "registry")
     assert "11010519491231002X" in rows["id_number"].tolist()
+    assert PERSON_IDS[1].endswith("X") and PERSON_IDS[1] in rows["id_number"].tolist()
     assert rows.loc[rows["id_number"] == "11010519491231002X", "sex"].item() == "女"
 
 
