@@ -19,6 +19,7 @@ from monitor.idcard import make_id_numbers
 from monitor.io.config import RULES_DIR, load_rule_definitions
 from monitor.params import Parameters
 from monitor.rules import parse_rules
+from monitor.sources import SOURCES
 
 CASES_DIR = Path(__file__).parent / "cases"
 DEFAULT_REGION = "500101001201"
@@ -110,40 +111,18 @@ def sources_for(case: dict) -> dict[str, pd.DataFrame]:
     return {name: _typed(name, source_rows) for name, source_rows in rows.items()}
 
 
-_DATES = {"status_date", "birth_date", "start_date", "end_date", "assess_date", "since",
-          "settle_date", "event_date", "issue_date", "record_date", "closed_date"}
-_NUMBERS = {"monthly_amount", "annual_income", "employment_cost", "out_of_pocket", "total_cost",
-            "loss_amount", "value", "disability_level"}
-_COLUMNS = {
-    "registry": ["id_number", "name", "household_id", "relation", "region_code", "status",
-                 "status_date", "birth_date"],
-    "assistance": ["id_number", "household_id", "program", "start_date", "end_date",
-                   "monthly_amount"],
-    "income": ["household_id", "assess_date", "annual_income", "employment_cost"],
-    "rural_revitalization": ["household_id", "status", "since", "risk_removed"],
-    "medical": ["claim_id", "id_number", "settle_date", "total_cost", "out_of_pocket", "category"],
-    "disability": ["id_number", "disability_type", "disability_level", "self_care"],
-    "employment": ["id_number", "event_date", "event_type"],
-    "education": ["id_number", "event_date", "status"],
-    "housing": ["household_id", "assess_date", "rating"],
-    "disaster": ["event_id", "household_id", "event_date", "disaster_type", "loss_amount"],
-    "assets": ["id_number", "asset_type", "asset_ref", "value"],
-    "feedback": ["warning_id", "household_id"],
-}
+_KIND_DTYPES = {"date": "datetime64[ns]", "money": "float64", "level": "float64",
+                "bool": "boolean"}
 
 
 def _typed(name: str, rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=_COLUMNS[name])
-    for column in frame.columns:
-        if column in _DATES:
-            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
-        elif column in _NUMBERS:
-            frame[column] = pd.to_numeric(frame[column]).astype("float64")
-        elif column == "risk_removed":
-            frame[column] = frame[column].astype("boolean")
-        else:
-            frame[column] = frame[column].astype("string")
-    return frame
+    """Rows typed as the lake holds them, columns and types read off the source schema."""
+    kinds = {spec.name: spec.parse for spec in SOURCES[name].columns}
+    if name == "registry":
+        kinds["birth_date"] = "date"  # derived from the id number at ingest
+    frame = pd.DataFrame(rows, columns=list(kinds))
+    return frame.astype({column: _KIND_DTYPES.get(kind, "string")
+                         for column, kind in kinds.items()})
 
 
 def parameters_for(case: dict) -> Parameters:
