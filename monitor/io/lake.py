@@ -430,8 +430,8 @@ def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
 
 
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
-                columns: list[str] | None = None, since: tuple[str, dt.date] | None = None
-                ) -> pd.DataFrame:
+                columns: list[str] | None = None, since: tuple[str, dt.date] | None = None,
+                manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     """The state (snapshot sources) or history (events sources) of a source as of a date.
 
     Parameters
@@ -451,10 +451,12 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         Keep only rows whose date column (one that ingest checks against the
         delivery date) is on or after the date; decided after the source's rows
         are combined, so a correction still replaces its row.
+    manifest : pandas.DataFrame, optional
+        The ingest manifest, when the caller has already read it.
     """
     home = Path(home)
     source = SOURCES[source_name]
-    manifest = read_manifest(home)
+    manifest = read_manifest(home) if manifest is None else manifest
     entries = deliveries_in_force(manifest, source, as_of)
     if since is not None:
         # Ingest refuses dates after their delivery date, so a delivery made before
@@ -468,7 +470,8 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         counties = [county, ingest.UNMATCHED_COUNTY]
         if source.county_by != "region_code":
             members = read_source(home, "registry", as_of, county=county,
-                                  columns=["id_number", "household_id"])[source.county_by]
+                                  columns=["id_number", "household_id"],
+                                  manifest=manifest)[source.county_by]
             counties += _counties_left(home, manifest, as_of, county, source.county_by, members)
     table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties)
     if table is None:
@@ -522,9 +525,10 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
     names = list(SOURCES) if columns is None else list(columns)
     columns = columns or {}
     since = since or {}
+    manifest = read_manifest(Path(home))
     # Arrow reads and decodes outside the GIL, so two sources at a time overlap well.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         frames = pool.map(lambda name: read_source(
             home, name, as_of, county=county, columns=columns.get(name),
-            since=since.get(name)), names)
+            since=since.get(name), manifest=manifest), names)
         return dict(zip(names, frames, strict=True))
