@@ -1,12 +1,14 @@
-"""The ``monitor`` command: sample data, ingest, and (later) the nightly run.
+"""The ``monitor`` command: sample data, ingest, the rules, and the nightly run.
 
-The only layer besides ``monitor.io`` that reads the clock: ``--date``
-defaults to today in Asia/Shanghai, the bureau's time zone.
+The only layer besides ``monitor.io`` and ``flows`` that reads the clock or
+the environment: ``--date`` defaults to today in Asia/Shanghai, the bureau's
+time zone, and ``monitor run`` sets Prefect's defaults before Prefect loads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +29,7 @@ console = Console()
 errors = Console(stderr=True)
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+ERROR_LINE_LENGTH = 500
 
 HomeOption = Annotated[Path, typer.Option("--home", help="The deployment's home folder.")]
 DateOption = Annotated[
@@ -51,6 +54,9 @@ def sample(
     households: Annotated[int, typer.Option(help="Number of households.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
     date: DateOption = None,
+    places: Annotated[str | None, typer.Option(
+        "--places", help="Comma-separated county or township codes to place households in "
+        "(default: all of Chongqing).")] = None,
 ) -> None:
     """Write a synthetic population's deliveries of all 12 sources into HOME/landing."""
     from monitor.io.sample_writer import write_sample
@@ -61,7 +67,8 @@ def sample(
                   transient=not sys.stdout.isatty()) as progress:
         task = progress.add_task("households", total=households)
         summary = write_sample(home, households, seed, as_of,
-                               progress=lambda done: progress.update(task, completed=done))
+                               progress=lambda done: progress.update(task, completed=done),
+                               places=tuple(places.split(",")) if places else None)
     table = Table(title=f"Sample written to {home / 'landing'}")
     for column in ("source", "deliveries", "rows"):
         table.add_column(column, justify="left" if column == "source" else "right")
@@ -140,6 +147,85 @@ def rules_command(
     if missing:
         errors.print(f"no value in force for region {region} on {run_date}: {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+def _prefect_defaults(verbose: bool) -> None:
+    """Prefect settings for a command-line run, unless the operator has set them.
+
+    No usage analytics leave the machine. Without ``PREFECT_API_URL`` Prefect
+    starts a temporary local server for the run; its own log (which reports
+    harmless errors when it is stopped at exit) is silenced. Prefect's console
+    log is shown with ``--verbose``; the API (server UI) gets it either way.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= ERROR_LINE_LENGTH else text[:ERROR_LINE_LENGTH - 3] + "..."
+
+
+@app.command("run")
+def run_command(
+    home: HomeOption,
+    date: DateOption = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+) -> None:
+    """The nightly job: ingest new deliveries, evaluate every household, write referral lists."""
+    run_date = _run_date(date)
+    _prefect_defaults(verbose)
+    from flows.nightly import load_configuration, nightly
+    from monitor.params import ParameterError
+    from monitor.rules import RuleError
+
+    try:
+        # A bad parameter file stops the run before anything is ingested or written.
+        load_configuration(home, run_date)
+    except (ParameterError, RuleError) as error:
+        errors.print(escape(f"run not started: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        result = nightly(home=home, run_date=run_date)
+    except Exception as error:  # the contract asks for one line, not a traceback
+        errors.print(escape(f"run failed: {type(error).__name__}: {_one_line(error)}"),
+                     soft_wrap=True)
+        raise typer.Exit(1) from None
+    _print_run(result)
+
+
+def _print_run(result: dict) -> None:
+    report, summary = result["ingest"], result["summary"]
+    for notice in report.notices:
+        errors.print(f"[yellow]notice[/]: {escape(notice)}")
+    for outcome in report.files:
+        if outcome.status == "rejected":
+            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
+    ingested = report.by_source()
+    if len(ingested):
+        console.print(f"Ingested {int(ingested['files'].sum()):,} files: "
+                      f"{int(ingested['rows_accepted'].sum()):,} rows accepted, "
+                      f"{int(ingested['rows_quarantined'].sum()):,} quarantined, "
+                      f"{int(ingested['rejected'].sum()):,} files rejected.")
+    households, warnings = summary["households"], summary["warnings"]
+    table = Table(title="Households listed for verification")
+    for column in ("预警等级", "households", "warnings"):
+        table.add_column(column, justify="left" if column == "预警等级" else "right")
+    for level, count in households["by_level"].items():
+        table.add_row(level, f"{count:,}", f"{warnings['by_level'][level]:,}")
+    console.print(table)
+    console.print(f"{households['listed']:,} households in {households['townships']:,} "
+                  f"townships: {households['new']:,} 新增, {households['continuing']:,} 持续. "
+                  f"Closed: {warnings['closed_by_run']:,} no longer triggered, "
+                  f"{warnings['closed_by_feedback']:,} by feedback.")
+    console.print(f"Referral files: {Path(result['out']) / 'referrals'}")
+    console.print(f"Warnings and manifest: {Path(result['out'])}  "
+                  f"({result['stage_seconds']['total']:.1f} s)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -313,6 +313,7 @@ def generate_chunk(
     as_of: dt.date,
     *,
     taken_ids: np.ndarray | None = None,
+    places: tuple[str, ...] | None = None,
 ) -> Population:
     """Simulate the households ``first_household … first_household + households - 1``.
 
@@ -332,6 +333,9 @@ def generate_chunk(
         Sorted int64 first-17-digit values of id numbers used by earlier
         chunks; the chunk's id numbers avoid them (``Population.new_ids``
         returns the chunk's own).
+    places : tuple of str, optional
+        County or township codes (region-code prefixes): place households
+        only there (small test populations); by default, all of Chongqing.
 
     Returns
     -------
@@ -347,6 +351,11 @@ def generate_chunk(
     towns = regions.townships()
     street = towns["township_code"].str.slice(6, 9).astype(int).to_numpy() < 100
     weight = np.where(street, 0.3, 1.0)
+    if places:
+        chosen = towns["township_code"].str.startswith(tuple(places)).to_numpy(dtype=bool)
+        if not chosen.any():
+            raise ValueError(f"no Chongqing township matches {list(places)}")
+        weight = np.where(chosen, weight, 0.0)
     n = households
     town = rng.choice(len(towns), n, p=weight / weight.sum())
     village = np.where(rng.random(n) < 0.88, rng.integers(200, 236, n), rng.integers(1, 16, n))

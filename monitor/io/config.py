@@ -8,6 +8,7 @@ parameters for one deployment.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -56,3 +57,19 @@ def load_rule_definitions(rules_dir: Path = RULES_DIR) -> list[dict]:
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         raise ParameterError(f"{path}: expected a mapping with a list under 'rules'")
     return document["rules"]
+
+
+def load_scoring(rules_dir: Path = RULES_DIR) -> object:
+    """The ``rules_only_score`` mapping of ``rules/rules.yaml`` (validated by the caller)."""
+    path = rules_dir / "rules.yaml"
+    document = _read_yaml(path)
+    return document.get("rules_only_score") if isinstance(document, dict) else None
+
+
+def configuration_versions(home: Path | None = None, rules_dir: Path = RULES_DIR
+                           ) -> dict[str, str]:
+    """The sha256 of each rules and parameters file in use (the run manifest's versions)."""
+    files = {"rules": rules_dir / "rules.yaml", "parameters": rules_dir / "parameters.yaml"}
+    if home is not None and (Path(home) / OVERRIDE_NAME).exists():
+        files["parameters_override"] = Path(home) / OVERRIDE_NAME
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}

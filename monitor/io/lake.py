@@ -532,3 +532,13 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
             home, name, as_of, county=county, columns=columns.get(name),
             since=since.get(name), manifest=manifest), names)
         return dict(zip(names, frames, strict=True))
+
+
+def counties_as_of(home: Path, as_of: dt.date) -> list[str]:
+    """The counties with registry rows in force on ``as_of``: a run's units of work."""
+    home = Path(home)
+    registry = SOURCES["registry"]
+    entries = deliveries_in_force(read_manifest(home), registry, as_of)
+    paths = _lake_paths(home, registry, set(entries["lake_file"]), None)
+    counties = {path.parent.name.split("=", 1)[1] for path in paths}
+    return sorted(counties - {ingest.UNMATCHED_COUNTY})

@@ -198,6 +198,7 @@ def write_sample(
     *,
     chunk_households: int = 50_000,
     progress: Callable[[int], None] | None = None,
+    places: tuple[str, ...] | None = None,
 ) -> dict:
     """Generate a synthetic population and write all 12 sources' deliveries under ``home``.
 
@@ -216,6 +217,8 @@ def write_sample(
         Households generated and written at a time (bounds memory).
     progress : callable, optional
         Called with the number of households done after each chunk.
+    places : tuple of str, optional
+        County or township codes to place the households in (default: all).
 
     Returns
     -------
@@ -253,7 +256,8 @@ def write_sample(
         chunk = 0
         while done < households:
             size = min(chunk_households, households - done)
-            pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken)
+            pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken,
+                                      places=places)
             taken = np.union1d(taken, pop.new_ids)
             for source in synth.SNAPSHOT_SOURCES:
                 for k, day in enumerate(cal.snapshot_dates):

@@ -1,0 +1,230 @@
+"""The nightly run as a Prefect flow: deliveries in, township referral lists out.
+
+Thin orchestration; every task is one call into :mod:`monitor`::
+
+    ingest → for each county: read → evaluate (facts, rules, score)
+           → track warnings (lifecycle) → triage → write outputs → report
+
+Counties are independent tasks, so a Dask task runner can spread them over a
+cluster. Tasks keep no cache and persist no results: a run's inputs are the
+lake, and its outputs are written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from monitor.evaluation import CountyEvaluation, combine, evaluate_county
+from monitor.facts import SOURCE_COLUMNS, history_needed
+from monitor.io.config import (
+    configuration_versions,
+    load_parameters,
+    load_rule_definitions,
+    load_scoring,
+)
+from monitor.io.lake import (
+    IngestReport,
+    counties_as_of,
+    ingest_landing,
+    read_as_of,
+    read_manifest,
+    read_source,
+)
+from monitor.io.outputs import (
+    code_version,
+    previous_state,
+    remove_leftovers,
+    write_outputs,
+    write_state,
+)
+from monitor.lifecycle import Lifecycle, track
+from monitor.params import Parameters
+from monitor.referrals import triage
+from monitor.report import run_summary, summary_markdown
+from monitor.rules import Rule, parse_rules
+from monitor.scoring import RulesOnlyScore
+
+# Inputs are DataFrames and the lake: hashing them for a cache key would cost more than the work.
+quiet_task = task(cache_policy=NO_CACHE, persist_result=False)
+
+
+@dataclass
+class Configuration:
+    """Parameters, rules and score definition of a run, loaded once."""
+
+    params: Parameters
+    rules: list[Rule]
+    scoring: RulesOnlyScore
+    versions: dict[str, str]
+
+
+@dataclass
+class CountySources:
+    """One county's sources as of the run date, and the seconds the read took."""
+
+    county: str
+    sources: dict[str, pd.DataFrame]
+    seconds: float
+
+
+def load_configuration(home: Path, run_date: dt.date) -> Configuration:
+    """Parameters (checked for every township on the date), rules and score; raises if unusable."""
+    params = load_parameters(home, run_date)
+    rules = parse_rules(load_rule_definitions())
+    scoring = RulesOnlyScore.from_definition(load_scoring())
+    return Configuration(params, rules, scoring, configuration_versions(home))
+
+
+@quiet_task
+def ingest(home: Path, run_date: dt.date) -> IngestReport:
+    """Ingest the deliveries dated on or before the run date that are new."""
+    return ingest_landing(home, run_date)
+
+
+@quiet_task
+def list_counties(home: Path, run_date: dt.date) -> list[str]:
+    """The counties with registry rows in force."""
+    return counties_as_of(home, run_date)
+
+
+@quiet_task(task_run_name="read {county}")
+def read_county(home: Path, run_date: dt.date, county: str, params: Parameters
+                ) -> CountySources:
+    """One county's sources as of the run date (only the columns and history the facts use)."""
+    started = time.perf_counter()
+    sources = read_as_of(home, run_date, county=county, columns=SOURCE_COLUMNS,
+                         since=history_needed(params, run_date))
+    return CountySources(county, sources, time.perf_counter() - started)
+
+
+@quiet_task(task_run_name="evaluate {county.county}")
+def evaluate(county: CountySources, run_date: dt.date, configuration: Configuration
+             ) -> CountyEvaluation:
+    """Facts, rule hits and risk scores for one county."""
+    return evaluate_county(county.county, county.sources, run_date, configuration.params,
+                           configuration.rules, configuration.scoring)
+
+
+@quiet_task
+def read_feedback(home: Path, run_date: dt.date) -> pd.DataFrame:
+    """Every feedback row delivered up to the run date."""
+    return read_source(home, "feedback", run_date)
+
+
+@quiet_task
+def track_warnings(home: Path, run_date: dt.date, hits: pd.DataFrame, feedback: pd.DataFrame
+                   ) -> Lifecycle:
+    """Carry the warnings of the latest earlier run forward to this run."""
+    previous, _ = previous_state(home, run_date)
+    return track(previous, hits, feedback, run_date)
+
+
+@quiet_task(name="triage")
+def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
+                      configuration: Configuration, run_date: dt.date) -> pd.DataFrame:
+    """One referral row per household with a listed warning."""
+    return triage(lifecycle.hits, households, configuration.rules, configuration.params, run_date)
+
+
+@quiet_task
+def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
+              manifest: dict) -> Path:
+    """Write the outputs (one rename at the end) and keep the warning state for the next run."""
+    target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest)
+    write_state(home, run_date, lifecycle.state, lifecycle.events)
+    return target
+
+
+@quiet_task
+def report(run_date: dt.date, summary: dict, quarantined: dict[str, int]) -> str:
+    """Publish the run summary as a Markdown artifact."""
+    markdown = summary_markdown(run_date.isoformat(), summary, quarantined)
+    create_markdown_artifact(markdown, key="nightly-summary",
+                             description=f"监测预警 run of {run_date.isoformat()}")
+    return markdown
+
+
+def _inputs(home: Path, run_date: dt.date) -> list[dict]:
+    """Every landing file delivered up to the run date, with its hash and row counts."""
+    manifest = read_manifest(home)
+    manifest = manifest[pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(run_date)]
+    columns = ["source", "delivery_date", "file", "sha256", "status", "rows_read",
+               "rows_accepted", "rows_quarantined", "message"]
+    return manifest.sort_values(["delivery_date", "source", "file"])[columns].to_dict("records")
+
+
+def default_task_runner() -> ThreadPoolTaskRunner:
+    """Two county tasks at a time per core: reading overlaps computing."""
+    return ThreadPoolTaskRunner(max_workers=max(2, os.cpu_count() or 1))
+
+
+@flow(name="nightly", task_runner=default_task_runner(), log_prints=False,
+      validate_parameters=False)
+def nightly(home: Path, run_date: dt.date) -> dict:
+    """Ingest new deliveries, evaluate every household as of the date, write the referral lists."""
+    home = Path(home)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    configuration = load_configuration(home, run_date)
+    remove_leftovers(home)
+    ingest_report = ingest(home, run_date)
+    timings["ingest"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    counties = list_counties(home, run_date)
+    reads = [read_county.submit(home, run_date, county, configuration.params)
+             for county in counties]
+    evaluations = [evaluate.submit(read, run_date, configuration) for read in reads]
+    feedback = read_feedback.submit(home, run_date)
+    results = [future.result() for future in evaluations]
+    timings["counties"] = time.perf_counter() - mark
+    timings["read (sum over counties)"] = sum(read.result().seconds for read in reads)
+    for stage in ("facts", "rules", "score"):
+        timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]
+                                                      for result in results)
+
+    mark = time.perf_counter()
+    hits, households = combine(results)
+    lifecycle = track_warnings(home, run_date, hits, feedback.result())
+    timings["lifecycle"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    referrals = triage_households(lifecycle, households, configuration, run_date)
+    timings["triage"] = time.perf_counter() - mark
+
+    summary = run_summary(lifecycle, referrals)
+    quarantined = {row["source"]: int(row["rows_quarantined"])
+                   for row in ingest_report.by_source().to_dict("records")}
+    manifest = {
+        "run_date": run_date.isoformat(),
+        "code_version": code_version(),
+        "rules_and_parameters": configuration.versions,
+        "model": {"version": None, "risk_score": configuration.scoring.description},
+        "counties": len(counties),
+        "households_evaluated": sum(result.households_evaluated for result in results),
+        "persons_evaluated": sum(result.persons_evaluated for result in results),
+        "ingested_this_run": ingest_report.by_source().to_dict("records"),
+        "notices": ingest_report.notices,
+        "rejected_files": [outcome.message for outcome in ingest_report.files
+                           if outcome.status == "rejected"],
+        "inputs": _inputs(home, run_date),
+        **summary,
+    }
+    mark = time.perf_counter()
+    manifest["stage_seconds"] = timings
+    target = write_run(home, run_date, referrals, lifecycle, manifest)
+    timings["outputs"] = time.perf_counter() - mark
+    report(run_date, summary, quarantined)
+    timings["total"] = time.perf_counter() - started
+    return {"out": str(target), "summary": summary, "stage_seconds": timings,
+            "ingest": ingest_report}

@@ -1,0 +1,161 @@
+"""Write a run's outputs atomically, and keep the warning lifecycle in the lake.
+
+Layout under the home folder::
+
+    out/<run_date>/referrals/<county_code>/<township_code>.csv
+    out/<run_date>/warnings.parquet
+    out/<run_date>/run_manifest.json
+    lake/warning_state/<run_date>.parquet     every warning after that run
+    lake/warning_events/<run_date>.parquet    that run's state changes
+
+A run's outputs are written into a hidden staging folder beside
+``out/<run_date>`` and moved into place in one rename at the end, so a
+killed run leaves either the earlier outputs of that date or none, never
+half of them. The warning state is kept per run date: a run starts from the
+state of the latest run before its date, so running a date again gives the
+same result however often it is done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from monitor import __version__
+from monitor.io.lake import write_parquet
+from monitor.lifecycle import EVENT_COLUMNS, empty_state
+from monitor.referrals import referral_csv
+
+STATE_DIR = ("lake", "warning_state")
+EVENTS_DIR = ("lake", "warning_events")
+
+
+def out_dir(home: Path, run_date: dt.date) -> Path:
+    """The outputs folder of one run date."""
+    return Path(home) / "out" / run_date.isoformat()
+
+
+def _dated_files(folder: Path) -> dict[dt.date, Path]:
+    files = {}
+    for path in folder.glob("*.parquet"):
+        try:
+            files[dt.date.fromisoformat(path.stem)] = path
+        except ValueError:
+            continue
+    return files
+
+
+def previous_state(home: Path, run_date: dt.date) -> tuple[pd.DataFrame, dt.date | None]:
+    """The warning state left by the latest run before ``run_date``, and that run's date."""
+    earlier = {day: path for day, path in _dated_files(Path(home).joinpath(*STATE_DIR)).items()
+               if day < run_date}
+    if not earlier:
+        return empty_state(), None
+    latest = max(earlier)
+    return pd.read_parquet(earlier[latest]), latest
+
+
+def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.DataFrame
+                ) -> None:
+    """Keep this run's warning state and state changes (each file written atomically)."""
+    name = f"{run_date.isoformat()}.parquet"
+    write_parquet(events.astype(EVENT_COLUMNS), Path(home).joinpath(*EVENTS_DIR, name))
+    write_parquet(state, Path(home).joinpath(*STATE_DIR, name))
+
+
+def warning_history(home: Path) -> pd.DataFrame:
+    """Every state change of every warning, over all runs (for analysts and tests)."""
+    files = _dated_files(Path(home).joinpath(*EVENTS_DIR))
+    frames = [pd.read_parquet(files[day]) for day in sorted(files)]
+    if not frames:
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in EVENT_COLUMNS.items()})
+    return pd.concat(frames, ignore_index=True)
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it replaces ``target`` in one rename.
+
+    A rerun replaces the earlier outputs of the date: the old folder is moved
+    aside first and removed after the new one is in place.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.staging")
+    aside = target.with_name(f".{target.name}.{os.getpid()}.replaced")
+    for leftover in (staging, aside):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            target.rename(aside)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def remove_leftovers(home: Path) -> list[Path]:
+    """Remove staging folders left by killed runs; return what was removed."""
+    out = Path(home) / "out"
+    leftovers = [path for pattern in (".*.staging", ".*.replaced") for path in out.glob(pattern)]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return leftovers
+
+
+def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
+                  warnings: pd.DataFrame, manifest: dict) -> Path:
+    """Write the referral files, warnings.parquet and run_manifest.json; return the folder.
+
+    ``referrals`` is :func:`monitor.referrals.triage`'s table (one file per
+    township with a row); ``manifest`` gets the list of files written.
+    """
+    target = out_dir(home, run_date)
+    with staged_folder(target) as staging:
+        written = []
+        for (county, township), rows in referrals.groupby(["county_code", "township_code"],
+                                                          sort=True):
+            path = staging / "referrals" / str(county) / f"{township}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(referral_csv(rows))
+            written.append(path.relative_to(staging).as_posix())
+        warnings.to_parquet(staging / "warnings.parquet", index=False)
+        manifest = {**manifest, "outputs": {"referral_files": len(written),
+                                            "warnings": len(warnings)}}
+        (staging / "run_manifest.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2, default=str) + "\n",
+            encoding="utf-8")
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_version(checkout: Path | None = None) -> str:
+    """The package version, with the git commit when running from a checkout."""
+    checkout = checkout or Path(__file__).resolve().parents[2]
+    if not (checkout / ".git").exists():
+        return __version__
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(checkout), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+{described}"

@@ -1,0 +1,234 @@
+"""The warning lifecycle: stable warning ids, 新增/持续, closing by the run or by feedback.
+
+Pure and vectorised. A warning is one (household, rule) pair; its id is
+derived from the two, so it is the same in every run. Each run starts from
+the state the latest earlier run left (see
+:func:`monitor.io.warnings.previous_state`), applies the feedback delivered
+so far, then compares with today's rule hits:
+
+* a hit with an open warning is 持续 (continuing);
+* a hit with no warning, or one the run closed earlier, opens a new episode,
+  新增, dated today;
+* a hit whose warning was closed by feedback stays closed (not listed) while
+  the rule's evidence is unchanged, and opens a new episode when it changes;
+* an open warning with no hit today is closed by the run.
+
+Feedback is keyed by the warning id printed on the household's referral row
+(its 预警编号). A caseworker verifies the household as a whole, so a
+feedback row closes every warning of that household that was open and
+first listed on or before its 办结日期. Every state change is returned as an
+event (when, by what, with which outcome).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+WARNING_ID_PREFIX = "YJ"
+NEW, CONTINUING, SETTLED = "新增", "持续", "已办结"
+OPEN, CLOSED = "open", "closed"
+BY_RUN, BY_FEEDBACK = "run", "feedback"
+OPENED, CLOSED_EVENT, FEEDBACK_EVENT = "opened", "closed", "closed_by_feedback"
+
+#: One row per warning ever opened: its current (or last) episode.
+STATE_COLUMNS = {
+    "warning_id": "string", "household_id": "string", "rule": "string", "level": "string",
+    "county_code": "string", "township_code": "string", "status": "string",
+    "first_warning_date": "datetime64[ns]", "last_seen_date": "datetime64[ns]",
+    "evidence_hash": "int64", "closed_date": "datetime64[ns]", "closed_by": "string",
+    "feedback_warning_id": "string", "verified": "string", "action": "string",
+}
+#: One row per state change.
+EVENT_COLUMNS = {
+    "warning_id": "string", "household_id": "string", "rule": "string", "event": "string",
+    "date": "datetime64[ns]", "run_date": "datetime64[ns]", "by": "string",
+    "verified": "string", "action": "string",
+}
+
+
+def _hex(values: np.ndarray) -> np.ndarray:
+    """64-bit integers as 16 upper-case hex digits, without a Python loop.
+
+    Examples
+    --------
+    >>> _hex(np.array([0, 255, 2**64 - 1], dtype=np.uint64)).tolist()
+    ['0000000000000000', '00000000000000FF', 'FFFFFFFFFFFFFFFF']
+    """
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    nibbles = (values.astype(np.uint64)[:, None] >> shifts) & np.uint64(15)
+    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)[nibbles.astype(np.intp)]
+    return np.ascontiguousarray(digits).view("S16").ravel().astype(str)
+
+
+def _hash_text(values: pd.Series) -> np.ndarray:
+    """A stable 64-bit hash of each string (pandas' SipHash with its fixed key)."""
+    return pd.util.hash_array(values.astype("string").fillna("").to_numpy(dtype=object))
+
+
+def warning_ids(household_ids: pd.Series, rules: pd.Series) -> pd.Series:
+    """The warning id of each (household, rule): ``YJ`` and 16 hex digits, the same every run.
+
+    The letters in front keep spreadsheets from reading the id as a number.
+
+    Examples
+    --------
+    >>> warning_ids(pd.Series(["500101001001000001"]), pd.Series(["DIBAO_GAP"])).tolist()
+    ['YJ3659C7779F9A2A08']
+    """
+    keys = household_ids.astype("string").reset_index(drop=True) + "\x1f" + rules.astype(
+        "string").reset_index(drop=True)
+    return pd.Series(WARNING_ID_PREFIX + pd.Series(_hex(_hash_text(keys))), dtype="string")
+
+
+def evidence_hashes(evidence: pd.Series) -> np.ndarray:
+    """A fingerprint of each hit's evidence: the facts behind the rule, as int64."""
+    return _hash_text(evidence).view(np.int64)
+
+
+def empty_state() -> pd.DataFrame:
+    """A state with no warnings (before the first run)."""
+    return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in STATE_COLUMNS.items()})
+
+
+def _events(frame: pd.DataFrame, event: str, date: pd.Series | pd.Timestamp,
+            run_date: pd.Timestamp, by: pd.Series | str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "warning_id": frame["warning_id"].to_numpy(), "household_id": frame["household_id"],
+        "rule": frame["rule"], "event": event, "date": date, "run_date": run_date, "by": by,
+        "verified": frame["verified"] if event == FEEDBACK_EVENT else pd.NA,
+        "action": frame["action"] if event == FEEDBACK_EVENT else pd.NA,
+    }).astype(EVENT_COLUMNS)
+
+
+@dataclass
+class Lifecycle:
+    """The outcome of one run's lifecycle step."""
+
+    #: Every warning after this run (write it for the next run).
+    state: pd.DataFrame
+    #: This run's state changes.
+    events: pd.DataFrame
+    #: Today's hits with ``warning_id``, ``status`` (新增, 持续 or 已办结) and
+    #: ``first_warning_date``.
+    hits: pd.DataFrame
+    #: Feedback rows whose warning id is unknown or names another household.
+    unmatched_feedback: pd.DataFrame
+
+
+def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Timestamp
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Close the warnings that feedback has settled; return (state, events, unmatched rows)."""
+    known = state[["warning_id", "household_id"]].rename(
+        columns={"household_id": "_warned_household"})
+    matched = feedback.merge(known, on="warning_id", how="left", validate="many_to_one")
+    is_match = (matched["_warned_household"] == matched["household_id"]).fillna(False).to_numpy(
+        dtype=bool)
+    unmatched = feedback[~is_match].reset_index(drop=True)
+    matched = matched[is_match]
+    # A household's latest feedback speaks for it (the earlier ones closed a subset).
+    latest = (matched.sort_values(["household_id", "closed_date", "warning_id"])
+              .drop_duplicates("household_id", keep="last")
+              .set_index("household_id"))
+    rows = pd.Index(latest.index).get_indexer(state["household_id"])
+    found = rows >= 0
+    closed_date = pd.Series(pd.NaT, index=state.index, dtype="datetime64[ns]")
+    closed_date[found] = latest["closed_date"].to_numpy(dtype="datetime64[ns]")[rows[found]]
+    settles = ((state["status"] == OPEN).to_numpy(dtype=bool) & found
+               & (state["first_warning_date"] <= closed_date).to_numpy(dtype=bool))
+    if not settles.any():
+        return state, _events(state.iloc[:0], FEEDBACK_EVENT, pd.NaT, run_date, ""), unmatched
+    state = state.copy()
+    taken = rows[settles]
+    state.loc[settles, "status"] = CLOSED
+    state.loc[settles, "closed_by"] = BY_FEEDBACK
+    state.loc[settles, "closed_date"] = closed_date[settles]
+    for column, source in (("feedback_warning_id", "warning_id"), ("verified", "verified"),
+                           ("action", "action")):
+        state.loc[settles, column] = latest[source].astype("string").to_numpy()[taken]
+    settled = state[settles]
+    events = _events(settled, FEEDBACK_EVENT, settled["closed_date"], run_date,
+                     "feedback " + settled["feedback_warning_id"])
+    return state, events, unmatched
+
+
+def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
+          as_of: dt.date) -> Lifecycle:
+    """Carry the warnings forward to ``as_of``.
+
+    Parameters
+    ----------
+    previous : pandas.DataFrame
+        The state the latest earlier run left (:data:`STATE_COLUMNS`).
+    hits : pandas.DataFrame
+        Today's rule hits: ``household_id``, ``rule``, ``level``, ``evidence``,
+        ``county_code``, ``township_code`` (and anything else, kept).
+    feedback : pandas.DataFrame
+        The ``feedback`` source as of ``as_of``: ``warning_id``,
+        ``household_id``, ``verified``, ``action``, ``closed_date``.
+    as_of : datetime.date
+        The run date.
+    """
+    run_date = pd.Timestamp(as_of)
+    previous = previous.astype(STATE_COLUMNS).reset_index(drop=True)
+    state, feedback_events, unmatched = apply_feedback(previous, feedback, run_date)
+
+    hits = hits.reset_index(drop=True).copy()
+    hits["warning_id"] = warning_ids(hits["household_id"], hits["rule"])
+    hits["evidence_hash"] = evidence_hashes(hits["evidence"])
+    rows = pd.Index(state["warning_id"]).get_indexer(hits["warning_id"])
+    known = rows >= 0
+    # Each hit's warning as the state had it (all missing where there was none);
+    # the hash as nullable Int64, so that no 64-bit value passes through a float.
+    before = state.astype({"evidence_hash": "Int64"}).reindex(rows).reset_index(drop=True)
+
+    def earlier(column: str) -> pd.Series:
+        return before[column]
+
+    def is_(column: str, value: object) -> np.ndarray:
+        return before[column].eq(value).fillna(False).to_numpy(dtype=bool)
+
+    was_open = is_("status", OPEN)
+    unchanged = (is_("status", CLOSED) & is_("closed_by", BY_FEEDBACK)
+                 & before["evidence_hash"].eq(pd.Series(hits["evidence_hash"], dtype="Int64"))
+                 .fillna(False).to_numpy(dtype=bool))
+    opens = ~was_open & ~unchanged
+    hits["status"] = pd.array(np.select([was_open, unchanged], [CONTINUING, SETTLED], NEW),
+                              dtype="string")
+    hits["first_warning_date"] = earlier("first_warning_date").where(
+        was_open | unchanged, run_date).astype("datetime64[ns]").to_numpy()
+
+    # The new state: warnings without a hit today, then every hit's warning.
+    hit_rows = np.zeros(len(state), dtype=bool)
+    hit_rows[rows[known]] = True
+    quiet = state[~hit_rows].copy()
+    closing = (quiet["status"] == OPEN).to_numpy(dtype=bool)
+    quiet.loc[closing, ["status", "closed_by"]] = [CLOSED, BY_RUN]
+    quiet.loc[closing, "closed_date"] = run_date
+    listed = ~unchanged
+    current = pd.DataFrame({
+        "warning_id": hits["warning_id"], "household_id": hits["household_id"],
+        "rule": hits["rule"], "level": hits["level"], "county_code": hits["county_code"],
+        "township_code": hits["township_code"],
+        "status": np.where(listed, OPEN, CLOSED),
+        "first_warning_date": hits["first_warning_date"],
+        "last_seen_date": earlier("last_seen_date").where(~listed, run_date).to_numpy(),
+        # A settled warning keeps the evidence it was settled on.
+        "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
+            listed, earlier("evidence_hash")).to_numpy(dtype="int64"),
+    }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
+    for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
+        current[column] = earlier(column).astype(STATE_COLUMNS[column]).where(unchanged)
+    new_state = (pd.concat([quiet, current], ignore_index=True).astype(STATE_COLUMNS)
+                 .sort_values("warning_id", ignore_index=True))
+
+    events = pd.concat([
+        feedback_events,
+        _events(quiet[closing], CLOSED_EVENT, run_date, run_date, f"run {as_of.isoformat()}"),
+        _events(current[opens].assign(verified=pd.NA, action=pd.NA), OPENED, run_date, run_date,
+                f"run {as_of.isoformat()}"),
+    ], ignore_index=True).astype(EVENT_COLUMNS)
+    return Lifecycle(new_state, events, hits.drop(columns="evidence_hash"), unmatched)
