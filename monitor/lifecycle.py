@@ -119,14 +119,34 @@ class Lifecycle:
     unmatched_feedback: pd.DataFrame
 
 
+def _same_household(warned: pd.Series, answered: pd.Series) -> pd.Series:
+    """Whether feedback names the warned household, allowing for lost leading zeros.
+
+    A caseworker's spreadsheet shows 户编号 ``000123`` as the number 123 and
+    saves it so; the warning id already names the household, so the 户编号
+    is a cross-check and a lost zero is not a different household.
+
+    Examples
+    --------
+    >>> _same_household(pd.Series(["000123", "000123", "9"]),
+    ...                 pd.Series(["123", "124", None])).tolist()
+    [True, False, False]
+    """
+    def digits(values: pd.Series) -> pd.Series:
+        return values.astype("string").str.strip().str.lstrip("0")
+
+    return (digits(warned) == digits(answered)).fillna(False).astype(bool)
+
+
 def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Timestamp
                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Close the warnings that feedback has settled; return (state, events, unmatched rows)."""
     known = state[["warning_id", "household_id"]].rename(
         columns={"household_id": "_warned_household"})
     matched = feedback.merge(known, on="warning_id", how="left", validate="many_to_one")
-    is_match = (matched["_warned_household"] == matched["household_id"]).fillna(False).to_numpy(
-        dtype=bool)
+    matched["household_id"] = matched["_warned_household"].where(
+        _same_household(matched["_warned_household"], matched["household_id"]))
+    is_match = matched["household_id"].notna().to_numpy(dtype=bool)
     unmatched = feedback[~is_match].reset_index(drop=True)
     matched = matched[is_match]
     # A household's latest feedback speaks for it (the earlier ones closed a subset).

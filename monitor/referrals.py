@@ -7,7 +7,7 @@ Pure and vectorised. :func:`triage` turns the listed warnings (状态 新增 or
 * 预警等级 is the highest level among the household's listed warnings.
 * 触发规则 lists their codes, sorted; 预警原因 gives each rule's name and its
   reason with the amounts and dates; 建议措施 and 责任科室 are those of the
-  rules, each named once, in rule order.
+  rules, each named once; all three in the order of the codes.
 * 核实时限: each warning is due ``verify_days_*`` of its level after it was
   first listed; the household's row is due at the earliest of these.
   首次预警日期 is the earliest first-listed date of its warnings.
@@ -113,7 +113,8 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     listed = hits[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool)].copy()
     listed["_rule_rank"] = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
     listed["_level_rank"] = listed["level"].map(level_rank).to_numpy(dtype="int64")
-    listed = listed.sort_values(["household_id", "_rule_rank"], ignore_index=True)
+    # 触发规则 are sorted by code; the reasons and measures follow the same order.
+    listed = listed.sort_values(["household_id", "rule"], ignore_index=True)
     place = households.loc[listed["household_id"]]
     days = params.frame(place["region_code"].reset_index(drop=True), as_of,
                         list(VERIFY_DAYS.values()))

@@ -1,0 +1,200 @@
+"""The nightly run end to end: golden referral files, reruns, the next day, feedback, failure.
+
+One synthetic population in three townships goes through a sequence of runs
+(started once per module, on a temporary Prefect server); each test checks
+one promise of DATA_CONTRACT.md sections 1 and 4 on what the runs left.
+Regenerate the golden files with ``pytest tests/test_nightly.py --regenerate-golden``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.io.outputs import warning_history
+from monitor.io.sample_writer import write_sample
+from monitor.referrals import REFERRAL_HEADERS
+
+GOLDEN = Path(__file__).parent / "golden" / "nightly"
+PLACES = ("500101001", "500101002", "500102001")
+DAY = dt.date(2026, 6, 30)
+NEXT, FEEDBACK_DAY, AFTER, FAILED = (DAY + dt.timedelta(days=n) for n in (1, 2, 3, 4))
+runner = CliRunner()
+
+
+def run(home: Path, day: dt.date) -> str:
+    result = runner.invoke(app, ["run", "--home", str(home), "--date", day.isoformat()])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def referral_files(home: Path, day: dt.date) -> dict[str, bytes]:
+    folder = home / "out" / day.isoformat() / "referrals"
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in sorted(folder.glob("*/*.csv"))}
+
+
+def listed(files: dict[str, bytes]) -> pd.DataFrame:
+    frames = [pd.read_csv(pd.io.common.BytesIO(content), encoding="utf-8-sig", dtype=str)
+              for content in files.values()]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, prefect_server):
+    """Run the sequence once: day 1 twice, day 2, feedback on day 3, day 4, a failing day 5."""
+    home = tmp_path_factory.mktemp("nightly") / "home"
+    write_sample(home, 150, 11, DAY, places=PLACES)
+    seen = {"cli_output": run(home, DAY), "first": referral_files(home, DAY)}
+    manifest_first = (home / "out" / DAY.isoformat() / "run_manifest.json").read_text("utf-8")
+    seen["manifest"] = json.loads(manifest_first)
+    run(home, DAY)
+    seen["again"] = referral_files(home, DAY)
+    run(home, NEXT)
+    seen["next"] = referral_files(home, NEXT)
+
+    # A township answers for its first household: verified, taken into 低保.
+    answered = listed(seen["next"]).iloc[0]
+    folder = home / "landing" / "feedback" / FEEDBACK_DAY.isoformat()
+    folder.mkdir(parents=True)
+    pd.DataFrame({"预警编号": [answered["预警编号"]], "户编号": [answered["户编号"]],
+                  "核实结果": ["属实"], "处置措施": ["纳入低保"],
+                  "办结日期": [FEEDBACK_DAY.isoformat()], "经办人": ["李娜"]}).to_csv(
+        folder / "乡镇反馈 第1批.csv", index=False, encoding="utf-8-sig")
+    seen["answered"] = answered
+    run(home, FEEDBACK_DAY)
+    seen["feedback"] = referral_files(home, FEEDBACK_DAY)
+    run(home, AFTER)
+    seen["after"] = referral_files(home, AFTER)
+    seen["history"] = warning_history(home)
+
+    # A run that fails while writing its outputs leaves no out/<date> at all.
+    with pytest.MonkeyPatch.context() as patch:
+        def broken(rows):
+            raise OSError("disk full (simulated)")
+        patch.setattr("monitor.io.outputs.referral_csv", broken)
+        seen["failed"] = runner.invoke(app, ["run", "--home", str(home), "--date",
+                                             FAILED.isoformat()])
+    seen["home"] = home
+    return seen
+
+
+def test_referral_files_match_the_golden_files(scenario, request):
+    files = scenario["first"]
+    assert files, "the sample should produce referrals"
+    if request.config.getoption("--regenerate-golden"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for name, content in files.items():
+            (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / name).write_bytes(content)
+    golden = {path.relative_to(GOLDEN).as_posix(): path.read_bytes()
+              for path in sorted(GOLDEN.glob("*/*.csv"))}
+    assert sorted(files) == sorted(golden)
+    for name, content in files.items():
+        assert content == golden[name], f"{name} differs from the golden file"
+
+
+def test_files_follow_the_contract(scenario):
+    files = scenario["first"]
+    assert {name.split("/")[0] for name in files} <= {"500101", "500102"}
+    for name, content in files.items():
+        assert content.startswith(b"\xef\xbb\xbf")
+        rows = pd.read_csv(pd.io.common.BytesIO(content), encoding="utf-8-sig", dtype=str)
+        assert list(rows.columns) == REFERRAL_HEADERS
+        # Each township's file holds its own households only.
+        township = Path(name).stem
+        assert rows["村(社区)"].str.startswith(township).all()
+        assert rows["户主身份证号"].dropna().str.fullmatch(r"\d{6}\*{8}[\dX]{4}").all()
+        assert rows["预警等级"].isin(["红色", "橙色", "黄色"]).all()
+        codes = rows["触发规则"].str.split(";")
+        assert (codes.map(sorted) == codes).all()
+        score = rows["风险评分"].astype(int)
+        assert score.between(0, 100).all()
+        level = rows["预警等级"].map({"红色": 0, "橙色": 1, "黄色": 2})
+        assert (level.diff().dropna() >= 0).all(), "rows must be ordered by level"
+        same_level = level.diff() == 0
+        assert (score.diff()[same_level] <= 0).all(), "then by score, highest first"
+        assert rows["状态"].eq("新增").all()
+
+
+def test_running_the_same_date_again_gives_identical_files(scenario):
+    assert scenario["again"] == scenario["first"]
+
+
+def test_the_next_day_marks_carried_over_warnings_continuing_with_the_same_ids(scenario):
+    first, after = listed(scenario["first"]), listed(scenario["next"])
+    merged = first.merge(after, on="户编号", suffixes=("_first", "_next"))
+    assert len(merged) == len(first)
+    assert (merged["预警编号_first"] == merged["预警编号_next"]).all()
+    assert (merged["状态_next"] == "持续").all()
+    assert (merged["首次预警日期_next"] == DAY.isoformat()).all()
+
+
+def test_feedback_closes_the_warning_and_it_is_not_relisted(scenario):
+    answered = scenario["answered"]
+    for day in ("feedback", "after"):
+        households = listed(scenario[day])["户编号"]
+        assert answered["户编号"] not in set(households), day
+    history = scenario["history"]
+    closing = history[(history["event"] == "closed_by_feedback")
+                      & (history["household_id"] == answered["户编号"])]
+    assert sorted(closing["rule"]) == sorted(answered["触发规则"].split(";"))
+    assert set(closing["verified"]) == {"属实"} and set(closing["action"]) == {"纳入低保"}
+    assert set(closing["by"]) == {f"feedback {answered['预警编号']}"}
+    others = listed(scenario["next"]).query("户编号 != @answered['户编号']")
+    assert len(listed(scenario["feedback"])) == len(others)
+
+
+def test_manifest_accounts_for_inputs_and_says_the_score_is_rules_only(scenario):
+    manifest = scenario["manifest"]
+    assert manifest["run_date"] == DAY.isoformat()
+    assert manifest["model"]["version"] is None
+    assert manifest["model"]["risk_score"].startswith("rules-only")
+    inputs = pd.DataFrame(manifest["inputs"])
+    assert inputs["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+    accepted = inputs[inputs["status"] == "accepted"]
+    assert (accepted["rows_read"] == accepted["rows_accepted"]
+            + accepted["rows_quarantined"]).all()
+    assert sum(manifest["warnings"]["by_level"].values()) == manifest["warnings"]["listed"]
+    assert sum(manifest["warnings"]["by_rule"].values()) == manifest["warnings"]["listed"]
+    assert manifest["households"]["listed"] == len(listed(scenario["first"]))
+    for stage in ("ingest", "lifecycle", "triage", "facts (sum over counties)"):
+        assert manifest["stage_seconds"][stage] >= 0
+    warnings = pd.read_parquet(scenario["home"] / "out" / DAY.isoformat() / "warnings.parquet")
+    assert {"household_id", "rule", "level", "warning_id", "evidence"} <= set(warnings.columns)
+    assert "person_id_number" not in warnings.columns
+
+
+def test_the_command_says_where_the_files_are(scenario):
+    output = scenario["cli_output"]
+    assert "Referral files:" in output and "referrals" in output
+    assert "新增" in output
+
+
+def test_a_failed_run_exits_non_zero_with_one_line_and_leaves_no_outputs(scenario):
+    failed, home = scenario["failed"], scenario["home"]
+    assert failed.exit_code == 1
+    assert failed.output.strip().splitlines() == [
+        "run failed: OSError: disk full (simulated)"]
+    assert not (home / "out" / FAILED.isoformat()).exists()
+    assert not list((home / "out").glob(".*"))
+    assert not (home / "lake" / "warning_state" / f"{FAILED.isoformat()}.parquet").exists()
+
+
+def test_a_bad_parameter_file_stops_the_run_before_it_starts(home):
+    (home / "landing").mkdir(parents=True)
+    (home / "parameters.yaml").write_text("edge_ratio:\n  - {from: 2030-01-01, value: 1.5}\n",
+                                          encoding="utf-8")
+    result = runner.invoke(app, ["run", "--home", str(home), "--date", "2026-06-30"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("run not started:")
+    assert "edge_ratio" in lines[0] and "parameters.yaml" in lines[0]
+    assert not (home / "out").exists()
