@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/monitor sample --home $(DEMO_HOME) --households $(DEMO_HOUSEHOLDS) --seed 7 --date $(DEMO_DATE)
-	$(BIN)/monitor ingest --home $(DEMO_HOME) --date $(DEMO_DATE)
+	$(BIN)/monitor run --home $(DEMO_HOME) --date $(DEMO_DATE)
 
 test: $(STAMP)
 	$(BIN)/ruff check monitor flows tests benchmarks
@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python benchmarks/bench_run.py --home /tmp/monitor-bench-run --households 100000
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .ruff_cache

@@ -1,6 +1,4 @@
-"""Time and peak memory of `monitor run` for one night: one new day of deliveries, everyone.
-
-Everyone is evaluated; only that day's deliveries are new.
+"""Time and peak memory of `monitor run` for a night: one new day ingested, everyone evaluated.
 
     python benchmarks/bench_run.py --households 1000000 --home /tmp/bench-run-1m
 
