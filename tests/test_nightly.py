@@ -47,6 +47,17 @@ def listed(files: dict[str, bytes]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def summary_artifacts() -> list[str]:
+    """The run summaries published to the Prefect server so far."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["nightly-summary"])))
+    return [artifact.data for artifact in found]
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory, prefect_server):
     """Run the sequence once: day 1 twice, day 2, feedback on day 3, day 4, a failing day 5."""
@@ -55,6 +66,7 @@ def scenario(tmp_path_factory, prefect_server):
     seen = {"cli_output": run(home, DAY), "first": referral_files(home, DAY)}
     manifest_first = (home / "out" / DAY.isoformat() / "run_manifest.json").read_text("utf-8")
     seen["manifest"] = json.loads(manifest_first)
+    seen["artifacts"] = summary_artifacts()
     run(home, DAY)
     seen["again"] = referral_files(home, DAY)
     run(home, NEXT)
@@ -170,6 +182,17 @@ def test_manifest_accounts_for_inputs_and_says_the_score_is_rules_only(scenario)
     warnings = pd.read_parquet(scenario["home"] / "out" / DAY.isoformat() / "warnings.parquet")
     assert {"household_id", "rule", "level", "warning_id", "evidence"} <= set(warnings.columns)
     assert "person_id_number" not in warnings.columns
+
+
+def test_the_run_publishes_its_summary_as_a_prefect_artifact(scenario):
+    summaries = [text for text in scenario["artifacts"] if DAY.isoformat() in text]
+    assert summaries, "the run should publish a nightly-summary artifact"
+    text = summaries[-1]
+    households = scenario["manifest"]["households"]
+    assert f"{households['listed']:,} households listed" in text
+    for heading in ("## By level", "## By rule", "## By county", "## Quarantined rows"):
+        assert heading in text
+    assert "万州区" in text and "DIBAO_GAP" in text
 
 
 def test_the_command_says_where_the_files_are(scenario):
