@@ -77,6 +77,15 @@ def sample(
     console.print(table)
 
 
+def _print_ingest_problems(report: object) -> None:
+    """Notices about skipped paths and rejected files, on stderr."""
+    for notice in report.notices:
+        errors.print(f"[yellow]notice[/]: {escape(notice)}")
+    for outcome in report.files:
+        if outcome.status == "rejected":
+            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
+
+
 @app.command("ingest")
 def ingest_command(home: HomeOption, date: DateOption = None) -> None:
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
@@ -86,11 +95,7 @@ def ingest_command(home: HomeOption, date: DateOption = None) -> None:
     with console.status("ingesting") as status:
         report = ingest_landing(home, run_date, progress=lambda what: status.update(
             f"ingesting {what}"))
-    for notice in report.notices:
-        errors.print(f"[yellow]notice[/]: {escape(notice)}")
-    for outcome in report.files:
-        if outcome.status == "rejected":
-            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
+    _print_ingest_problems(report)
     totals = report.by_source()
     table = Table(title=f"Ingested deliveries up to {run_date}")
     for column in ("source", "files", "rejected", "read", "accepted", "quarantined"):
@@ -201,11 +206,7 @@ def run_command(
 
 def _print_run(result: dict) -> None:
     report, summary = result["ingest"], result["summary"]
-    for notice in report.notices:
-        errors.print(f"[yellow]notice[/]: {escape(notice)}")
-    for outcome in report.files:
-        if outcome.status == "rejected":
-            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
+    _print_ingest_problems(report)
     ingested = report.by_source()
     if len(ingested):
         console.print(f"Ingested {int(ingested['files'].sum()):,} files: "
