@@ -20,6 +20,7 @@ Pure and vectorised. :func:`triage` turns the listed warnings (状态 新增 or
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,10 @@ RULE_SEPARATOR, TEXT_SEPARATOR = ";", "；"
 #: A cell starting with one of these could be read as a formula by a spreadsheet.
 FORMULA_START = r"^[=+\-@\t\r]"
 DEFUSE_PREFIX = "'"
+LINE_BREAKS = r"[\r\n]+"
+EOL = "\r\n"
+#: The referral columns that hold text (the others are whole numbers).
+TEXT_HEADERS = [header for header in REFERRAL_HEADERS if header not in ("家庭人口", "风险评分")]
 #: Columns of the triage table besides the contract's.
 PLACE_COLUMNS = ["county_code", "township_code"]
 #: What the household facts must provide for triage.
@@ -51,20 +56,23 @@ HOUSEHOLD_COLUMNS = ["region_code", "county_code", "township_code", "head_name",
                      "head_id_number", "living_members"]
 
 
-def _joined(keys: np.ndarray, values: pd.Series, separator: str) -> pd.Series:
-    """Join each key's values in their order, in C++ (one row per key, keys in first-seen order)."""
-    table = pa.table({"key": pa.array(keys), "value": pa.array(values.astype("string"))})
-    grouped = table.group_by("key", use_threads=False).aggregate([("value", "list")])
-    joined = pc.binary_join(grouped["value_list"].cast(pa.list_(pa.string())), separator)
-    return pd.Series(joined.to_pandas(types_mapper=pd.ArrowDtype).astype("string").to_numpy(),
-                     index=pd.Index(grouped["key"].to_pandas(), name="household_id"),
-                     dtype="string")
+def _joined(values: pd.Series, keep: np.ndarray, group: np.ndarray, groups: int,
+            separator: str) -> np.ndarray:
+    """Join the kept values of each group (rows sorted by group) in C++; one string per group."""
+    lengths = np.bincount(group[keep], minlength=groups)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    kept = pa.array(values.to_numpy(dtype=object)[keep], type=pa.string())
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), kept), separator)
+    return joined.to_numpy(zero_copy_only=False)
 
 
-def _distinct_joined(listed: pd.DataFrame, column: str) -> pd.Series:
-    """Each household's values of ``column`` (rule order), each named once."""
-    distinct = listed.drop_duplicates(["household_id", column])
-    return _joined(distinct["household_id"].to_numpy(), distinct[column], TEXT_SEPARATOR)
+def _first_in_group(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each row is the first of its group with its value (rows sorted by group)."""
+    _, codes = np.unique(values, return_inverse=True)
+    combined = group.astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes
+    first = np.zeros(len(combined), dtype=bool)
+    first[np.unique(combined, return_index=True)[1]] = True
+    return first
 
 
 def defuse(values: pd.Series) -> pd.Series:
@@ -110,73 +118,109 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     rule_of = {rule.code: rule for rule in rules}
     rule_rank = {code: rank for rank, code in enumerate(RULE_CODES)}
     level_rank = {level: rank for rank, level in enumerate(LEVELS)}
-    listed = hits[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool)].copy()
-    listed["_rule_rank"] = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
-    listed["_level_rank"] = listed["level"].map(level_rank).to_numpy(dtype="int64")
-    # 触发规则 are sorted by code; the reasons and measures follow the same order.
-    listed = listed.sort_values(["household_id", "rule"], ignore_index=True)
-    place = households.loc[listed["household_id"]]
-    days = params.frame(place["region_code"].reset_index(drop=True), as_of,
+    listed = hits.loc[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool),
+                      ["household_id", "rule", "level", "reason", "warning_id", "status",
+                       "first_warning_date"]]
+    # Households as sorted integer codes; 触发规则 are sorted by code, and the reasons
+    # and measures follow the same order. Each household's rows are then contiguous.
+    group, household_ids = pd.factorize(listed["household_id"], sort=True)
+    code_order = {code: rank for rank, code in enumerate(sorted(RULE_CODES))}
+    order = np.lexsort((listed["rule"].map(code_order).to_numpy(dtype="int64"), group))
+    listed = listed.take(order).reset_index(drop=True)
+    group = group[order]
+    groups = len(household_ids)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+
+    facts = households.iloc[households.index.get_indexer(household_ids)]
+    levels = listed["level"].map(level_rank).to_numpy(dtype="int64")
+    rank = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
+    first_listed = listed["first_warning_date"].to_numpy(dtype="datetime64[ns]")
+    days = params.frame(facts["region_code"].reset_index(drop=True), as_of,
                         list(VERIFY_DAYS.values()))
-    verify_days = np.choose(listed["_level_rank"].to_numpy(),
-                            [days[VERIFY_DAYS[level]].to_numpy() for level in LEVELS])
-    listed["_due"] = listed["first_warning_date"] + pd.to_timedelta(verify_days, unit="D")
-    listed["_new"] = (listed["status"] == NEW).to_numpy(dtype=bool)
-    listed["_measure"] = listed["rule"].map({code: rule.measure for code, rule in rule_of.items()})
-    listed["_office"] = listed["rule"].map({code: rule.office for code, rule in rule_of.items()})
-    listed["_reason"] = ("【" + listed["rule"].map({code: rule.name for code, rule in
-                                                   rule_of.items()}) + "】" + listed["reason"])
+    verify_days = np.choose(levels, [days[VERIFY_DAYS[level]].to_numpy()[group]
+                                     for level in LEVELS]).astype("int64")
+    due = first_listed + verify_days.astype("timedelta64[D]")
 
-    by_household = listed.groupby("household_id", sort=True)
-    summary = by_household.agg(level_rank=("_level_rank", "min"), due=("_due", "min"),
-                               first=("first_warning_date", "min"), all_new=("_new", "all"))
-    primary = listed.sort_values(["household_id", "first_warning_date", "_level_rank",
-                                  "_rule_rank"]).drop_duplicates("household_id")
-    summary["warning_id"] = primary.set_index("household_id")["warning_id"]
-    household_keys = listed["household_id"].to_numpy()
-    summary["rules"] = _joined(household_keys, listed["rule"], RULE_SEPARATOR)
-    summary["reasons"] = _joined(household_keys, listed["_reason"], TEXT_SEPARATOR)
-    summary["measures"] = _distinct_joined(listed, "_measure")
-    summary["offices"] = _distinct_joined(listed, "_office")
+    def smallest(values: np.ndarray) -> np.ndarray:
+        return np.minimum.reduceat(values, starts) if groups else values[:0]
 
-    facts = households.loc[summary.index]
+    # The row's id: its longest-open warning, then the highest level, then rule order.
+    primary = np.lexsort((rank, levels, first_listed, group))
+    primary = primary[np.r_[True, group[primary][1:] != group[primary][:-1]]] if groups else \
+        primary
+    every = np.ones(len(listed), dtype=bool)
+    reason = ("【" + listed["rule"].map({code: rule.name for code, rule in rule_of.items()})
+              + "】" + listed["reason"])
+    measure = listed["rule"].map({code: rule.measure for code, rule in rule_of.items()})
+    office = listed["rule"].map({code: rule.office for code, rule in rule_of.items()})
     names = regions.townships()
     county_names = names.drop_duplicates("county_code").set_index("county_code")["county_name"]
     township_names = names.set_index("township_code")["township_name"]
+    all_new = np.logical_and.reduceat((listed["status"] == NEW).to_numpy(dtype=bool), starts) \
+        if groups else np.zeros(0, dtype=bool)
+    level_of = smallest(levels)
     rows = pd.DataFrame({
-        "预警编号": summary["warning_id"],
-        "区县": facts["county_code"].map(county_names).fillna(facts["county_code"]),
-        "乡镇(街道)": facts["township_code"].map(township_names).fillna(facts["township_code"]),
-        "村(社区)": facts["region_code"],
-        "户编号": summary.index.to_series(),
-        "户主姓名": facts["head_name"],
-        "户主身份证号": mask_id_numbers(facts["head_id_number"]),
-        "家庭人口": facts["living_members"].astype("int64"),
-        "预警等级": np.asarray(LEVELS)[summary["level_rank"].to_numpy()],
-        "风险评分": facts["risk_score"].astype("int64"),
-        "触发规则": summary["rules"],
-        "预警原因": summary["reasons"],
-        "建议措施": summary["measures"],
-        "责任科室": summary["offices"],
-        "核实时限": summary["due"].dt.strftime("%Y-%m-%d"),
-        "首次预警日期": summary["first"].dt.strftime("%Y-%m-%d"),
-        "状态": np.where(summary["all_new"], NEW, CONTINUING),
-        "county_code": facts["county_code"],
-        "township_code": facts["township_code"],
-        "_level_rank": summary["level_rank"],
-    })
+        "预警编号": listed["warning_id"].to_numpy()[primary],
+        "区县": facts["county_code"].map(county_names).fillna(facts["county_code"]).to_numpy(),
+        "乡镇(街道)": facts["township_code"].map(township_names).fillna(
+            facts["township_code"]).to_numpy(),
+        "村(社区)": facts["region_code"].to_numpy(),
+        "户编号": np.asarray(household_ids, dtype=object),
+        "户主姓名": facts["head_name"].to_numpy(),
+        "户主身份证号": mask_id_numbers(facts["head_id_number"]).to_numpy(),
+        "家庭人口": facts["living_members"].to_numpy(dtype="int64"),
+        "预警等级": np.asarray(LEVELS)[level_of],
+        "风险评分": facts["risk_score"].to_numpy(dtype="int64"),
+        "触发规则": _joined(listed["rule"], every, group, groups, RULE_SEPARATOR),
+        "预警原因": _joined(reason, every, group, groups, TEXT_SEPARATOR),
+        "建议措施": _joined(measure, _first_in_group(group, measure.to_numpy(dtype=str)), group,
+                        groups, TEXT_SEPARATOR),
+        "责任科室": _joined(office, _first_in_group(group, office.to_numpy(dtype=str)), group,
+                        groups, TEXT_SEPARATOR),
+        "核实时限": pd.DatetimeIndex(smallest(due)).strftime("%Y-%m-%d"),
+        "首次预警日期": pd.DatetimeIndex(smallest(first_listed)).strftime("%Y-%m-%d"),
+        "状态": np.where(all_new, NEW, CONTINUING),
+        "county_code": facts["county_code"].to_numpy(),
+        "township_code": facts["township_code"].to_numpy(),
+        "_level_rank": level_of,
+    }).astype({column: "string" for column in TEXT_HEADERS})
     rows = rows.sort_values(["county_code", "township_code", "_level_rank", "风险评分", "户编号"],
                             ascending=[True, True, True, False, True], ignore_index=True)
     return rows.drop(columns="_level_rank")
 
 
-def referral_csv(rows: pd.DataFrame) -> bytes:
-    """One township's referral file: UTF-8 with BOM, CRLF lines, formulas defused.
+def _flatten(values: pd.Series) -> pd.Series:
+    """Defused text on one line: a line break inside a delivered value becomes a space."""
+    return defuse(values.astype("string").str.replace(LINE_BREAKS, " ", regex=True))
 
-    Excel and WPS read the BOM as UTF-8; CRLF is what they write themselves.
+
+def referral_files(rows: pd.DataFrame) -> Iterator[tuple[str, str, bytes]]:
+    """Each township's referral file as (county, township, bytes), from :func:`triage`'s rows.
+
+    UTF-8 with BOM (Excel and WPS then read it as UTF-8), CRLF lines (what
+    they write themselves), formula-looking cells defused. The whole table is
+    rendered once and cut into townships, so the cost does not grow with the
+    number of townships.
     """
+    # Each township's rows together (triage's order within a township is kept).
+    rows = rows.sort_values(["county_code", "township_code"], kind="stable")
     table = rows[REFERRAL_HEADERS].copy()
-    for column in REFERRAL_HEADERS:
-        if not pd.api.types.is_integer_dtype(table[column].dtype):
-            table[column] = defuse(table[column])
-    return table.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+    for column in TEXT_HEADERS:
+        table[column] = _flatten(table[column])
+    header = ",".join(REFERRAL_HEADERS) + EOL
+    lines = table.to_csv(index=False, header=False, lineterminator=EOL).split(EOL)
+    places = rows["county_code"].astype(str) + "/" + rows["township_code"].astype(str)
+    starts = np.flatnonzero(np.r_[True, places.to_numpy()[1:] != places.to_numpy()[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        county, township = places.iloc[start].split("/")
+        body = EOL.join(lines[start:end]) + EOL
+        yield county, township, (header + body).encode("utf-8-sig")
+
+
+def referral_csv(rows: pd.DataFrame) -> bytes:
+    """One township's referral file (see :func:`referral_files`)."""
+    files = list(referral_files(rows))
+    if len(files) != 1:
+        raise ValueError(f"expected the rows of one township, got {len(files)}")
+    return files[0][2]

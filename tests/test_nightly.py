@@ -91,7 +91,8 @@ def scenario(tmp_path_factory, prefect_server):
     with pytest.MonkeyPatch.context() as patch:
         def broken(rows):
             raise OSError("disk full (simulated)")
-        patch.setattr("monitor.io.outputs.referral_csv", broken)
+            yield
+        patch.setattr("monitor.io.outputs.referral_files", broken)
         seen["failed"] = runner.invoke(app, ["run", "--home", str(home), "--date",
                                              FAILED.isoformat()])
     seen["home"] = home

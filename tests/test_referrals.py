@@ -99,13 +99,16 @@ def test_referral_file_is_utf8_with_bom_crlf_and_the_contract_headers():
     hits = listed(("h1", "JOBLESS", "黄色", NEW, "2026-07-10"))
     facts = households("h1")
     facts["head_name"] = "=1+1"
+    facts["region_code"] = "500101001201\r\n"  # a line break never splits a row
     content = referral_csv(triage(hits, facts, RULES, PARAMS, AS_OF))
     assert content.startswith(b"\xef\xbb\xbf")
     lines = content.decode("utf-8-sig").split("\r\n")
     assert lines[0] == ",".join(REFERRAL_HEADERS)
     back = pd.read_csv(io.BytesIO(content), encoding="utf-8-sig", dtype=str)
+    assert len(back) == 1
     assert back.loc[0, "户主姓名"] == "'=1+1"
     assert back.loc[0, "户主身份证号"] == "500101********001X"
+    assert back.loc[0, "村(社区)"] == "500101001201 "
     starts = back.fillna("").map(lambda cell: cell[:1])
     assert not starts.isin(["=", "+", "-", "@"]).any().any()
 

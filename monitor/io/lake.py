@@ -429,9 +429,29 @@ def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
     return frame
 
 
+@dataclass
+class CountyMembers:
+    """Today's members of a county (by id number and by household) and where they were filed."""
+
+    keys: dict[str, pd.Series]
+    counties_left: dict[str, list[str]]
+
+
+def county_members(home: Path, as_of: dt.date, county: str,
+                   manifest: pd.DataFrame | None = None) -> CountyMembers:
+    """Read once what every source's county read needs from the registry."""
+    manifest = read_manifest(home) if manifest is None else manifest
+    registry = read_source(home, "registry", as_of, county=county,
+                           columns=["id_number", "household_id"], manifest=manifest)
+    keys = {kind: registry[kind] for kind in ("id_number", "household_id")}
+    return CountyMembers(keys, {kind: _counties_left(home, manifest, as_of, county, kind, values)
+                                for kind, values in keys.items()})
+
+
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
                 columns: list[str] | None = None, since: tuple[str, dt.date] | None = None,
-                manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+                manifest: pd.DataFrame | None = None, members: CountyMembers | None = None
+                ) -> pd.DataFrame:
     """The state (snapshot sources) or history (events sources) of a source as of a date.
 
     Parameters
@@ -453,6 +473,8 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         are combined, so a correction still replaces its row.
     manifest : pandas.DataFrame, optional
         The ingest manifest, when the caller has already read it.
+    members : CountyMembers, optional
+        The county's members, when the caller has already read them.
     """
     home = Path(home)
     source = SOURCES[source_name]
@@ -465,14 +487,14 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     if columns is not None:
         # The key decides which rows count; the county column where they belong.
         columns = list(dict.fromkeys([*columns, *source.key, source.county_by]))
-    counties = members = None
+    counties = kept = None
     if county is not None:
         counties = [county, ingest.UNMATCHED_COUNTY]
         if source.county_by != "region_code":
-            members = read_source(home, "registry", as_of, county=county,
-                                  columns=["id_number", "household_id"],
-                                  manifest=manifest)[source.county_by]
-            counties += _counties_left(home, manifest, as_of, county, source.county_by, members)
+            if members is None:
+                members = county_members(home, as_of, county, manifest)
+            kept = members.keys[source.county_by]
+            counties += members.counties_left[source.county_by]
     table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties)
     if table is None:
         return _empty_frame(source, columns)
@@ -489,10 +511,10 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     if county is not None:
         # Rows are filed under the county their household had when they came in;
         # what belongs to the county now is decided by today's registry.
-        if members is None:
+        if kept is None:
             rows = rows[rows[ingest.COUNTY] != ingest.UNMATCHED_COUNTY]
         else:
-            rows = rows[positions_in_many([rows[source.county_by]], members)[0] >= 0].copy()
+            rows = rows[positions_in_many([rows[source.county_by]], kept)[0] >= 0].copy()
             rows[ingest.COUNTY] = county
     return rows.reset_index(drop=True)
 
@@ -526,11 +548,12 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
     columns = columns or {}
     since = since or {}
     manifest = read_manifest(Path(home))
+    members = None if county is None else county_members(home, as_of, county, manifest)
     # Arrow reads and decodes outside the GIL, so two sources at a time overlap well.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         frames = pool.map(lambda name: read_source(
             home, name, as_of, county=county, columns=columns.get(name),
-            since=since.get(name), manifest=manifest), names)
+            since=since.get(name), manifest=manifest, members=members), names)
         return dict(zip(names, frames, strict=True))
 
 

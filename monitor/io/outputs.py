@@ -33,7 +33,7 @@ import pandas as pd
 from monitor import __version__
 from monitor.io.lake import write_parquet
 from monitor.lifecycle import EVENT_COLUMNS, empty_state
-from monitor.referrals import referral_csv
+from monitor.referrals import referral_files
 
 STATE_DIR = ("lake", "warning_state")
 EVENTS_DIR = ("lake", "warning_events")
@@ -117,17 +117,17 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
                   warnings: pd.DataFrame, manifest: dict) -> Path:
     """Write the referral files, warnings.parquet and run_manifest.json; return the folder.
 
-    ``referrals`` is :func:`monitor.referrals.triage`'s table (one file per
-    township with a row); ``manifest`` gets the list of files written.
+    ``referrals`` is :func:`monitor.referrals.triage`'s table, ordered by
+    county and township (one file per township with a row); ``manifest`` gets
+    the number of files and warnings written.
     """
     target = out_dir(home, run_date)
     with staged_folder(target) as staging:
         written = []
-        for (county, township), rows in referrals.groupby(["county_code", "township_code"],
-                                                          sort=True):
-            path = staging / "referrals" / str(county) / f"{township}.csv"
+        for county, township, content in referral_files(referrals):
+            path = staging / "referrals" / county / f"{township}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(referral_csv(rows))
+            path.write_bytes(content)
             written.append(path.relative_to(staging).as_posix())
         warnings.to_parquet(staging / "warnings.parquet", index=False)
         manifest = {**manifest, "outputs": {"referral_files": len(written),
