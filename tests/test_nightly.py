@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -222,3 +225,19 @@ def test_a_bad_parameter_file_stops_the_run_before_it_starts(home):
     assert len(lines) == 1 and lines[0].startswith("run not started:")
     assert "edge_ratio" in lines[0] and "parameters.yaml" in lines[0]
     assert not (home / "out").exists()
+
+
+def test_a_plain_command_line_run_uses_a_temporary_server_and_prints_no_errors(scenario, tmp_path):
+    # A fresh process with no Prefect server configured, as cron would start it.
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("PREFECT_")}
+    environment["PREFECT_HOME"] = str(tmp_path / "prefect")
+    day = FAILED + dt.timedelta(days=1)
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("monitor")), "run", "--home", str(scenario["home"]),
+         "--date", day.isoformat()],
+        capture_output=True, text=True, env=environment, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert "Referral files:" in completed.stdout
+    assert referral_files(scenario["home"], day)
