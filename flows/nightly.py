@@ -41,10 +41,11 @@ from monitor.io.lake import (
 )
 from monitor.io.outputs import (
     code_version,
+    commit_state,
     previous_state,
     remove_leftovers,
+    stage_state,
     write_outputs,
-    write_state,
 )
 from monitor.lifecycle import Lifecycle, track
 from monitor.params import Parameters
@@ -139,8 +140,11 @@ def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
 def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
               manifest: dict) -> Path:
     """Write the outputs (one rename at the end) and keep the warning state for the next run."""
+    # The state for the next run goes into place right after the outputs, never before:
+    # a run that fails leaves neither (and rerunning its date repairs either).
+    staged = stage_state(home, run_date, lifecycle.state, lifecycle.events)
     target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest)
-    write_state(home, run_date, lifecycle.state, lifecycle.events)
+    commit_state(staged)
     return target
 
 

@@ -70,6 +70,11 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
 def combine(evaluations: list[CountyEvaluation]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All counties' hits and hit households, in county order."""
     ordered = sorted(evaluations, key=lambda evaluation: evaluation.county)
+    if not ordered:
+        households = pd.DataFrame({name: pd.Series(dtype="string") for name in
+                                   HOUSEHOLD_COLUMNS}).assign(living_members=0, risk_score=0)
+        return (pd.DataFrame({name: pd.Series(dtype="string") for name in HIT_COLUMNS}),
+                households.rename_axis("household_id"))
     hits = pd.concat([evaluation.hits for evaluation in ordered], ignore_index=True)
     households = pd.concat([evaluation.households for evaluation in ordered])
     # A household registered across two counties is evaluated in each; its head's county speaks.

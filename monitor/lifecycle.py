@@ -16,8 +16,12 @@ so far, then compares with today's rule hits:
 Feedback is keyed by the warning id printed on the household's referral row
 (its 预警编号). A caseworker verifies the household as a whole, so a
 feedback row closes every warning of that household that was open and
-first listed on or before its 办结日期. Every state change is returned as an
-event (when, by what, with which outcome).
+first listed on or before its 办结日期, with its outcome; a warning answered
+by a row of its own takes that row's outcome. An answer that arrives after
+the run has closed the warning (the household stopped triggering the rule)
+is still recorded, when its 办结日期 falls while the warning was listed.
+Every state change is returned as an event (when, by what, with which
+outcome).
 """
 
 from __future__ import annotations
@@ -148,27 +152,42 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
         _same_household(matched["_warned_household"], matched["household_id"]))
     is_match = matched["household_id"].notna().to_numpy(dtype=bool)
     unmatched = feedback[~is_match].reset_index(drop=True)
-    matched = matched[is_match]
-    # A household's latest feedback speaks for it (the earlier ones closed a subset).
-    latest = (matched.sort_values(["household_id", "closed_date", "warning_id"])
-              .drop_duplicates("household_id", keep="last")
-              .set_index("household_id"))
-    rows = pd.Index(latest.index).get_indexer(state["household_id"])
-    found = rows >= 0
-    closed_date = pd.Series(pd.NaT, index=state.index, dtype="datetime64[ns]")
-    closed_date[found] = latest["closed_date"].to_numpy(dtype="datetime64[ns]")[rows[found]]
-    settles = ((state["status"] == OPEN).to_numpy(dtype=bool) & found
-               & (state["first_warning_date"] <= closed_date).to_numpy(dtype=bool))
+    matched = matched[is_match].sort_values(["household_id", "closed_date", "warning_id"])
+    # The row that speaks for a warning: the caseworker's answer to that warning itself,
+    # else the household's latest answer (a row settles the household's whole listing).
+    own = matched.drop_duplicates("warning_id", keep="last").set_index("warning_id")
+    latest = matched.drop_duplicates("household_id", keep="last").set_index("household_id")
+    own_rows = own.index.get_indexer(state["warning_id"])
+    house_rows = latest.index.get_indexer(state["household_id"])
+    first = state["first_warning_date"].to_numpy(dtype="datetime64[ns]")
+    own_date = own["closed_date"].to_numpy(dtype="datetime64[ns]")
+    use_own = own_rows >= 0
+    use_own[use_own] = own_date[own_rows[use_own]] >= first[use_own]
+    chosen = pd.DataFrame({"closed_date": pd.Series(pd.NaT, index=state.index,
+                                                    dtype="datetime64[ns]")})
+    for column in ("warning_id", "verified", "action"):
+        chosen[column] = pd.Series(pd.NA, index=state.index, dtype="string")
+    by_household = ~use_own & (house_rows >= 0)
+    for mask, source, at in ((use_own, own.reset_index(), own_rows),
+                             (by_household, latest.reset_index(), house_rows)):
+        for column in chosen.columns:
+            chosen.loc[mask, column] = source[column].to_numpy()[at[mask]]
+    answered = chosen["closed_date"].to_numpy(dtype="datetime64[ns]")
+    is_open = (state["status"] == OPEN).to_numpy(dtype=bool)
+    # A warning the run closed before the answer arrived: the visit was while it was listed.
+    closed_by_run = ((state["status"] == CLOSED) & (state["closed_by"] == BY_RUN)).fillna(
+        False).to_numpy(dtype=bool) & (answered <= state["closed_date"].to_numpy(
+            dtype="datetime64[ns]"))
+    settles = (is_open | closed_by_run) & ~np.isnat(answered) & (first <= answered)
     if not settles.any():
         return state, _events(state.iloc[:0], FEEDBACK_EVENT, pd.NaT, run_date, ""), unmatched
     state = state.copy()
-    taken = rows[settles]
     state.loc[settles, "status"] = CLOSED
     state.loc[settles, "closed_by"] = BY_FEEDBACK
-    state.loc[settles, "closed_date"] = closed_date[settles]
+    state.loc[settles, "closed_date"] = answered[settles]
     for column, source in (("feedback_warning_id", "warning_id"), ("verified", "verified"),
                            ("action", "action")):
-        state.loc[settles, column] = latest[source].astype("string").to_numpy()[taken]
+        state.loc[settles, column] = chosen.loc[settles, source].astype("string")
     settled = state[settles]
     events = _events(settled, FEEDBACK_EVENT, settled["closed_date"], run_date,
                      "feedback " + settled["feedback_warning_id"])

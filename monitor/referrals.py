@@ -43,7 +43,7 @@ VERIFY_DAYS = {"红色": "verify_days_red", "橙色": "verify_days_orange",
                "黄色": "verify_days_yellow"}
 RULE_SEPARATOR, TEXT_SEPARATOR = ";", "；"
 #: A cell starting with one of these could be read as a formula by a spreadsheet.
-FORMULA_START = r"^[=+\-@\t\r]"
+FORMULA_START = r"^(?:\s*[=+\-@]|[\t\r])"
 DEFUSE_PREFIX = "'"
 LINE_BREAKS = r"[\r\n]+"
 EOL = "\r\n"
@@ -80,8 +80,8 @@ def defuse(values: pd.Series) -> pd.Series:
 
     Examples
     --------
-    >>> defuse(pd.Series(["=1+1", "-3", "@SUM(A1)", "王芳", None])).tolist()
-    ["'=1+1", "'-3", "'@SUM(A1)", '王芳', <NA>]
+    >>> defuse(pd.Series(["=1+1", "-3", "@SUM(A1)", " =1", "王芳", None])).tolist()
+    ["'=1+1", "'-3", "'@SUM(A1)", "' =1", '王芳', <NA>]
     """
     text = values.astype("string")
     risky = text.str.contains(FORMULA_START, regex=True).fillna(False).to_numpy(dtype=bool)
@@ -131,7 +131,11 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     groups = len(household_ids)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
 
-    facts = households.iloc[households.index.get_indexer(household_ids)]
+    positions = households.index.get_indexer(household_ids)
+    if (positions < 0).any():
+        missing = list(household_ids[positions < 0][:3])
+        raise ValueError(f"triage: no household facts for listed households {missing}")
+    facts = households.iloc[positions]
     levels = listed["level"].map(level_rank).to_numpy(dtype="int64")
     rank = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
     first_listed = listed["first_warning_date"].to_numpy(dtype="datetime64[ns]")
@@ -203,6 +207,8 @@ def referral_files(rows: pd.DataFrame) -> Iterator[tuple[str, str, bytes]]:
     number of townships.
     """
     # Each township's rows together (triage's order within a township is kept).
+    if rows.empty:
+        return
     rows = rows.sort_values(["county_code", "township_code"], kind="stable")
     table = rows[REFERRAL_HEADERS].copy()
     for column in TEXT_HEADERS:

@@ -113,6 +113,33 @@ def test_feedback_whose_household_id_lost_its_leading_zeros_still_matches():
     assert result.events["household_id"].tolist() == ["000123"]
 
 
+def test_a_warning_answered_by_its_own_row_keeps_that_outcome():
+    today = hits(("h1", "DIBAO_GAP", "{}"), ("h1", "JOBLESS", "{}"))
+    first = track(empty_state(), today, NO_FEEDBACK, DAY1)
+    dibao, jobless = first.hits["warning_id"]
+    answers = pd.concat([feedback(dibao, "h1", DAY2),
+                         feedback(jobless, "h1", DAY1, verified="不属实")])
+    result = track(first.state, today, answers, DAY2)
+    outcome = result.events.set_index("rule")["verified"]
+    assert outcome.to_dict() == {"DIBAO_GAP": "属实", "JOBLESS": "不属实"}
+
+
+def test_an_answer_arriving_after_the_run_closed_the_warning_is_still_recorded():
+    first = track(empty_state(), hits(("h1", "DIBAO_GAP", "{}")), NO_FEEDBACK, DAY1)
+    listed_id = first.hits["warning_id"][0]
+    closed = track(first.state, hits(), NO_FEEDBACK, DAY3)        # stopped triggering on DAY3
+    late = track(closed.state, hits(), feedback(listed_id, "h1", DAY2), DAY4)
+    assert late.events[["event", "verified"]].to_numpy().tolist() == [
+        ["closed_by_feedback", "属实"]]
+    # The same facts coming back are not listed again; the answer stands.
+    back = track(late.state, hits(("h1", "DIBAO_GAP", "{}")), feedback(listed_id, "h1", DAY2),
+                 DAY4)
+    assert status_of(back, "h1", "DIBAO_GAP")[0] == SETTLED
+    # An answer dated after the run closed it belongs to no listing of it.
+    after = track(closed.state, hits(), feedback(listed_id, "h1", DAY4), DAY4)
+    assert after.events.empty
+
+
 def test_feedback_does_not_close_a_warning_first_listed_after_it():
     first = track(empty_state(), hits(("h1", "DIBAO_GAP", "{}")), NO_FEEDBACK, DAY1)
     listed_id = first.hits["warning_id"][0]

@@ -241,3 +241,12 @@ def test_a_plain_command_line_run_uses_a_temporary_server_and_prints_no_errors(s
     assert completed.stderr == ""
     assert "Referral files:" in completed.stdout
     assert referral_files(scenario["home"], day)
+
+
+def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_server):
+    (home / "landing").mkdir(parents=True)
+    output = run(home, DAY)
+    assert "0 households" in output
+    out = home / "out" / DAY.isoformat()
+    assert json.loads((out / "run_manifest.json").read_text("utf-8"))["households"]["listed"] == 0
+    assert not list(out.glob("referrals/*/*.csv"))

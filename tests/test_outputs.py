@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -32,11 +35,20 @@ def test_a_failure_while_writing_keeps_the_earlier_outputs_and_leaves_no_staging
     assert sorted(path.name for path in target.parent.iterdir()) == ["2026-06-30"]
 
 
-def test_leftovers_of_a_killed_run_are_removed(tmp_path):
-    leftover = tmp_path / "out" / ".2026-06-30.4242.staging"
+def test_leftovers_of_a_killed_run_are_removed_but_not_those_of_a_run_in_progress(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = int(finished.stdout)
+    leftover = tmp_path / "out" / f".2026-06-30.{dead}.staging"
     (leftover / "referrals").mkdir(parents=True)
-    assert remove_leftovers(tmp_path) == [leftover]
-    assert not leftover.exists()
+    pending = tmp_path / "lake" / "warning_state" / f".2026-06-30.parquet.{dead}.pending"
+    pending.parent.mkdir(parents=True)
+    pending.write_bytes(b"half")
+    in_progress = tmp_path / "out" / f".2026-07-01.{os.getpid()}.staging"
+    in_progress.mkdir()
+    assert sorted(remove_leftovers(tmp_path)) == sorted([leftover, pending])
+    assert not leftover.exists() and not pending.exists()
+    assert in_progress.exists()
 
 
 def test_a_run_starts_from_the_latest_earlier_run_never_its_own_date_or_later(tmp_path):

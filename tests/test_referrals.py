@@ -10,7 +10,7 @@ import pytest
 
 from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
 from monitor.lifecycle import CONTINUING, NEW, SETTLED
-from monitor.referrals import REFERRAL_HEADERS, defuse, referral_csv, triage
+from monitor.referrals import REFERRAL_HEADERS, defuse, referral_csv, referral_files, triage
 from monitor.rules import RuleError, parse_rules
 from monitor.scoring import RulesOnlyScore
 
@@ -81,15 +81,24 @@ def test_rows_are_ordered_by_level_then_score():
     assert rows["户编号"].tolist() == ["red", "high", "low"]
 
 
-def test_a_household_with_only_settled_warnings_is_not_listed():
+def test_a_household_with_only_settled_warnings_is_not_listed_and_no_file_is_made():
     hits = listed(("h1", "JOBLESS", "黄色", SETTLED, "2026-07-01"))
-    assert triage(hits, households("h1"), RULES, PARAMS, AS_OF).empty
+    rows = triage(hits, households("h1"), RULES, PARAMS, AS_OF)
+    assert rows.empty
+    assert list(referral_files(rows)) == []
+
+
+def test_a_listed_household_without_facts_is_an_error_not_another_households_row():
+    hits = listed(("h2", "JOBLESS", "黄色", NEW, "2026-07-10"))
+    with pytest.raises(ValueError, match="no household facts"):
+        triage(hits, households("h1", "h9"), RULES, PARAMS, AS_OF)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+86 138", "'+86 138"),
     ("-1", "'-1"), ("@SUM(A1:A2)", "'@SUM(A1:A2)"), ("\t=1", "'\t=1"),
-    ("张=三", "张=三"), ("500101********001X", "500101********001X"),
+    ("张=三", "张=三"), ("500101********001X", "500101********001X"), (" =1", "' =1"),
+    ("\r\n@x", "'\r\n@x"),
 ])
 def test_formula_looking_cells_are_defused(text, expected):
     assert defuse(pd.Series([text])).tolist() == [expected]

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,12 +65,33 @@ def previous_state(home: Path, run_date: dt.date) -> tuple[pd.DataFrame, dt.date
     return pd.read_parquet(earlier[latest]), latest
 
 
+def stage_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.DataFrame
+                ) -> list[tuple[Path, Path]]:
+    """Write this run's warning state and changes beside their final names; return the moves.
+
+    Readers ignore the staged files (they do not end in ``.parquet``);
+    :func:`commit_state` moves them into place once the outputs are.
+    """
+    name = f"{run_date.isoformat()}.parquet"
+    moves = []
+    for folder, frame in ((EVENTS_DIR, events.astype(EVENT_COLUMNS)), (STATE_DIR, state)):
+        final = Path(home).joinpath(*folder, name)
+        staged = final.with_name(f".{name}.{os.getpid()}.pending")
+        write_parquet(frame, staged)
+        moves.append((staged, final))
+    return moves
+
+
+def commit_state(moves: list[tuple[Path, Path]]) -> None:
+    """Move staged state files into place (a rename each)."""
+    for staged, final in moves:
+        os.replace(staged, final)
+
+
 def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.DataFrame
                 ) -> None:
-    """Keep this run's warning state and state changes (each file written atomically)."""
-    name = f"{run_date.isoformat()}.parquet"
-    write_parquet(events.astype(EVENT_COLUMNS), Path(home).joinpath(*EVENTS_DIR, name))
-    write_parquet(state, Path(home).joinpath(*STATE_DIR, name))
+    """Keep this run's warning state and state changes."""
+    commit_state(stage_state(home, run_date, state, events))
 
 
 def warning_history(home: Path) -> pd.DataFrame:
@@ -104,12 +126,36 @@ def staged_folder(target: Path) -> Iterator[Path]:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_leftovers(home: Path) -> list[Path]:
-    """Remove staging folders left by killed runs; return what was removed."""
-    out = Path(home) / "out"
-    leftovers = [path for pattern in (".*.staging", ".*.replaced") for path in out.glob(pattern)]
-    for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
+    """Remove what killed runs left half-written; return what was removed.
+
+    Only the leftovers of processes that no longer exist: the process id is
+    in each name, and another run in progress keeps its own.
+    """
+    home = Path(home)
+    candidates = [*(home / "out").glob(".*.staging"), *(home / "out").glob(".*.replaced"),
+                  *home.joinpath(*STATE_DIR).glob(".*.pending"),
+                  *home.joinpath(*EVENTS_DIR).glob(".*.pending")]
+    leftovers = []
+    for path in candidates:
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and _is_running(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        leftovers.append(path)
     return leftovers
 
 
@@ -122,6 +168,7 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
     the number of files and warnings written.
     """
     target = out_dir(home, run_date)
+    started = time.perf_counter()
     with staged_folder(target) as staging:
         written = []
         for county, township, content in referral_files(referrals):
@@ -132,6 +179,9 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
         warnings.to_parquet(staging / "warnings.parquet", index=False)
         manifest = {**manifest, "outputs": {"referral_files": len(written),
                                             "warnings": len(warnings)}}
+        if "stage_seconds" in manifest:
+            manifest["stage_seconds"] = {**manifest["stage_seconds"],
+                                         "outputs": time.perf_counter() - started}
         (staging / "run_manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, default=str) + "\n",
             encoding="utf-8")
