@@ -49,8 +49,6 @@ LINE_BREAKS = r"[\r\n]+"
 EOL = "\r\n"
 #: The referral columns that hold text (the others are whole numbers).
 TEXT_HEADERS = [header for header in REFERRAL_HEADERS if header not in ("家庭人口", "风险评分")]
-#: Columns of the triage table besides the contract's.
-PLACE_COLUMNS = ["county_code", "township_code"]
 #: What the household facts must provide for triage.
 HOUSEHOLD_COLUMNS = ["region_code", "county_code", "township_code", "head_name",
                      "head_id_number", "living_members"]
