@@ -20,12 +20,14 @@ Pure and vectorised. :func:`triage` turns the listed warnings (状态 新增 or
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from monitor import regions
 from monitor.idcard import mask_id_numbers
@@ -220,6 +222,36 @@ def referral_files(rows: pd.DataFrame) -> Iterator[tuple[str, str, bytes]]:
         county, township = places.iloc[start].split("/")
         body = EOL.join(lines[start:end]) + EOL
         yield county, township, (header + body).encode("utf-8-sig")
+
+
+def warnings_table(hits: pd.DataFrame) -> pd.DataFrame:
+    """``warnings.parquet``: one row per hit, with each rule's evidence fields as columns.
+
+    The evidence JSON is parsed by Arrow in one pass (types inferred over all
+    rows at once); a field a rule does not use is empty. The JSON column is
+    kept too. A field whose name is taken by a hit column gets ``evidence_``
+    in front.
+    """
+    hits = hits.reset_index(drop=True)
+    if hits.empty:
+        return hits
+    data = ("\n".join(hits["evidence"].astype(str).tolist()) + "\n").encode("utf-8")
+    fields = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(
+        block_size=len(data) + 1)).to_pandas(types_mapper=_nullable)
+    fields.columns = [f"evidence_{name}" if name in hits.columns else name
+                      for name in fields.columns]
+    return pd.concat([hits, fields], axis=1)
+
+
+def _nullable(arrow_type: pa.DataType) -> object:
+    """Whole numbers and flags stay whole numbers and flags when some rows lack them."""
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    if pa.types.is_string(arrow_type):
+        return pd.StringDtype()
+    return None
 
 
 def referral_csv(rows: pd.DataFrame) -> bytes:

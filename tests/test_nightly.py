@@ -186,6 +186,10 @@ def test_manifest_accounts_for_inputs_and_says_the_score_is_rules_only(scenario)
     warnings = pd.read_parquet(scenario["home"] / "out" / DAY.isoformat() / "warnings.parquet")
     assert {"household_id", "rule", "level", "warning_id", "evidence"} <= set(warnings.columns)
     assert "person_id_number" not in warnings.columns
+    # Each rule's evidence fields are columns too, e.g. the income behind DIBAO_GAP.
+    gap = warnings[warnings["rule"] == "DIBAO_GAP"]
+    assert len(gap) and (gap["per_capita_income"] < gap["dibao_standard"]).all()
+    assert warnings.loc[warnings["rule"] != "DIBAO_GAP", "per_capita_income"].isna().any()
 
 
 def test_the_run_publishes_its_summary_as_a_prefect_artifact(scenario):

@@ -10,7 +10,14 @@ import pytest
 
 from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
 from monitor.lifecycle import CONTINUING, NEW, SETTLED
-from monitor.referrals import REFERRAL_HEADERS, defuse, referral_csv, referral_files, triage
+from monitor.referrals import (
+    REFERRAL_HEADERS,
+    defuse,
+    referral_csv,
+    referral_files,
+    triage,
+    warnings_table,
+)
 from monitor.rules import RuleError, parse_rules
 from monitor.scoring import RulesOnlyScore
 
@@ -120,6 +127,20 @@ def test_referral_file_is_utf8_with_bom_crlf_and_the_contract_headers():
     assert back.loc[0, "村(社区)"] == "500101001201 "
     starts = back.fillna("").map(lambda cell: cell[:1])
     assert not starts.isin(["=", "+", "-", "@"]).any().any()
+
+
+def test_warnings_table_spreads_each_rules_evidence_into_columns():
+    hits = pd.DataFrame({
+        "household_id": ["h1", "h2"], "rule": ["DIBAO_GAP", "JOBLESS"],
+        "evidence": ['{"per_capita_income": 500.5, "income_assess_date": "2026-06-01", '
+                     '"rule": "x"}', '{"working_age_living": 2, "in_dibao": false}']})
+    table = warnings_table(hits)
+    assert table.loc[0, "per_capita_income"] == 500.5
+    assert pd.isna(table.loc[1, "per_capita_income"])
+    assert table.loc[1, "working_age_living"] == 2 and pd.isna(table.loc[0, "working_age_living"])
+    assert table.loc[1, "in_dibao"] == False  # noqa: E712 - a nullable boolean, not None
+    assert table.loc[0, "evidence_rule"] == "x"  # a clashing name is prefixed
+    assert table.loc[0, "evidence"] == hits.loc[0, "evidence"]
 
 
 def test_rules_only_score_is_validated():

@@ -33,7 +33,7 @@ import pandas as pd
 from monitor import __version__
 from monitor.io.lake import write_parquet
 from monitor.lifecycle import EVENT_COLUMNS, empty_state
-from monitor.referrals import referral_files
+from monitor.referrals import referral_files, warnings_table
 
 STATE_DIR = ("lake", "warning_state")
 EVENTS_DIR = ("lake", "warning_events")
@@ -175,7 +175,7 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             written.append(path.relative_to(staging).as_posix())
-        warnings.to_parquet(staging / "warnings.parquet", index=False)
+        warnings_table(warnings).to_parquet(staging / "warnings.parquet", index=False)
         manifest = {**manifest, "outputs": {"referral_files": len(written),
                                             "warnings": len(warnings)}}
         if "stage_seconds" in manifest:
