@@ -224,34 +224,24 @@ def referral_files(rows: pd.DataFrame) -> Iterator[tuple[str, str, bytes]]:
         yield county, township, (header + body).encode("utf-8-sig")
 
 
-def warnings_table(hits: pd.DataFrame) -> pd.DataFrame:
+def warnings_table(hits: pd.DataFrame) -> pa.Table:
     """``warnings.parquet``: one row per hit, with each rule's evidence fields as columns.
 
     The evidence JSON is parsed by Arrow in one pass (types inferred over all
-    rows at once); a field a rule does not use is empty. The JSON column is
-    kept too. A field whose name is taken by a hit column gets ``evidence_``
-    in front.
+    rows at once) and stays in Arrow; a field a rule does not use is empty.
+    The JSON column is kept too. A field whose name is taken by a hit column
+    gets ``evidence_`` in front.
     """
-    hits = hits.reset_index(drop=True)
-    if hits.empty:
-        return hits
+    table = pa.Table.from_pandas(hits.reset_index(drop=True), preserve_index=False)
+    if not len(hits):
+        return table
     data = ("\n".join(hits["evidence"].astype(str).tolist()) + "\n").encode("utf-8")
     fields = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(
-        block_size=len(data) + 1)).to_pandas(types_mapper=_nullable)
-    fields.columns = [f"evidence_{name}" if name in hits.columns else name
-                      for name in fields.columns]
-    return pd.concat([hits, fields], axis=1)
-
-
-def _nullable(arrow_type: pa.DataType) -> object:
-    """Whole numbers and flags stay whole numbers and flags when some rows lack them."""
-    if pa.types.is_integer(arrow_type):
-        return pd.Int64Dtype()
-    if pa.types.is_boolean(arrow_type):
-        return pd.BooleanDtype()
-    if pa.types.is_string(arrow_type):
-        return pd.StringDtype()
-    return None
+        block_size=len(data) + 1))
+    for name, column in zip(fields.column_names, fields.columns, strict=True):
+        table = table.append_column(
+            f"evidence_{name}" if name in hits.columns else name, column)
+    return table
 
 
 def referral_csv(rows: pd.DataFrame) -> bytes:

@@ -134,11 +134,11 @@ def test_warnings_table_spreads_each_rules_evidence_into_columns():
         "household_id": ["h1", "h2"], "rule": ["DIBAO_GAP", "JOBLESS"],
         "evidence": ['{"per_capita_income": 500.5, "income_assess_date": "2026-06-01", '
                      '"rule": "x"}', '{"working_age_living": 2, "in_dibao": false}']})
-    table = warnings_table(hits)
+    table = warnings_table(hits).to_pandas()
     assert table.loc[0, "per_capita_income"] == 500.5
     assert pd.isna(table.loc[1, "per_capita_income"])
     assert table.loc[1, "working_age_living"] == 2 and pd.isna(table.loc[0, "working_age_living"])
-    assert table.loc[1, "in_dibao"] == False  # noqa: E712 - a nullable boolean, not None
+    assert table.loc[1, "in_dibao"] is False
     assert table.loc[0, "evidence_rule"] == "x"  # a clashing name is prefixed
     assert table.loc[0, "evidence"] == hits.loc[0, "evidence"]
 

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from monitor import __version__
 from monitor.io.lake import write_parquet
@@ -175,7 +176,7 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             written.append(path.relative_to(staging).as_posix())
-        warnings_table(warnings).to_parquet(staging / "warnings.parquet", index=False)
+        pq.write_table(warnings_table(warnings), staging / "warnings.parquet")
         manifest = {**manifest, "outputs": {"referral_files": len(written),
                                             "warnings": len(warnings)}}
         if "stage_seconds" in manifest:
