@@ -143,6 +143,15 @@ def test_warnings_table_spreads_each_rules_evidence_into_columns():
     assert table.loc[0, "evidence"] == hits.loc[0, "evidence"]
 
 
+def test_warnings_table_keeps_row_order_and_unifies_a_field_typed_differently_by_two_rules():
+    hits = pd.DataFrame({
+        "household_id": ["h1", "h2", "h3"], "rule": ["JOBLESS", "DIBAO_GAP", "JOBLESS"],
+        "evidence": ['{"amount": 1}', '{"amount": 2.5}', '{"amount": 3}']})
+    table = warnings_table(hits).to_pandas()
+    assert table["household_id"].tolist() == ["h1", "h2", "h3"]
+    assert table["amount"].tolist() == [1.0, 2.5, 3.0]
+
+
 def test_rules_only_score_is_validated():
     assert RulesOnlyScore.from_definition(load_scoring()).cap == 100
     with pytest.raises(RuleError, match="rules_only_score: base must give a score"):
