@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 WARNING_ID_PREFIX = "YJ"
+#: A number as a spreadsheet writes a long one: 5.00101E+11.
+SCIENTIFIC = r"^(?P<mantissa>\d)(?:\.(?P<decimals>\d+))?[Ee]\+?(?P<exponent>\d+)$"
 NEW, CONTINUING, SETTLED = "新增", "持续", "已办结"
 OPEN, CLOSED = "open", "closed"
 BY_RUN, BY_FEEDBACK = "run", "feedback"
@@ -124,22 +126,36 @@ class Lifecycle:
 
 
 def _same_household(warned: pd.Series, answered: pd.Series) -> pd.Series:
-    """Whether feedback names the warned household, allowing for lost leading zeros.
+    """Whether feedback names the warned household, allowing for what spreadsheets do to it.
 
-    A caseworker's spreadsheet shows 户编号 ``000123`` as the number 123 and
-    saves it so; the warning id already names the household, so the 户编号
-    is a cross-check and a lost zero is not a different household.
+    The warning id already names the household; the 户编号 is a cross-check.
+    A caseworker's spreadsheet shows 户编号 ``000123`` as the number 123, and
+    a long one as ``5.00101E+11``, and saves it so. A lost leading zero is
+    not another household, and a number in that form agrees when it is the
+    warned 户编号 rounded to the digits shown.
 
     Examples
     --------
-    >>> _same_household(pd.Series(["000123", "000123", "9"]),
-    ...                 pd.Series(["123", "124", None])).tolist()
-    [True, False, False]
+    >>> _same_household(pd.Series(["000123", "000123", "9", "500101001234", "500101001234"]),
+    ...                 pd.Series(["123", "124", None, "5.00101E+11", "5.00102E+11"])).tolist()
+    [True, False, False, True, False]
     """
     def digits(values: pd.Series) -> pd.Series:
         return values.astype("string").str.strip().str.lstrip("0")
 
-    return (digits(warned) == digits(answered)).fillna(False).astype(bool)
+    same = (digits(warned) == digits(answered)).fillna(False).astype(bool)
+    shown = answered.astype("string").str.strip().str.extract(SCIENTIFIC, expand=True)
+    scientific = shown["mantissa"].notna().to_numpy(dtype=bool)
+    if scientific.any():
+        value = pd.to_numeric(answered.astype("string").str.strip(), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan)
+        exact = pd.to_numeric(digits(warned), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan)
+        decimals = shown["decimals"].fillna("").str.len().to_numpy(dtype="float64")
+        step = 10.0 ** (shown["exponent"].astype("float64").to_numpy() - decimals)
+        rounded = np.round(exact / step) * step
+        same |= scientific & (np.abs(rounded - value) < step / 2)
+    return same
 
 
 def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Timestamp

@@ -104,13 +104,20 @@ def test_feedback_closes_the_household_and_it_is_not_relisted_until_its_facts_ch
     assert status_of(moved, "h1", "JOBLESS")[0] == SETTLED
 
 
-def test_feedback_whose_household_id_lost_its_leading_zeros_still_matches():
-    first = track(empty_state(), hits(("000123", "DIBAO_GAP", "{}")), NO_FEEDBACK, DAY1)
-    answered = feedback(first.hits["warning_id"][0], "123", DAY2)
-    result = track(first.state, hits(("000123", "DIBAO_GAP", "{}")), answered, DAY2)
-    assert status_of(result, "000123", "DIBAO_GAP")[0] == SETTLED
-    assert result.unmatched_feedback.empty
-    assert result.events["household_id"].tolist() == ["000123"]
+@pytest.mark.parametrize(("household", "as_saved", "matches"), [
+    ("000123", "123", True),                         # leading zeros dropped
+    ("500101001234", "5.00101E+11", True),           # a long number shown in scientific form
+    ("500101001234", "500101001234.0", False),       # not a form a spreadsheet writes
+    ("500101001234", "5.00102E+11", False),          # another household
+])
+def test_feedback_household_ids_as_a_spreadsheet_saves_them(household, as_saved, matches):
+    first = track(empty_state(), hits((household, "DIBAO_GAP", "{}")), NO_FEEDBACK, DAY1)
+    answered = feedback(first.hits["warning_id"][0], as_saved, DAY2)
+    result = track(first.state, hits((household, "DIBAO_GAP", "{}")), answered, DAY2)
+    assert (status_of(result, household, "DIBAO_GAP")[0] == SETTLED) is matches
+    assert result.unmatched_feedback.empty is matches
+    if matches:
+        assert result.events["household_id"].tolist() == [household]
 
 
 def test_a_warning_answered_by_its_own_row_keeps_that_outcome():
