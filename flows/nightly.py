@@ -211,8 +211,8 @@ def nightly(home: Path, run_date: dt.date) -> dict:
     timings["triage"] = time.perf_counter() - mark
 
     summary = run_summary(lifecycle, referrals)
-    quarantined = {row["source"]: int(row["rows_quarantined"])
-                   for row in ingest_report.by_source().to_dict("records")}
+    ingested = ingest_report.by_source().to_dict("records")
+    quarantined = {row["source"]: int(row["rows_quarantined"]) for row in ingested}
     manifest = {
         "run_date": run_date.isoformat(),
         "code_version": code_version(),
@@ -221,7 +221,7 @@ def nightly(home: Path, run_date: dt.date) -> dict:
         "counties": len(counties),
         "households_evaluated": sum(result.households_evaluated for result in results),
         "persons_evaluated": sum(result.persons_evaluated for result in results),
-        "ingested_this_run": ingest_report.by_source().to_dict("records"),
+        "ingested_this_run": ingested,
         "notices": ingest_report.notices,
         "rejected_files": [outcome.message for outcome in ingest_report.files
                            if outcome.status == "rejected"],

@@ -240,9 +240,6 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     # the hash as nullable Int64, so that no 64-bit value passes through a float.
     before = state.astype({"evidence_hash": "Int64"}).reindex(rows).reset_index(drop=True)
 
-    def earlier(column: str) -> pd.Series:
-        return before[column]
-
     def is_(column: str, value: object) -> np.ndarray:
         return before[column].eq(value).fillna(False).to_numpy(dtype=bool)
 
@@ -253,7 +250,7 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     opens = ~was_open & ~unchanged
     hits["status"] = pd.array(np.select([was_open, unchanged], [CONTINUING, SETTLED], NEW),
                               dtype="string")
-    hits["first_warning_date"] = earlier("first_warning_date").where(
+    hits["first_warning_date"] = before["first_warning_date"].where(
         was_open | unchanged, run_date).astype("datetime64[ns]").to_numpy()
 
     # The new state: warnings without a hit today, then every hit's warning.
@@ -270,13 +267,13 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
         "township_code": hits["township_code"],
         "status": np.where(listed, OPEN, CLOSED),
         "first_warning_date": hits["first_warning_date"],
-        "last_seen_date": earlier("last_seen_date").where(~listed, run_date).to_numpy(),
+        "last_seen_date": before["last_seen_date"].where(~listed, run_date).to_numpy(),
         # A settled warning keeps the evidence it was settled on.
         "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
-            listed, earlier("evidence_hash")).to_numpy(dtype="int64"),
+            listed, before["evidence_hash"]).to_numpy(dtype="int64"),
     }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
     for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
-        current[column] = earlier(column).astype(STATE_COLUMNS[column]).where(unchanged)
+        current[column] = before[column].astype(STATE_COLUMNS[column]).where(unchanged)
     new_state = (pd.concat([quiet, current], ignore_index=True).astype(STATE_COLUMNS)
                  .sort_values("warning_id", ignore_index=True))
 
