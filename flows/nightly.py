@@ -39,6 +39,7 @@ from monitor.io.lake import (
     read_manifest,
     read_source,
 )
+from monitor.io.models import load_latest_model
 from monitor.io.outputs import (
     code_version,
     commit_state,
@@ -48,6 +49,7 @@ from monitor.io.outputs import (
     write_outputs,
 )
 from monitor.lifecycle import Lifecycle, track
+from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.referrals import triage
 from monitor.report import run_summary, summary_markdown
@@ -66,6 +68,18 @@ class Configuration:
     rules: list[Rule]
     scoring: RulesOnlyScore
     versions: dict[str, str]
+    #: The newest model trained for the run date or earlier; None: rules alone.
+    model: RiskModel | None = None
+
+    @property
+    def model_manifest(self) -> dict:
+        """The run manifest's model entry: which model scored the run, or that none did."""
+        if self.model is None:
+            return {"version": None, "risk_score": self.scoring.description}
+        meta = self.model.metadata
+        return {"version": self.model.version, "kind": meta["kind"],
+                "trained_on": meta["trained_on"], "data_sha256": meta["data_sha256"],
+                "risk_score": self.model.description}
 
 
 @dataclass
@@ -78,11 +92,15 @@ class CountySources:
 
 
 def load_configuration(home: Path, run_date: dt.date) -> Configuration:
-    """Parameters (checked for every township on the date), rules and score; raises if unusable."""
+    """Parameters (checked for every township on the date), rules, score and model.
+
+    Raises if any is unusable.
+    """
     params = load_parameters(home, run_date)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
-    return Configuration(params, rules, scoring, configuration_versions(home))
+    model = load_latest_model(home, run_date)
+    return Configuration(params, rules, scoring, configuration_versions(home), model)
 
 
 @quiet_task
@@ -112,7 +130,7 @@ def evaluate(county: CountySources, run_date: dt.date, configuration: Configurat
              ) -> CountyEvaluation:
     """Facts, rule hits and risk scores for one county."""
     return evaluate_county(county.county, county.sources, run_date, configuration.params,
-                           configuration.rules, configuration.scoring)
+                           configuration.rules, configuration.scoring, configuration.model)
 
 
 @quiet_task
@@ -197,7 +215,7 @@ def nightly(home: Path, run_date: dt.date) -> dict:
     results = [future.result() for future in evaluations]
     timings["counties"] = time.perf_counter() - mark
     timings["read (sum over counties)"] = sum(read.result().seconds for read in reads)
-    for stage in ("facts", "rules", "score"):
+    for stage in ("facts", "model", "rules", "score"):
         timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]
                                                       for result in results)
 
@@ -217,7 +235,7 @@ def nightly(home: Path, run_date: dt.date) -> dict:
         "run_date": run_date.isoformat(),
         "code_version": code_version(),
         "rules_and_parameters": configuration.versions,
-        "model": {"version": None, "risk_score": configuration.scoring.description},
+        "model": configuration.model_manifest,
         "counties": len(counties),
         "households_evaluated": sum(result.households_evaluated for result in results),
         "persons_evaluated": sum(result.persons_evaluated for result in results),
@@ -235,4 +253,4 @@ def nightly(home: Path, run_date: dt.date) -> dict:
     report(run_date, summary, quarantined)
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
-            "ingest": ingest_report}
+            "ingest": ingest_report, "model": configuration.model_manifest}

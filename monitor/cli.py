@@ -186,13 +186,14 @@ def run_command(
     run_date = _run_date(date)
     _prefect_defaults(verbose)
     from flows.nightly import load_configuration, nightly
+    from monitor.io.models import ModelError
     from monitor.params import ParameterError
     from monitor.rules import RuleError
 
     try:
         # A bad parameter file stops the run before anything is ingested or written.
         load_configuration(home, run_date)
-    except (ParameterError, RuleError) as error:
+    except (ParameterError, RuleError, ModelError) as error:
         errors.print(escape(f"run not started: {_one_line(error)}"), soft_wrap=True)
         raise typer.Exit(1) from None
     try:
@@ -224,8 +225,53 @@ def _print_run(result: dict) -> None:
                   f"townships: {households['new']:,} 新增, {households['continuing']:,} 持续. "
                   f"Closed: {warnings['closed_by_run']:,} no longer triggered, "
                   f"{warnings['closed_by_feedback']:,} by feedback.")
+    model = result["model"]
+    if model["version"] is None:
+        console.print("风险评分 from the rules alone: no model trained yet (`monitor train`).")
+    else:
+        console.print(f"风险评分 from model {model['version']} ({model['kind']}, trained "
+                      f"{model['trained_on']}).")
     console.print(f"Referral files: {Path(result['out']) / 'referrals'}")
     console.print(f"Warnings and manifest: {Path(result['out'])}  "
+                  f"({result['stage_seconds']['total']:.1f} s)")
+
+
+@app.command("train")
+def train_command(
+    home: HomeOption,
+    date: DateOption = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+) -> None:
+    """Train the risk model on the history up to the date; write it and its card under the home."""
+    train_date = _run_date(date)
+    _prefect_defaults(verbose)
+    from flows.training import train
+    from monitor.io.config import load_model_settings, load_parameters
+    from monitor.model import ModelSettingsError
+    from monitor.params import ParameterError
+
+    try:
+        load_parameters(home, train_date)
+        load_model_settings()
+    except (ParameterError, ModelSettingsError) as error:
+        errors.print(escape(f"training not started: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        result = train(home=home, train_date=train_date)
+    except Exception as error:  # one line, as for a run
+        errors.print(escape(f"training failed: {type(error).__name__}: {_one_line(error)}"),
+                     soft_wrap=True)
+        raise typer.Exit(1) from None
+    figures = result["validation"]
+    console.print(f"Model {result['version']} ({result['chosen']}), trained on "
+                  f"{result['rows']['training']:,} rows; validated on "
+                  f"{figures['households']:,} households ({figures['positives']:,} positive).")
+    console.print(f"Recall at {figures['capacity_per_township']} per township: model "
+                  f"{figures['recall_at_capacity']:.3f}, rules only "
+                  f"{figures['rules_recall_at_capacity']:.3f}; ROC AUC "
+                  f"{figures['roc_auc']:.3f}.")
+    console.print(f"Model card: {Path(result['folder']) / 'MODEL_CARD.md'}  "
                   f"({result['stage_seconds']['total']:.1f} s)")
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from monitor.facts import build_facts
+from monitor.features import model_features
 from monitor.idcard import mask_id_numbers
+from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.referrals import HOUSEHOLD_COLUMNS
 from monitor.rules import Rule, evaluate
@@ -37,25 +39,49 @@ class CountyEvaluation:
     households: pd.DataFrame
     households_evaluated: int = 0
     persons_evaluated: int = 0
-    #: Seconds spent in each stage (facts, rules, score).
+    #: Seconds spent in each stage (facts, model, rules, score).
     timings: dict[str, float] = field(default_factory=dict)
 
 
 def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.date,
-                    params: Parameters, rules: list[Rule], scoring: RulesOnlyScore
-                    ) -> CountyEvaluation:
-    """Facts, rule hits and scores for one county's households as of ``as_of``."""
+                    params: Parameters, rules: list[Rule], scoring: RulesOnlyScore,
+                    model: RiskModel | None = None) -> CountyEvaluation:
+    """Facts, rule hits and scores for one county's households as of ``as_of``.
+
+    With a ``model``, every household gets its 风险评分 from the model before
+    the rules run (MODEL_RISK reads it), and a household at or above the
+    ``model_threshold`` in force gets the reasons for its score
+    (``risk_factors``, which MODEL_RISK's 预警原因 quotes). Without one, the
+    listed households are scored by the rules alone.
+    """
     timings = {}
     started = time.perf_counter()
     facts = build_facts(sources, as_of, params)
     timings["facts"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    if model is not None:
+        households = facts.households
+        features = model_features(facts, params)
+        scores = model.scores(features)
+        households["risk_score"] = scores.to_numpy(dtype="float64")
+        threshold = params.lookup("model_threshold", households["region_code"], as_of)
+        # Only households the model would list need their reasons worked out.
+        listed = scores.to_numpy() >= threshold.to_numpy(dtype="float64")
+        reasons = model.reasons(features[listed])
+        households["risk_factors"] = reasons.reindex(households.index)
+    timings["model"] = time.perf_counter() - started
+
+    started = time.perf_counter()
     hits = evaluate(rules, facts, params)
     timings["rules"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scores = scoring.scores(hits)
+    hit_index = pd.Index(hits["household_id"].unique())
+    if model is None:
+        scores = scoring.scores(hits)
+    else:
+        scores = facts.households["risk_score"].reindex(hit_index).astype("int64")
     hit_households = facts.households.loc[scores.index, HOUSEHOLD_COLUMNS].copy()
     hit_households["risk_score"] = scores
     place = hit_households.loc[hits["household_id"], ["county_code", "township_code"]]

@@ -44,8 +44,8 @@ UNSAFE_RATINGS = ("C", "D")
 MONITORED_TYPES = ("脱贫不稳定户", "边缘易致贫户", "突发严重困难户")
 VEHICLE, PROPERTY, BUSINESS, FINANCIAL = "机动车", "商品房", "工商登记", "金融资产"
 #: Parameters the facts themselves depend on (windows and age bands).
-FACT_PARAMETERS = ["medical_window_days", "sudden_window_days", "working_age_from",
-                   "working_age_until", "severe_disability_level"]
+FACT_PARAMETERS = ["medical_window_days", "sudden_window_days", "recent_window_days",
+                   "working_age_from", "working_age_until", "severe_disability_level"]
 
 
 @dataclass
@@ -282,6 +282,13 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
         claim_person, minlength=len(persons),
         weights=np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window]))
     major = _flag(claims["category"], MAJOR_ILLNESS)[known][in_window]
+    # The last few weeks' costs too: a recent illness weighs more on what comes next.
+    recent = _in_window(settled[in_window].reset_index(drop=True),
+                        pd.Series(per_person("recent_window_days")[claim_person]), on).to_numpy()
+    persons["recent_medical_out_of_pocket"] = np.bincount(
+        claim_person[recent], minlength=len(persons),
+        weights=np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window]
+                              [recent]))
     persons["medical_out_of_pocket"] = out_of_pocket
     persons["major_illness_claims"] = np.bincount(claim_person[major], minlength=len(persons))
 
@@ -317,6 +324,9 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
                                          _days(persons["status_date"]))).to_numpy()
     households["medical_out_of_pocket"] = np.bincount(position, weights=out_of_pocket,
                                                       minlength=household_count)
+    households["recent_medical_out_of_pocket"] = np.bincount(
+        position, weights=persons["recent_medical_out_of_pocket"].to_numpy(),
+        minlength=household_count)
     households["major_illness_claims"] = np.bincount(
         position, weights=persons["major_illness_claims"].to_numpy(),
         minlength=household_count).astype(np.int64)
@@ -376,7 +386,9 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
         revitalization["since"].astype("datetime64[ns]"), rows).to_numpy()
     households["is_monitored_for_relapse"] = _flag(status, MONITORED_TYPES) & ~(
         risk_removed.fillna(False).to_numpy(dtype=bool))
+    # Filled by the model when there is one (monitor.evaluation); MODEL_RISK reads them.
     households["risk_score"] = np.nan
+    households["risk_factors"] = pd.array([pd.NA] * household_count, dtype="string")
     return Facts(as_of, households, persons, position)
 
 

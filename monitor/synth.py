@@ -12,7 +12,10 @@ The model, in short:
   away for work).
 - Each household has a monthly *latent hardship* ``x = chronic + a`` where
   ``a`` is an AR(1) process driven by shocks (illness, job loss, disaster,
-  death of a working-age member). Signals of those shocks (medical claims,
+  death of a working-age member). Shocks weigh 2.2 times as much on a
+  *fragile* household (no working-age member at home, and an elder or a
+  disabled member), so that a moderate shock there foretells a program entry
+  that no single rule sees coming. Signals of those shocks (medical claims,
   失业登记, disaster losses, dropouts, income falls) are dated when the shock
   happens; program entries (低保, 低保边缘, 临时救助) follow them with a lag of
   a few months, so that a model can learn to anticipate them.
@@ -528,6 +531,13 @@ def generate_chunk(
     np.add.at(shock, (hits["hh"].to_numpy(), hits["month"].to_numpy()),
               (0.35 * np.log1p(loss / 2000)).astype(np.float32))
 
+    # Compound vulnerability: a shock weighs far more on a household with no working-age
+    # member at home and a dependant (an elder or a disabled member). Each fact alone is
+    # common and mostly harmless; a moderate shock on top of both is what foretells a
+    # program entry, and no single rule looks at the three together.
+    fragile = (local_work == 0) & ((n_elder > 0) | has_dis)
+    shock *= np.where(fragile, 2.2, 1.0).astype(np.float32)[:, None]
+
     # ---------------------------------------------------------------- latent hardship
     a = np.empty((n, T), np.float32)
     prev = rng.normal(0, 0.3, n)
@@ -621,7 +631,7 @@ def generate_chunk(
     big = loss > 8000
     acute_h = np.concatenate([acute_h, hits["hh"].to_numpy()[big], hh[wdeath]])
     acute_m = np.concatenate([acute_m, hits["month"].to_numpy()[big], dm[wdeath]])
-    take = (rng.random(len(acute_h)) < 0.35) & (acute_m + 2 < T)
+    take = (rng.random(len(acute_h)) < np.where(fragile[acute_h], 0.6, 0.35)) & (acute_m + 2 < T)
     acute_h, acute_m = acute_h[take], acute_m[take]
     head_idx = offsets[acute_h]
     ts = _day_in_month(rng, acute_m + 1 + (rng.random(len(acute_h)) < 0.5), cal)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from monitor.model import ModelSettings
 from monitor.params import ParameterError, Parameters
 from monitor.regions import townships
 
@@ -69,7 +70,14 @@ def load_scoring(rules_dir: Path = RULES_DIR) -> object:
 def configuration_versions(home: Path | None = None, rules_dir: Path = RULES_DIR
                            ) -> dict[str, str]:
     """The sha256 of each rules and parameters file in use (the run manifest's versions)."""
-    files = {"rules": rules_dir / "rules.yaml", "parameters": rules_dir / "parameters.yaml"}
+    files = {"rules": rules_dir / "rules.yaml", "parameters": rules_dir / "parameters.yaml",
+             "model_settings": rules_dir / "model.yaml"}
     if home is not None and (Path(home) / OVERRIDE_NAME).exists():
         files["parameters_override"] = Path(home) / OVERRIDE_NAME
     return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+
+
+def load_model_settings(rules_dir: Path = RULES_DIR) -> ModelSettings:
+    """The risk model's settings, ``rules/model.yaml``, validated."""
+    path = rules_dir / "model.yaml"
+    return ModelSettings.from_definition(_read_yaml(path), str(path))

@@ -1,0 +1,101 @@
+"""Model artifacts under the home: write one atomically, find the newest for a run.
+
+Layout::
+
+    models/<version>/model.joblib       the fitted RiskModel (joblib pickle)
+    models/<version>/metadata.json      version, training window, features, data hash, metrics
+    models/<version>/MODEL_CARD.md      the model card
+    models/<version>/validation.parquet validation households: probability, outcome, rules score
+
+A version is ``<training date>-<first 8 hex digits of the training data's
+sha256>``: training again on the same data gives the same version. A run
+uses the newest model trained for a date on or before its own, so a past
+date run again scores as it did.
+
+A model file is a pickle: load only models this system wrote into the home.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+from monitor.features import FEATURE_NAMES
+from monitor.io.lake import write_parquet
+from monitor.model import RiskModel, model_is_usable
+
+MODEL_FILE, METADATA_FILE, CARD_FILE = "model.joblib", "metadata.json", "MODEL_CARD.md"
+VALIDATION_FILE = "validation.parquet"
+
+
+class ModelError(ValueError):
+    """A model artifact that cannot be used."""
+
+
+def models_dir(home: Path) -> Path:
+    """Where a home keeps its models."""
+    return Path(home) / "models"
+
+
+def write_model(home: Path, model: RiskModel, card: str, validation: pd.DataFrame) -> Path:
+    """Write a model's folder: staged beside it, then moved into place in one rename."""
+    folder = models_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / model.version
+    staging = folder / f".{model.version}.{os.getpid()}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    metadata = {**model.metadata, "written_at": dt.datetime.now(dt.UTC).isoformat(
+        timespec="seconds")}
+    model.metadata = metadata
+    joblib.dump(model, staging / MODEL_FILE)
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False, indent=2),
+                                         encoding="utf-8")
+    (staging / CARD_FILE).write_text(card, encoding="utf-8")
+    write_parquet(validation, staging / VALIDATION_FILE)
+    if target.exists():
+        # The same version again (same data): the old folder goes aside, then away.
+        aside = folder / f".{model.version}.{os.getpid()}.replaced"
+        target.rename(aside)
+        staging.rename(target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        staging.rename(target)
+    return target
+
+
+def model_versions(home: Path) -> list[dict]:
+    """The metadata of every complete model folder, oldest first."""
+    found = []
+    for path in models_dir(home).glob(f"*/{METADATA_FILE}"):
+        if path.parent.name.startswith(".") or not (path.parent / MODEL_FILE).exists():
+            continue
+        try:
+            found.append({**json.loads(path.read_text(encoding="utf-8")),
+                          "folder": str(path.parent)})
+        except (OSError, ValueError):
+            continue
+    return sorted(found, key=lambda meta: (meta.get("trained_on", ""),
+                                           meta.get("written_at", ""), meta.get("version", "")))
+
+
+def load_latest_model(home: Path, run_date: dt.date) -> RiskModel | None:
+    """The newest model trained for a date on or before ``run_date`` (None: there is none)."""
+    usable = [meta for meta in model_versions(home) if model_is_usable(meta, run_date)]
+    if not usable:
+        return None
+    folder = Path(usable[-1]["folder"])
+    try:
+        model = joblib.load(folder / MODEL_FILE)
+    except Exception as error:
+        raise ModelError(f"{folder / MODEL_FILE}: cannot load the model: {error}") from None
+    if not isinstance(model, RiskModel) or model.metadata.get("features") != list(FEATURE_NAMES):
+        raise ModelError(f"{folder}: the model was trained on other features than this version "
+                         "computes; run `monitor train` again")
+    return model
