@@ -271,8 +271,11 @@ def train_command(
                   f"{figures['recall_at_capacity']:.3f}, rules only "
                   f"{figures['rules_recall_at_capacity']:.3f}; ROC AUC "
                   f"{figures['roc_auc']:.3f}.")
-    console.print(f"Model card: {Path(result['folder']) / 'MODEL_CARD.md'}  "
-                  f"({result['stage_seconds']['total']:.1f} s)")
+    seconds = result["stage_seconds"]
+    console.print(f"Model card: {Path(result['folder']) / 'MODEL_CARD.md'}")
+    console.print(f"Seconds: ingest {seconds['ingest']:.1f}, rows {seconds['rows']:.1f}, "
+                  f"fit {seconds['fit']:.1f}, write {seconds['write']:.1f}; "
+                  f"total {seconds['total']:.1f}.")
 
 
 def main() -> None:  # pragma: no cover - console entry point

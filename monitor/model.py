@@ -64,6 +64,7 @@ class ModelSettings:
     minimum_positives: int
     explanation_top: int
     minimum_points: int
+    no_single_reason: str
     phrases: dict[str, FeaturePhrase] = field(repr=False)
 
     @classmethod
@@ -98,6 +99,7 @@ class ModelSettings:
                 minimum_positives=int(fairness["minimum_positives"]),
                 explanation_top=int(explanation["top"]),
                 minimum_points=int(explanation["minimum_points"]),
+                no_single_reason=str(explanation["no_single_reason"]),
                 phrases={name: FeaturePhrase(**entry) for name, entry in features.items()},
             )
         except KeyError as error:
@@ -136,6 +138,8 @@ class RiskModel:
         How many reasons a household is given.
     minimum_points : int
         Reasons that added fewer points are not given.
+    no_single_reason : str
+        What is said when no feature added that many points.
     """
 
     estimator: object
@@ -144,6 +148,7 @@ class RiskModel:
     metadata: dict
     explanation_top: int = 3
     minimum_points: int = 1
+    no_single_reason: str = "多项因素共同作用，无单一突出因素"
 
     @property
     def version(self) -> str:
@@ -195,7 +200,7 @@ class RiskModel:
         """The features that raised each household's score most, in Chinese.
 
         At most :attr:`explanation_top` of them, each having added at least
-        :attr:`minimum_points`; NA for a household with none.
+        :attr:`minimum_points`; :attr:`no_single_reason` for a household with none.
 
         Examples of one household's text: ``近期医疗自付8600元（+12分）；单人户（+6分）``.
         """
@@ -215,7 +220,7 @@ class RiskModel:
                     part[rows] = said + "（+" + gained[rows].astype(np.int64).astype(str) + "分）"
             joined = np.where(text.eq("").to_numpy(dtype=bool), "", REASON_SEPARATOR)
             text = text.where(part.isna(), text + joined + part.fillna(""))
-        return text.replace("", pd.NA)
+        return text.replace("", self.no_single_reason)
 
     def _phrase(self, name: str, values: np.ndarray) -> np.ndarray:
         """One feature's phrase for each value (``absent`` for a yes/no feature at 0)."""

@@ -237,5 +237,6 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
         "seed": settings.seed,
     }
     model = RiskModel(estimator, reference, settings.phrases, metadata,
-                      settings.explanation_top, settings.minimum_points)
+                      settings.explanation_top, settings.minimum_points,
+                      settings.no_single_reason)
     return TrainingResult(model, chosen, candidates, validation, trained_rows)

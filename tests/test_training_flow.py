@@ -1,0 +1,119 @@
+"""`monitor train` end to end, then `monitor run` scoring with the model it wrote.
+
+One small synthetic county is trained on once per module (on the temporary
+Prefect server); the tests read what the commands left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.io.models import CARD_FILE, METADATA_FILE, MODEL_FILE, VALIDATION_FILE
+from monitor.io.sample_writer import write_sample
+
+DAY = dt.date(2026, 6, 30)
+EARLIER = DAY - dt.timedelta(days=1)
+runner = CliRunner()
+
+
+def command(*arguments: str):
+    return runner.invoke(app, [*arguments])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, prefect_server):
+    home = tmp_path_factory.mktemp("training") / "home"
+    write_sample(home, 3000, 3, DAY, places=("500102",))
+    # A low threshold, so that the model lists some households on its own.
+    (home / "parameters.yaml").write_text(
+        "model_threshold:\n  - {from: 2020-01-01, value: 4}\n", encoding="utf-8")
+    seen = {"home": home, "train": command("train", "--home", str(home), "--date",
+                                           DAY.isoformat())}
+    seen["folders"] = sorted(path for path in (home / "models").iterdir())
+    seen["run"] = command("run", "--home", str(home), "--date", DAY.isoformat())
+    seen["earlier"] = command("run", "--home", str(home), "--date", EARLIER.isoformat())
+    return seen
+
+
+def manifest(home: Path, day: dt.date) -> dict:
+    return json.loads((home / "out" / day.isoformat() / "run_manifest.json").read_text("utf-8"))
+
+
+def test_train_writes_the_artifact_and_the_card(trained):
+    assert trained["train"].exit_code == 0, trained["train"].output
+    assert "Recall at 10 per township" in trained["train"].output
+    (folder,) = trained["folders"]
+    assert {path.name for path in folder.iterdir()} == {MODEL_FILE, METADATA_FILE, CARD_FILE,
+                                                        VALIDATION_FILE}
+    metadata = json.loads((folder / METADATA_FILE).read_text("utf-8"))
+    assert metadata["version"] == folder.name and folder.name.startswith("2026-06-30-")
+    assert metadata["trained_on"] == "2026-06-30"
+    assert metadata["as_of_dates"]["validation"] == ["2025-12-30"]
+    assert max(metadata["as_of_dates"]["training"]) < "2025-06-30"
+    assert metadata["data_sha256"].startswith(folder.name.rsplit("-", 1)[1])
+    for figure in ("roc_auc", "recall_at_capacity", "rules_recall_at_capacity"):
+        assert 0 <= metadata["validation"][figure] <= 1
+    card = (folder / CARD_FILE).read_text("utf-8")
+    for heading in ("## Against the rules alone, at capacity 10 per township",
+                    "## Calibration (validation)", "### sex of the household head",
+                    "### age band of the household head", "### Groups called out"):
+        assert heading in card
+    validation = pd.read_parquet(folder / VALIDATION_FILE)
+    assert len(validation) == metadata["rows"]["validation"]
+    assert not any("id_number" in column for column in validation.columns)
+
+
+def test_the_run_scores_with_the_model_and_explains_model_warnings(trained):
+    result, home = trained["run"], trained["home"]
+    assert result.exit_code == 0, result.output
+    (folder,) = trained["folders"]
+    assert f"风险评分 from model {folder.name}" in result.output
+    model = manifest(home, DAY)["model"]
+    assert model["version"] == folder.name and model["trained_on"] == "2026-06-30"
+    warnings = pd.read_parquet(home / "out" / DAY.isoformat() / "warnings.parquet")
+    model_risk = warnings[warnings["rule"] == "MODEL_RISK"]
+    assert len(model_risk), "a threshold of 4 should list some households on the model alone"
+    # Each names what raised its score, or says that no single feature did.
+    factors = model_risk["reason"].str.extract(r"；主要因素：(.+)$")[0]
+    assert factors.notna().all()
+    named = factors.str.fullmatch(r"[^；]+（\+\d+分）(；[^；]+（\+\d+分）){0,2}")
+    assert named.mean() > 0.5
+    assert set(factors[~named]) <= {"多项因素共同作用，无单一突出因素"}
+    # A household listed on the model alone has no other warning.
+    others = warnings[warnings["household_id"].isin(model_risk["household_id"])]
+    assert set(others["rule"]) == {"MODEL_RISK"}
+
+
+def test_a_run_before_the_training_date_scores_on_rules_alone(trained):
+    result, home = trained["earlier"], trained["home"]
+    assert result.exit_code == 0, result.output
+    assert "风险评分 from the rules alone: no model trained yet" in result.output
+    model = manifest(home, EARLIER)["model"]
+    assert model["version"] is None and model["risk_score"].startswith("rules-only")
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_run_before_it_starts(trained, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained["home"] / "models", home / "models")
+    (folder,) = (home / "models").iterdir()
+    (folder / MODEL_FILE).write_bytes(b"not a model")
+    result = command("run", "--home", str(home), "--date", DAY.isoformat())
+    assert result.exit_code == 1
+    assert "run not started:" in result.output and "cannot load the model" in result.output
+    assert not (home / "out").exists()
+
+
+def test_training_without_enough_history_says_so(tmp_path, prefect_server):
+    home = tmp_path / "home"
+    write_sample(home, 30, 3, DAY, places=("500102001",))
+    result = command("train", "--home", str(home), "--date", "2024-01-31")
+    assert result.exit_code == 1
+    assert "training failed:" in result.output and "not enough history" in result.output
