@@ -167,9 +167,9 @@ def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle:
 
 
 @quiet_task
-def report(run_date: dt.date, summary: dict, quarantined: dict[str, int]) -> str:
+def report(run_date: dt.date, summary: dict, quarantined: dict[str, int], model: dict) -> str:
     """Publish the run summary as a Markdown artifact."""
-    markdown = summary_markdown(run_date.isoformat(), summary, quarantined)
+    markdown = summary_markdown(run_date.isoformat(), summary, quarantined, model)
     create_markdown_artifact(markdown, key="nightly-summary",
                              description=f"监测预警 run of {run_date.isoformat()}")
     return markdown
@@ -250,7 +250,7 @@ def nightly(home: Path, run_date: dt.date) -> dict:
     manifest["stage_seconds"] = timings
     target = write_run(home, run_date, referrals, lifecycle, manifest)
     timings["outputs"] = time.perf_counter() - mark
-    report(run_date, summary, quarantined)
+    report(run_date, summary, quarantined, configuration.model_manifest)
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
             "ingest": ingest_report, "model": configuration.model_manifest}

@@ -154,12 +154,13 @@ def audit_groups(facts: Facts, age_bands: list[int]) -> pd.DataFrame:
     head_age = _head_values(facts, facts.persons["age"])
     band = pd.cut(pd.Series(head_age), [*age_bands, np.inf], right=False,
                   labels=_band_labels(age_bands))
+    # Categories: a few distinct values over millions of rows of training history.
     return pd.DataFrame({
         "county_code": households["county_code"].astype("string").to_numpy(),
         "township_code": households["township_code"].astype("string").to_numpy(),
         "head_sex": head_sex.fillna("未知").to_numpy(),
         "head_age_band": band.astype("string").fillna("未知").to_numpy(),
-    }, index=households.index)
+    }, index=households.index).astype("category")
 
 
 def _band_labels(bounds: list[int]) -> list[str]:

@@ -53,8 +53,12 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int]) -> str:
-    """The run summary as Markdown: levels, rules, counties, new versus continuing, quarantine."""
+def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
+                     model: dict | None = None) -> str:
+    """The run summary as Markdown: levels, rules, counties, new versus continuing, quarantine.
+
+    ``model`` is the run manifest's model entry: which model gave 风险评分, or none.
+    """
     warnings, households = summary["warnings"], summary["households"]
     county_names = (regions.townships().drop_duplicates("county_code")
                     .set_index("county_code")["county_name"])
@@ -66,6 +70,10 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int]) 
         f"{warnings['continuing']:,} 持续); {warnings['closed_by_run']:,} closed because the "
         f"household no longer triggers the rule, {warnings['closed_by_feedback']:,} closed by "
         f"feedback, {warnings['settled_unchanged']:,} settled by feedback and unchanged.",
+        ("风险评分 from the rules alone: no model trained yet." if not model
+         or model.get("version") is None else
+         f"风险评分 from model {model['version']} ({model['kind']}, trained "
+         f"{model['trained_on']})."),
         "## By level",
         _table(["预警等级", "households", "warnings"],
                [[level, households["by_level"][level], warnings["by_level"][level]]

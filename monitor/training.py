@@ -17,8 +17,10 @@ The split is by time and by place, never at random across time:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,8 +166,8 @@ def _sample(rows: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     return rows.sample(n=limit, random_state=seed).sort_index(kind="stable")
 
 
-def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date,
-                version_prefix: str = "") -> TrainingResult:
+def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
+                ) -> TrainingResult:
     """Fit the candidates, calibrate them, compare them on validation and keep one.
 
     Parameters
@@ -175,8 +177,6 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
     settings : ModelSettings
     train_date : datetime.date
         The date the model is trained for (the end of the validation horizon).
-    version_prefix : str, optional
-        Put before the version (tests).
 
     Returns
     -------
@@ -215,13 +215,17 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
         probability=estimator.predict_proba(matrix(validation))[:, 1])
     reference = np.nanmedian(matrix(fitting), axis=0)
     digest = data_hash(rows)
+    # The version names the data and the settings: either changed makes another model.
+    settings_text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str,
+                               ensure_ascii=False)
+    version_hash = hashlib.sha256((digest + settings_text).encode()).hexdigest()
     trained_rows = {"training": len(fitting), "calibration": len(calibration),
                     "validation": len(validation)}
     dates = {role: sorted({day.date().isoformat() for day in rows.loc[rows["role"] == role,
                                                                        "as_of"]})
              for role in (TRAINING, CALIBRATION, VALIDATION)}
     metadata = {
-        "version": f"{version_prefix}{train_date.isoformat()}-{digest[:8]}",
+        "version": f"{train_date.isoformat()}-{version_hash[:8]}",
         "trained_on": train_date.isoformat(),
         "kind": chosen,
         "features": list(FEATURE_NAMES),

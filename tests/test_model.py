@@ -16,8 +16,12 @@ from casebook import parameters_for, sources_for
 
 from monitor.facts import build_facts
 from monitor.features import FEATURE_NAMES, model_features
-from monitor.io.config import load_model_settings, load_parameters, load_rule_definitions, \
-    load_scoring
+from monitor.io.config import (
+    load_model_settings,
+    load_parameters,
+    load_rule_definitions,
+    load_scoring,
+)
 from monitor.io.lake import ingest_landing, read_as_of, read_source
 from monitor.io.sample_writer import write_sample
 from monitor.labels import outcome_labels
@@ -25,8 +29,14 @@ from monitor.metrics import at_capacity, select_at_capacity
 from monitor.model import ModelSettings, ModelSettingsError
 from monitor.rules import parse_rules
 from monitor.scoring import RulesOnlyScore
-from monitor.training import CALIBRATION, TRAINING, VALIDATION, snapshot_rows, train_model, \
-    training_plan
+from monitor.training import (
+    CALIBRATION,
+    TRAINING,
+    VALIDATION,
+    snapshot_rows,
+    train_model,
+    training_plan,
+)
 from tests.deliveries import write_delivery
 
 AS_OF = dt.date(2024, 6, 30)
@@ -39,7 +49,8 @@ QUICK = dataclasses.replace(
 
 def household(**extra) -> dict:
     """A quiet two-person household as of AS_OF, in casebook form."""
-    members = [{"relation": "户主", "born": "1975-03-15"}, {"relation": "配偶", "born": "1977-08-20"}]
+    members = [{"relation": "户主", "born": "1975-03-15"},
+               {"relation": "配偶", "born": "1977-08-20"}]
     return {"date": AS_OF.isoformat(), "name": "model",
             "household": {"income": {"annual": 30000, "date": "2024-03-01"},
                           "members": members, **extra}}

@@ -7,8 +7,9 @@ Layout::
     models/<version>/MODEL_CARD.md      the model card
     models/<version>/validation.parquet validation households: probability, outcome, rules score
 
-A version is ``<training date>-<first 8 hex digits of the training data's
-sha256>``: training again on the same data gives the same version. A run
+A version is ``<training date>-<8 hex digits>`` of a sha256 over the
+training data and the settings: training again on the same data with the
+same settings gives the same version (and the same model). A run
 uses the newest model trained for a date on or before its own, so a past
 date run again scores as it did.
 
