@@ -37,6 +37,7 @@ from monitor.training import (
     VALIDATION,
     Snapshot,
     TrainingResult,
+    combine_rows,
     snapshot_rows,
     train_model,
     training_plan,
@@ -103,7 +104,7 @@ def train(home: Path, train_date: dt.date) -> dict:
     plan = training_plan(train_date, settings)
     futures = [snapshot_task.submit(home, snapshot, params, settings, rules, scoring)
                for snapshot in plan]
-    rows = pd.concat([future.result() for future in futures])
+    rows = combine_rows([future.result() for future in futures])
     timings["rows"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

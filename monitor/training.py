@@ -120,6 +120,19 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
     return rows.assign(as_of=pd.Timestamp(snapshot.as_of), role=snapshot.role)
 
 
+def combine_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every snapshot's rows in one frame, the group columns kept as categories.
+
+    (Concatenating categories that differ gives plain objects; made categories again,
+    millions of rows of history stay small.)
+    """
+    rows = pd.concat(frames)
+    groups = sorted({column for frame in frames for column, dtype in frame.dtypes.items()
+                     if isinstance(dtype, pd.CategoricalDtype)})
+    rows[groups] = rows[groups].astype("category")
+    return rows
+
+
 def data_hash(rows: pd.DataFrame) -> str:
     """sha256 of the rows a model learns from (features, labels and dates)."""
     digest = hashlib.sha256()

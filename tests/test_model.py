@@ -1,7 +1,8 @@
 """The risk model's pieces: features see only the past, labels, capacity, training, reasons.
 
-Pure functions are called directly. A small synthetic county (written and
-ingested once per module) gives the rows the training tests use.
+Pure functions are called directly. The lake of the small synthetic county
+that ``monitor train`` was run on (the ``trained_home`` fixture) gives the
+rows the training tests use.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from monitor.io.config import (
     load_scoring,
 )
 from monitor.io.lake import ingest_landing, read_as_of, read_source
-from monitor.io.sample_writer import write_sample
 from monitor.labels import outcome_labels
 from monitor.metrics import at_capacity, select_at_capacity
 from monitor.model import ModelSettings, ModelSettingsError
@@ -33,11 +33,12 @@ from monitor.training import (
     CALIBRATION,
     TRAINING,
     VALIDATION,
+    combine_rows,
     snapshot_rows,
     train_model,
     training_plan,
 )
-from tests.deliveries import write_delivery
+from tests.deliveries import PERSON_IDS, good_frame, write_delivery
 
 AS_OF = dt.date(2024, 6, 30)
 SETTINGS = load_model_settings()
@@ -92,28 +93,24 @@ def test_events_dated_after_the_as_of_date_do_not_move_any_feature():
 
 def test_a_delivery_after_the_as_of_date_is_not_read(home):
     """A claim delivered after the as-of date changes nothing then, and counts once it is due."""
-    write_sample(home, 40, 5, AS_OF, places=("500101001",))
-    ingest_landing(home, AS_OF)
+    write_delivery(home, "registry", good_frame("registry"), AS_OF)
     params = load_parameters()
-    registry = read_source(home, "registry", AS_OF)
-    person = registry[registry["status"] == "正常"].iloc[0]
+    head, household_id = PERSON_IDS[0], "0001"
     delivered = AS_OF + dt.timedelta(days=10)
-
-    def cost(on: dt.date) -> float:
-        facts = build_facts(read_as_of(home, on), on, params)
-        return float(model_features(facts, params).loc[person["household_id"],
-                                                       "medical_out_of_pocket"])
-
-    before, later = cost(AS_OF), cost(delivered)
-    claim = pd.DataFrame({"claim_id": ["PLANTED-1"], "id_number": [person["id_number"]],
+    claim = pd.DataFrame({"claim_id": ["PLANTED-1"], "id_number": [head],
                           "settle_date": [delivered.isoformat()], "total_cost": ["90000"],
                           "out_of_pocket": ["60000"], "category": ["重特大疾病"],
                           "inpatient": ["是"]})
     write_delivery(home, "medical", claim, delivered)
     ingest_landing(home, delivered)
+
+    def cost(on: dt.date) -> float:
+        facts = build_facts(read_as_of(home, on), on, params)
+        return float(model_features(facts, params).loc[household_id, "medical_out_of_pocket"])
+
     assert "PLANTED-1" in set(read_source(home, "medical", delivered)["claim_id"])
-    assert cost(AS_OF) == before
-    assert cost(delivered) == pytest.approx(later + 60000)
+    assert cost(AS_OF) == 0
+    assert cost(delivered) == 60000
 
 
 # --------------------------------------------------------------------------- labels
@@ -201,12 +198,9 @@ def test_the_plan_splits_by_time():
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory) -> pd.DataFrame:
-    """Training rows of a small synthetic county (quick settings)."""
-    home = tmp_path_factory.mktemp("model") / "home"
-    train_date = dt.date(2026, 6, 30)
-    write_sample(home, 3000, 3, train_date, places=("500102",))
-    ingest_landing(home, train_date)
+def rows(trained_home) -> pd.DataFrame:
+    """Training rows of the small trained county's lake (quick settings)."""
+    home, train_date = trained_home
     params = load_parameters()
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
@@ -218,7 +212,7 @@ def rows(tmp_path_factory) -> pd.DataFrame:
         baseline = (rules, scoring) if snapshot.role == VALIDATION else (None, None)
         frames.append(snapshot_rows(sources, assistance, feedback, snapshot, params, QUICK,
                                     *baseline))
-    return pd.concat(frames)
+    return combine_rows(frames)
 
 
 def test_no_household_is_in_both_training_and_validation(rows):
