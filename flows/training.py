@@ -115,5 +115,5 @@ def train(home: Path, train_date: dt.date) -> dict:
     timings["write"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     return {"folder": str(target), "version": result.model.version, "chosen": result.chosen,
-            "validation": result.model.metadata["validation"], "rows": result.rows,
+            "validation": result.model.metadata["validation"], "rows": result.row_counts,
             "stage_seconds": timings}

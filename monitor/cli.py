@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -175,6 +176,25 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) <= ERROR_LINE_LENGTH else text[:ERROR_LINE_LENGTH - 3] + "..."
 
 
+def _checked_flow(what: str, check: Callable[[], object],
+                  check_errors: tuple[type[Exception], ...], start: Callable[[], dict]) -> dict:
+    """Check the configuration, then run a flow; either failure exits 1 with one line.
+
+    The contract asks for a one-line reason on stderr, not a traceback.
+    """
+    try:
+        check()
+    except check_errors as error:
+        errors.print(escape(f"{what} not started: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        return start()
+    except Exception as error:
+        errors.print(escape(f"{what} failed: {type(error).__name__}: {_one_line(error)}"),
+                     soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
 @app.command("run")
 def run_command(
     home: HomeOption,
@@ -190,18 +210,10 @@ def run_command(
     from monitor.params import ParameterError
     from monitor.rules import RuleError
 
-    try:
-        # A bad parameter file stops the run before anything is ingested or written.
-        load_configuration(home, run_date)
-    except (ParameterError, RuleError, ModelError) as error:
-        errors.print(escape(f"run not started: {_one_line(error)}"), soft_wrap=True)
-        raise typer.Exit(1) from None
-    try:
-        result = nightly(home=home, run_date=run_date)
-    except Exception as error:  # the contract asks for one line, not a traceback
-        errors.print(escape(f"run failed: {type(error).__name__}: {_one_line(error)}"),
-                     soft_wrap=True)
-        raise typer.Exit(1) from None
+    # A bad parameter file stops the run before anything is ingested or written.
+    result = _checked_flow("run", lambda: load_configuration(home, run_date),
+                           (ParameterError, RuleError, ModelError),
+                           lambda: nightly(home=home, run_date=run_date))
     _print_run(result)
 
 
@@ -251,18 +263,10 @@ def train_command(
     from monitor.model import ModelSettingsError
     from monitor.params import ParameterError
 
-    try:
-        load_parameters(home, train_date)
-        load_model_settings()
-    except (ParameterError, ModelSettingsError) as error:
-        errors.print(escape(f"training not started: {_one_line(error)}"), soft_wrap=True)
-        raise typer.Exit(1) from None
-    try:
-        result = train(home=home, train_date=train_date)
-    except Exception as error:  # one line, as for a run
-        errors.print(escape(f"training failed: {type(error).__name__}: {_one_line(error)}"),
-                     soft_wrap=True)
-        raise typer.Exit(1) from None
+    result = _checked_flow("training", lambda: (load_parameters(home, train_date),
+                                                load_model_settings()),
+                           (ParameterError, ModelSettingsError),
+                           lambda: train(home=home, train_date=train_date))
     figures = result["validation"]
     console.print(f"Model {result['version']} ({result['chosen']}), trained on "
                   f"{result['rows']['training']:,} rows; validated on "

@@ -23,6 +23,8 @@ from monitor.idcard import sexes
 from monitor.params import Parameters
 
 DAYS_PER_MONTH = 365.25 / 12
+#: 乡村振兴 household types that were lifted out of poverty (the others are monitored only).
+LIFTED = ("脱贫户", "脱贫不稳定户")
 #: Parameters the features read (thresholds of age bands, the standard they are scaled by).
 FEATURE_PARAMETERS = ["dibao_standard", "elder_age", "adult_age"]
 FEATURE_NAMES = (
@@ -111,8 +113,8 @@ def model_features(facts: Facts, params: Parameters) -> pd.DataFrame:
         "in_edge": flag("in_edge"),
         "temporary_aid_active": members(persons["person_in_temporary_aid"].to_numpy(
             dtype=bool)) > 0,
-        "lifted_from_poverty": households["revitalization_status"].notna().to_numpy(
-            dtype="float64"),
+        "lifted_from_poverty": households["revitalization_status"].isin(LIFTED).fillna(
+            False).to_numpy(dtype="float64"),
         "monitored_for_relapse": flag("is_monitored_for_relapse"),
         "housing_unsafe": flag("housing_unsafe"),
         "financial_assets_months": household("financial_assets_per_capita") / standard,

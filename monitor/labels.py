@@ -3,8 +3,10 @@
 Pure. For an as-of date ``start`` and the horizon's end ``end``, a household
 (as registered on ``start``) is positive when, on a date in ``(start, end]``,
 
-- one of its members (on ``start``) began a spell of 低保, 特困 or 低保边缘
-  that the household was not already in on ``start``, or a spell of 临时救助;
+- one of its living members (on ``start``) began a spell of 临时救助, or of
+  低保边缘, 低保 or 特困 above the household's standing on ``start`` (the
+  highest of these it was in: 低保边缘 to 低保 is new need, 低保 to 低保边缘
+  is a step out);
 - or feedback verified one of its warnings as 属实 (by 办结日期).
 
 The programs and the verified value come from ``rules/model.yaml``. The
@@ -30,12 +32,15 @@ class LabelSettings:
 
     horizon_months: int
     programs_entered: tuple[str, ...]
+    #: Programs that rank a household's standing, lowest first.
+    standing_order: tuple[str, ...]
     verified_value: str
 
 
-#: For a program a household can already be in, the household fact that says so.
-_ALREADY_IN = {program: HOUSEHOLD_PROGRAMS[flag] for program, flag in PROGRAM_FLAGS.items()
-               if flag in HOUSEHOLD_PROGRAMS}
+#: For a program a household can be in, the household fact that says so (the
+#: programs a standing can be ranked by).
+HOUSEHOLD_FLAG = {program: HOUSEHOLD_PROGRAMS[flag] for program, flag in PROGRAM_FLAGS.items()
+                   if flag in HOUSEHOLD_PROGRAMS}
 
 
 def outcome_labels(facts: Facts, assistance: pd.DataFrame, feedback: pd.DataFrame,
@@ -71,15 +76,22 @@ def outcome_labels(facts: Facts, assistance: pd.DataFrame, feedback: pd.DataFram
                              dtype=bool)]
     (person,) = id_positions_in_many([spells["id_number"]],
                                      facts.persons["id_number"].reset_index(drop=True))
+    living = facts.persons["is_living"].to_numpy(dtype=bool)
     known = person >= 0
+    known[known] = living[person[known]]
     household = facts.person_household[person[known]]
     program = spells["program"].to_numpy(dtype=object)[known]
-    # Entering a program the household was already in is not news.
-    already = np.zeros(len(household), dtype=bool)
-    for name, fact in _ALREADY_IN.items():
-        is_program = program == name
-        already[is_program] = households[fact].to_numpy(dtype=bool)[household[is_program]]
-    entered = np.bincount(household[~already], minlength=count) > 0
+
+    # Standing: 0 outside the ranked programs, else 1 + the rank of the highest one held.
+    standing = np.zeros(count, dtype=np.int64)
+    rank_of = {name: rank for rank, name in enumerate(settings.standing_order, start=1)}
+    for name, rank in rank_of.items():
+        held = households[HOUSEHOLD_FLAG[name]].to_numpy(dtype=bool)
+        standing = np.where(held, np.maximum(standing, rank), standing)
+    entry_rank = pd.Series(program).map(rank_of).to_numpy(dtype="float64", na_value=np.nan)
+    # An unranked program (临时救助) always counts; a ranked one only above the standing.
+    counts = np.isnan(entry_rank) | (entry_rank > standing[household])
+    entered = np.bincount(household[counts], minlength=count) > 0
 
     closed = feedback["closed_date"]
     verified = feedback[((closed > start) & (closed <= stop)

@@ -6,9 +6,10 @@ ranking is judged by the households it puts in each township's top ``k``:
 - precision at capacity: the share of those households that were positive;
 - recall at capacity: the share of all positive households that were among them.
 
-The model ranks by its probability; the rules-only baseline by the score the
-nightly run gave before there was a model, and it lists only households with
-a rule hit. Ties are broken by a stable hash of the household id, the same
+The model ranks by its probability, households with a living member only
+(as MODEL_RISK lists them); the rules-only baseline by the score the nightly
+run gave before there was a model, and it lists only households with a rule
+hit. Ties are broken by a stable hash of the household id, the same
 for both, so that neither gains from the order households happen to be in.
 """
 
@@ -46,6 +47,11 @@ def select_at_capacity(townships: pd.Series, score: np.ndarray, k: int,
     return chosen
 
 
+def model_eligible(rows: pd.DataFrame) -> np.ndarray:
+    """Households the model may list: those with a living member, as MODEL_RISK requires."""
+    return rows["living_members"].to_numpy(dtype="float64") > 0
+
+
 def at_capacity(label: np.ndarray, selected: np.ndarray) -> dict[str, float]:
     """Precision and recall of a selection.
 
@@ -74,7 +80,8 @@ def roc_auc(label: np.ndarray, score: np.ndarray) -> float:
 def headline(rows: pd.DataFrame, probability: np.ndarray, k: int) -> dict[str, float]:
     """The model against the rules-only baseline at capacity ``k`` on validation rows."""
     label = rows["label"].to_numpy(dtype=bool)
-    model = at_capacity(label, select_at_capacity(rows["township_code"], probability, k))
+    model = at_capacity(label, select_at_capacity(rows["township_code"], probability, k,
+                                                  model_eligible(rows)))
     rules_score = rows["rules_score"].to_numpy()
     rules = at_capacity(label, select_at_capacity(rows["township_code"], rules_score, k,
                                                   rules_score > 0))
@@ -121,7 +128,8 @@ def group_table(rows: pd.DataFrame, group: str, k: int, recall_ratio_flag: float
     label = rows["label"].to_numpy(dtype=bool)
     probability = rows["probability"].to_numpy()
     rules_score = rows["rules_score"].to_numpy()
-    model_selected = select_at_capacity(rows["township_code"], probability, k)
+    model_selected = select_at_capacity(rows["township_code"], probability, k,
+                                        model_eligible(rows))
     rules_selected = select_at_capacity(rows["township_code"], rules_score, k, rules_score > 0)
     overall = at_capacity(label, model_selected)["recall"]
     records = []

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.features import FEATURE_NAMES
-from monitor.labels import LabelSettings
+from monitor.labels import HOUSEHOLD_FLAG, LabelSettings
 
 MAXIMUM_SCORE = 100
 #: Households explained at once (rows predicted = households × features).
@@ -51,6 +51,7 @@ class ModelSettings:
     label: LabelSettings
     snapshots: int
     validation_share: float
+    calibration_share: float
     seed: int
     max_training_rows: int
     prefer_simpler_within: float
@@ -83,9 +84,11 @@ class ModelSettings:
             settings = cls(
                 label=LabelSettings(int(label["horizon_months"]),
                                     tuple(label["programs_entered"]),
+                                    tuple(label["standing_order"]),
                                     str(label["verified_value"])),
                 snapshots=int(training["snapshots"]),
                 validation_share=float(training["validation_share"]),
+                calibration_share=float(training["calibration_share"]),
                 seed=int(training["seed"]),
                 max_training_rows=int(training["max_training_rows"]),
                 prefer_simpler_within=float(training["prefer_simpler_within"]),
@@ -106,12 +109,17 @@ class ModelSettings:
             raise fail(f"missing {error.args[0]!r}") from None
         except (TypeError, ValueError, AttributeError) as error:
             raise fail(str(error)) from None
+        unranked = sorted(set(settings.label.standing_order) - set(HOUSEHOLD_FLAG))
+        if unranked:
+            raise fail(f"label.standing_order: {unranked} not among {sorted(HOUSEHOLD_FLAG)}")
         if set(settings.phrases) != set(FEATURE_NAMES):
             missing = sorted(set(FEATURE_NAMES) - set(settings.phrases))
             unknown = sorted(set(settings.phrases) - set(FEATURE_NAMES))
             raise fail(f"features: missing {missing}, unknown {unknown}")
-        if not 0 < settings.validation_share < 1:
-            raise fail("training.validation_share must lie between 0 and 1")
+        if not (settings.validation_share > 0 and settings.calibration_share > 0
+                and settings.validation_share + settings.calibration_share < 1):
+            raise fail("training: validation_share and calibration_share must be above 0 and "
+                       "leave townships to fit on")
         if settings.calibration not in ("sigmoid", "isotonic"):
             raise fail("training.calibration must be sigmoid or isotonic")
         if min(settings.snapshots, settings.capacity, settings.label.horizon_months) < 1:
@@ -165,8 +173,7 @@ class RiskModel:
         """Calibrated probability of each household's outcome within the horizon."""
         if not len(features):
             return np.zeros(0)
-        matrix = features[list(FEATURE_NAMES)].to_numpy(dtype="float64")
-        return self.estimator.predict_proba(matrix)[:, 1]
+        return self.estimator.predict_proba(feature_matrix(features))[:, 1]
 
     def scores(self, features: pd.DataFrame) -> pd.Series:
         """风险评分 0–100: the calibrated probability × 100, rounded."""
@@ -179,7 +186,7 @@ class RiskModel:
         A feature's points are the household's score less its score with that
         feature set to the reference value; a missing value is not credited.
         """
-        matrix = features[list(FEATURE_NAMES)].to_numpy(dtype="float64")
+        matrix = feature_matrix(features)
         count, width = matrix.shape
         points = np.zeros((count, width))
         for start in range(0, count, EXPLAIN_CHUNK):
@@ -234,16 +241,26 @@ class RiskModel:
         return said.astype(object)
 
 
+def feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    """The features as the model reads them, in training and at night alike.
+
+    Training keeps its history of features as float32 (millions of rows);
+    scoring rounds to float32 too, so that a household scores the same either way.
+    """
+    return features[list(FEATURE_NAMES)].to_numpy(dtype="float32").astype("float64")
+
+
 def to_score(probabilities: np.ndarray) -> np.ndarray:
-    """Probabilities as whole scores 0–100.
+    """Probabilities as whole scores 0–100, rounded half up (四舍五入).
 
     Examples
     --------
-    >>> to_score(np.array([0.0, 0.004, 0.125, 1.0])).tolist()
-    [0, 0, 12, 100]
+    >>> to_score(np.array([0.0, 0.004, 0.125, 0.135, 1.0])).tolist()
+    [0, 0, 13, 14, 100]
     """
-    return np.clip(np.round(np.asarray(probabilities) * MAXIMUM_SCORE), 0, MAXIMUM_SCORE
-                   ).astype(np.int64)
+    scaled = np.asarray(probabilities, dtype="float64") * MAXIMUM_SCORE
+    # A hair of tolerance: 0.135 × 100 is 13.499999… in binary and should round up.
+    return np.clip(np.floor(scaled + 0.5 + 1e-9), 0, MAXIMUM_SCORE).astype(np.int64)
 
 
 def model_is_usable(metadata: dict, run_date: dt.date) -> bool:

@@ -47,13 +47,15 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
         f"# 风险模型 {meta['version']}",
         "",
         f"Trained for {meta['trained_on']}: a {KIND_NAMES[result.chosen]}, calibrated "
-        f"({settings.calibration}) on a later, held-out month.",
+        f"({settings.calibration}) on townships it was not fitted on.",
         "",
         "## What it predicts",
         f"The probability that, within {label.horizon_months} months of the date it is scored "
         f"on, a household enters {'、'.join(label.programs_entered)} (低保, 特困 and 低保边缘 "
         "only when not already in them) or has a warning verified "
-        f"{label.verified_value} by feedback. 风险评分 = that probability × 100, rounded. "
+        f"{label.verified_value} by feedback. Entering {'、'.join(label.standing_order)} "
+        "counts only above the household's standing (a step out of 低保 into 低保边缘 is "
+        "not new need). 风险评分 = that probability × 100, rounded. "
         "MODEL_RISK lists a household whose score reaches `model_threshold` when no other "
         "rule does.",
         "",
@@ -61,7 +63,7 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
         "on or before each as-of date; outcomes come only from the months after it.",
         "",
         "## Data",
-        "| role | as-of dates | households | positives |",
+        "| role | as-of dates | rows (household × date) | positives |",
         "|---|---|---|---|",
     ]
     for role in ("training", "calibration", "validation"):
@@ -71,15 +73,17 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
                      f"{meta['positives'][role]:,} |")
     lines += [
         "",
-        f"Validation holds out {settings.validation_share:.0%} of townships (whole townships, "
-        "chosen by a stable hash of the code); a household seen there is never used in "
-        "training. Training rows data sha256: "
-        f"`{meta['data_sha256']}`.",
+        f"Whole townships, drawn by a stable hash of their code, are held out: "
+        f"{settings.validation_share:.0%} for validation, {settings.calibration_share:.0%} "
+        "for calibration; the model is fitted on the rest. No household is in two of these "
+        f"(fitting rows are a sample of at most {settings.max_training_rows:,}). sha256 of "
+        f"every row before sampling (features, outcomes, dates): `{meta['data_sha256']}`.",
         "",
         f"## Against the rules alone, at capacity {k} per township",
         "Each township's caseworkers visit the top "
-        f"{k} households of a list. The model's list is ranked by probability; the rules-only "
-        "list by the rules-only 风险评分 of that night, households with a rule hit only.",
+        f"{k} households of a list. The model's list is ranked by probability (households "
+        "with a living member); the rules-only list by the rules-only 风险评分 of that night, "
+        "households with a rule hit only.",
         "",
         "| ranking | ROC AUC | households listed | precision | recall |",
         "|---|---|---|---|---|",
@@ -146,6 +150,10 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
         "verified visit), not need as such: households the offices never reached look "
         "negative. Compare the rules list too, and read the groups above.",
         "- The sex of the household head is not a feature; it is used only to audit.",
+        "- The same validation households choose between the two candidates and give the "
+        "figures above, so the kept model's figures lean a little to the optimistic.",
+        "- Once MODEL_RISK warnings are verified 属实, they become positives of later "
+        "trainings: the model partly learns from its own lists. Compare cards over time.",
         "- On synthetic sample data these figures say that the pipeline works, not how "
         "a model would do in a real county.",
         "",

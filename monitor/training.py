@@ -4,15 +4,17 @@ Pure: functions take DataFrames, settings and dates. The flow
 (:mod:`flows.training`) reads each county's sources for each as-of date,
 calls :func:`snapshot_rows`, then :func:`train_model` on the rows.
 
-The split is by time and by place, never at random across time:
+The split is by time and by place, never at random across time. Whole
+townships are drawn, by a stable hash of their code, into three groups:
 
-- validation is the latest as-of date whose horizon is complete by the
-  training date (``train_date - horizon``), on a held-out set of whole
-  townships;
-- training uses monthly as-of dates whose horizons end by the validation
-  date, on the other townships (a household seen in validation is dropped
-  from training wherever it lived);
-- the latest training date is held out of fitting and used to calibrate.
+- *validation* townships, at the latest as-of date whose horizon is complete
+  by the training date (``train_date - horizon``);
+- *calibration* and *fitting* townships, at every training date: monthly
+  as-of dates whose horizons end by the validation date.
+
+No household is in two groups: one seen in validation is dropped from
+fitting and calibration, one seen in calibration from fitting, wherever it
+lived at the time.
 """
 
 from __future__ import annotations
@@ -37,18 +39,25 @@ from monitor import metrics
 from monitor.facts import build_facts
 from monitor.features import FEATURE_NAMES, audit_groups, model_features
 from monitor.labels import outcome_labels
-from monitor.model import ModelSettings, RiskModel
+from monitor.model import ModelSettings, RiskModel, feature_matrix
 from monitor.params import Parameters
 from monitor.rules import Rule, evaluate
 from monitor.scoring import RulesOnlyScore
 
 TRAINING, CALIBRATION, VALIDATION = "training", "calibration", "validation"
+#: The roles of rows, in the order a household seen in several keeps the later one.
+ROLES = (TRAINING, CALIBRATION, VALIDATION)
 LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One as-of date of the plan: features on ``as_of``, outcome over ``(as_of, end]``."""
+    """One as-of date of the plan: features on ``as_of``, outcome over ``(as_of, end]``.
+
+    ``role`` is VALIDATION for the validation date and TRAINING for the
+    others (which give the rows of both the fitting and the calibration
+    townships).
+    """
 
     as_of: dt.date
     end: dt.date
@@ -74,23 +83,34 @@ def training_plan(train_date: dt.date, settings: ModelSettings) -> list[Snapshot
     >>> from monitor.io.config import load_model_settings
     >>> plan = training_plan(dt.date(2026, 6, 30), load_model_settings())
     >>> [(s.as_of.isoformat(), s.role) for s in plan][-3:]
-    [('2025-05-30', 'training'), ('2025-06-30', 'calibration'), ('2025-12-30', 'validation')]
+    [('2025-05-30', 'training'), ('2025-06-30', 'training'), ('2025-12-30', 'validation')]
     """
     horizon = settings.label.horizon_months
     validation = months_before(train_date, horizon)
     plan = [Snapshot(validation, train_date, VALIDATION)]
     for step in range(settings.snapshots):
         as_of = months_before(validation, horizon + step)
-        plan.append(Snapshot(as_of, months_before(validation, step),
-                             CALIBRATION if step == 0 else TRAINING))
+        plan.append(Snapshot(as_of, months_before(validation, step), TRAINING))
     return sorted(plan, key=lambda snapshot: snapshot.as_of)
 
 
-def validation_townships(townships: pd.Series, settings: ModelSettings) -> np.ndarray:
-    """Whether each township is held out for validation (a stable draw from its code)."""
+def township_roles(townships: pd.Series, settings: ModelSettings) -> np.ndarray:
+    """Each township's group: VALIDATION, CALIBRATION or TRAINING (a stable draw from its code).
+
+    Examples
+    --------
+    >>> from monitor.io.config import load_model_settings
+    >>> roles = township_roles(pd.Series([f"500101{n:03d}" for n in range(400)]),
+    ...                        load_model_settings())
+    >>> sorted(pd.Series(roles).value_counts().index)
+    ['calibration', 'training', 'validation']
+    """
     key = f"{settings.seed:016d}"[-16:]
-    hashed = pd.util.hash_array(townships.astype(str).to_numpy(dtype=object), hash_key=key)
-    return (hashed % 10_000) < settings.validation_share * 10_000
+    hashed = pd.util.hash_array(np.asarray(townships.astype(str), dtype=object), hash_key=key)
+    draw = (hashed % 10_000) / 10_000
+    return np.select([draw < settings.validation_share,
+                      draw < settings.validation_share + settings.calibration_share],
+                     [VALIDATION, CALIBRATION], TRAINING)
 
 
 def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFrame,
@@ -99,15 +119,16 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
                   scoring: RulesOnlyScore | None = None) -> pd.DataFrame:
     """One county's rows for one as-of date: features, groups, outcome (and rules baseline).
 
-    Only the households of the snapshot's side of the split are kept
-    (validation townships for validation, the others otherwise). With
-    ``rules`` and ``scoring``, adds ``rules_score``: the rules-only 风险评分
-    the household would have had that night (0 when no rule hit).
+    Only the households of the townships the date is for are kept, each row
+    with its ``role``: validation townships on the validation date,
+    calibration and fitting townships on the training dates. With ``rules`` and ``scoring``, adds ``rules_score``:
+    the rules-only 风险评分 the household would have had that night (0 when no
+    rule hit).
     """
     facts = build_facts(sources, snapshot.as_of, params)
     groups = audit_groups(facts, list(settings.head_age_bands))
-    held_out = validation_townships(groups["township_code"], settings)
-    keep = held_out if snapshot.role == VALIDATION else ~held_out
+    role = township_roles(groups["township_code"], settings)
+    keep = (role == VALIDATION) if snapshot.role == VALIDATION else (role != VALIDATION)
     features = model_features(facts, params)
     labels = outcome_labels(facts, assistance_at_end, feedback_at_end, snapshot.end,
                             settings.label)
@@ -116,8 +137,7 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
         hits = evaluate(rules, facts, params)
         rows["rules_score"] = scoring.scores(hits).reindex(rows.index, fill_value=0).astype(
             "int64")
-    rows = rows[keep]
-    return rows.assign(as_of=pd.Timestamp(snapshot.as_of), role=snapshot.role)
+    return rows[keep].assign(as_of=pd.Timestamp(snapshot.as_of), role=role[keep])
 
 
 def combine_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -155,7 +175,7 @@ def candidate_models(settings: ModelSettings) -> dict[str, Pipeline]:
     return {
         LOGISTIC: make_pipeline(
             SimpleImputer(strategy="median"), logarithm, StandardScaler(),
-            LogisticRegression(max_iter=2000, **settings.logistic_regression)),
+            LogisticRegression(**settings.logistic_regression)),
         BOOSTING: make_pipeline(HistGradientBoostingClassifier(
             early_stopping=False, random_state=settings.seed, **settings.gradient_boosting)),
     }
@@ -169,11 +189,27 @@ class TrainingResult:
     chosen: str
     candidates: dict[str, dict]
     validation: pd.DataFrame
-    rows: dict[str, int]
+    #: Rows used in each role (household × as-of date), after exclusions and sampling.
+    row_counts: dict[str, int]
+
+
+def separate(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validation, calibration and fitting rows, no household in two of them.
+
+    A household can move between townships from one date to another; it is
+    kept only in the latest role it has (validation before calibration before
+    fitting), so that nothing learnt about it can flatter the figures.
+    """
+    validation = rows[(rows["role"] == VALIDATION).to_numpy()]
+    in_validation = rows.index.isin(validation.index)
+    calibration = rows[((rows["role"] == CALIBRATION).to_numpy()) & ~in_validation]
+    fitting = rows[((rows["role"] == TRAINING).to_numpy()) & ~in_validation
+                   & ~rows.index.isin(calibration.index)]
+    return validation, calibration, fitting
 
 
 def _sample(rows: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows, a stable random sample of them."""
+    """At most ``limit`` rows (household × date), a stable random sample of them."""
     if len(rows) <= limit:
         return rows
     return rows.sample(n=limit, random_state=seed).sort_index(kind="stable")
@@ -195,10 +231,7 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
     -------
     TrainingResult
     """
-    validation = rows[rows["role"] == VALIDATION]
-    seen_in_validation = rows.index.isin(validation.index)
-    fitting = rows[(rows["role"] == TRAINING) & ~seen_in_validation]
-    calibration = rows[(rows["role"] == CALIBRATION) & ~seen_in_validation]
+    validation, calibration, fitting = separate(rows)
     fitting = _sample(fitting, settings.max_training_rows, settings.seed)
     for name, part in (("training", fitting), ("calibration", calibration),
                        ("validation", validation)):
@@ -207,7 +240,7 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
                              "outcome; more history or more households are needed")
 
     def matrix(part: pd.DataFrame) -> np.ndarray:
-        return part[list(FEATURE_NAMES)].to_numpy(dtype="float64")
+        return feature_matrix(part)
 
     capacity = settings.capacity
     candidates, fitted = {}, {}
@@ -232,11 +265,10 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
     settings_text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str,
                                ensure_ascii=False)
     version_hash = hashlib.sha256((digest + settings_text).encode()).hexdigest()
-    trained_rows = {"training": len(fitting), "calibration": len(calibration),
-                    "validation": len(validation)}
-    dates = {role: sorted({day.date().isoformat() for day in rows.loc[rows["role"] == role,
-                                                                       "as_of"]})
-             for role in (TRAINING, CALIBRATION, VALIDATION)}
+    parts = {TRAINING: fitting, CALIBRATION: calibration, VALIDATION: validation}
+    row_counts = {role: len(part) for role, part in parts.items()}
+    dates = {role: sorted({day.date().isoformat() for day in part["as_of"]})
+             for role, part in parts.items()}
     metadata = {
         "version": f"{train_date.isoformat()}-{version_hash[:8]}",
         "trained_on": train_date.isoformat(),
@@ -245,9 +277,8 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
         "data_sha256": digest,
         "horizon_months": settings.label.horizon_months,
         "as_of_dates": dates,
-        "rows": trained_rows,
-        "positives": {role: int(rows.loc[rows["role"] == role, "label"].sum())
-                      for role in (TRAINING, CALIBRATION, VALIDATION)},
+        "rows": row_counts,
+        "positives": {role: int(part["label"].sum()) for role, part in parts.items()},
         "capacity_per_township": capacity,
         "validation": candidates[chosen],
         "candidates": candidates,
@@ -256,4 +287,4 @@ def train_model(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date
     model = RiskModel(estimator, reference, settings.phrases, metadata,
                       settings.explanation_top, settings.minimum_points,
                       settings.no_single_reason)
-    return TrainingResult(model, chosen, candidates, validation, trained_rows)
+    return TrainingResult(model, chosen, candidates, validation, row_counts)

@@ -34,7 +34,9 @@ from monitor.training import (
     TRAINING,
     VALIDATION,
     combine_rows,
+    separate,
     snapshot_rows,
+    township_roles,
     train_model,
     training_plan,
 )
@@ -92,25 +94,36 @@ def test_events_dated_after_the_as_of_date_do_not_move_any_feature():
 
 
 def test_a_delivery_after_the_as_of_date_is_not_read(home):
-    """A claim delivered after the as-of date changes nothing then, and counts once it is due."""
-    write_delivery(home, "registry", good_frame("registry"), AS_OF)
+    """Facts dated before the as-of date but delivered after it were not known then."""
     params = load_parameters()
-    head, household_id = PERSON_IDS[0], "0001"
+    household_id = "0001"
+    write_delivery(home, "registry", good_frame("registry"), AS_OF - dt.timedelta(days=30))
+    write_delivery(home, "income", pd.DataFrame({
+        "household_id": [household_id], "assess_date": ["2024-03-01"],
+        "annual_income": ["60000"], "employment_cost": ["0"]}), AS_OF - dt.timedelta(days=30))
+    # Delivered ten days after the as-of date, about days before it: a claim and a
+    # reassessment of income (a new snapshot).
     delivered = AS_OF + dt.timedelta(days=10)
-    claim = pd.DataFrame({"claim_id": ["PLANTED-1"], "id_number": [head],
-                          "settle_date": [delivered.isoformat()], "total_cost": ["90000"],
-                          "out_of_pocket": ["60000"], "category": ["重特大疾病"],
-                          "inpatient": ["是"]})
-    write_delivery(home, "medical", claim, delivered)
+    before = (AS_OF - dt.timedelta(days=5)).isoformat()
+    write_delivery(home, "medical", pd.DataFrame({
+        "claim_id": ["PLANTED-1"], "id_number": [PERSON_IDS[0]], "settle_date": [before],
+        "total_cost": ["90000"], "out_of_pocket": ["60000"], "category": ["重特大疾病"],
+        "inpatient": ["是"]}), delivered)
+    write_delivery(home, "income", pd.DataFrame({
+        "household_id": [household_id], "assess_date": [before], "annual_income": ["3000"],
+        "employment_cost": ["0"]}), delivered)
     ingest_landing(home, delivered)
 
-    def cost(on: dt.date) -> float:
+    def features(on: dt.date) -> pd.Series:
         facts = build_facts(read_as_of(home, on), on, params)
-        return float(model_features(facts, params).loc[household_id, "medical_out_of_pocket"])
+        return model_features(facts, params).loc[household_id]
 
-    assert "PLANTED-1" in set(read_source(home, "medical", delivered)["claim_id"])
-    assert cost(AS_OF) == 0
-    assert cost(delivered) == 60000
+    known, later = features(AS_OF), features(delivered)
+    assert known["medical_out_of_pocket"] == 0
+    assert later["medical_out_of_pocket"] == 60000
+    # One living member (the other died): 60000 a year is 5000 a month, 3000 is 250.
+    assert known["per_capita_income_ratio"] * 600 == pytest.approx(5000, rel=0.2)
+    assert later["per_capita_income_ratio"] < known["per_capita_income_ratio"] / 10
 
 
 # --------------------------------------------------------------------------- labels
@@ -146,10 +159,32 @@ def test_a_program_entered_within_the_horizon_is_positive(spells, expected):
     assert label_of([], spells) is expected
 
 
-def test_entering_a_program_the_household_is_already_in_is_not_news():
+def test_only_an_entry_above_the_households_standing_is_news():
     in_dibao = [{"program": "低保", "start": "2023-01-01"}]
     assert label_of(in_dibao, [("低保", "2024-08-01")]) is False
+    assert label_of(in_dibao, [("低保边缘", "2024-08-01")]) is False  # a step out
+    assert label_of(in_dibao, [("特困", "2024-08-01")]) is True
     assert label_of(in_dibao, [("临时救助", "2024-08-01")]) is True
+    in_edge = [{"program": "低保边缘", "start": "2023-01-01"}]
+    assert label_of(in_edge, [("低保", "2024-08-01")]) is True
+    ended = [{"program": "低保", "start": "2022-01-01", "end": "2023-01-01"}]
+    assert label_of(ended, [("低保", "2024-08-01")]) is True
+
+
+def test_a_member_who_died_before_the_as_of_date_does_not_label_the_household():
+    case = household()
+    case["household"]["members"][1].update(status="死亡", died="2024-01-10")
+    sources = sources_for(case)
+    facts = build_facts(sources, AS_OF, parameters_for(case))
+    spouse = sources["registry"]["id_number"].iloc[1]
+    assistance = pd.DataFrame({"id_number": [spouse], "program": ["临时救助"],
+                               "start_date": pd.to_datetime(["2024-08-01"])})
+    no_feedback = pd.DataFrame({"household_id": pd.Series(dtype="string"),
+                                "verified": pd.Series(dtype="string"),
+                                "closed_date": pd.Series(dtype="datetime64[ns]")})
+    labels = outcome_labels(facts, assistance, no_feedback, dt.date(2024, 12, 30),
+                            SETTINGS.label)
+    assert not labels["label"].any()
 
 
 @pytest.mark.parametrize(("feedback", "expected"), [
@@ -189,12 +224,11 @@ def test_the_plan_splits_by_time():
     validation = [snapshot for snapshot in plan if snapshot.role == VALIDATION]
     assert [snapshot.as_of for snapshot in validation] == [dt.date(2025, 12, 30)]
     assert validation[0].end == dt.date(2026, 6, 30)
-    earlier = [snapshot for snapshot in plan if snapshot.role in (TRAINING, CALIBRATION)]
-    assert len(earlier) == SETTINGS.snapshots
-    # Every training outcome is known by the validation date.
+    earlier = [snapshot for snapshot in plan if snapshot.role == TRAINING]
+    assert len(earlier) == len(plan) - 1 == SETTINGS.snapshots
+    # Every training outcome is known by the validation date, one month apart.
     assert max(snapshot.end for snapshot in earlier) == validation[0].as_of
-    calibration = [snapshot for snapshot in earlier if snapshot.role == CALIBRATION]
-    assert calibration[0].as_of == max(snapshot.as_of for snapshot in earlier)
+    assert sorted(snapshot.as_of.month for snapshot in earlier) == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +249,33 @@ def rows(trained_home) -> pd.DataFrame:
     return combine_rows(frames)
 
 
-def test_no_household_is_in_both_training_and_validation(rows):
-    validation = set(rows.index[rows["role"] == VALIDATION])
-    result = train_model(rows, QUICK, dt.date(2026, 6, 30))
-    assert validation and result.rows["validation"] == len(validation)
-    trained = rows[(rows["role"] != VALIDATION) & ~rows.index.isin(sorted(validation))]
-    assert result.rows["training"] + result.rows["calibration"] == len(trained)
+def test_validation_and_calibration_rows_come_from_their_own_townships(rows):
+    roles = township_roles(rows["township_code"], QUICK)
+    assert (rows["role"].to_numpy() == roles).all()
+    assert set(rows["role"]) == {TRAINING, CALIBRATION, VALIDATION}
+    assert set(rows.loc[rows["role"] == VALIDATION, "as_of"]) == {pd.Timestamp("2025-12-30")}
+    training_dates = set(rows.loc[rows["role"] == TRAINING, "as_of"])
+    assert set(rows.loc[rows["role"] == CALIBRATION, "as_of"]) == training_dates
+    assert max(training_dates) == pd.Timestamp("2025-06-30")
+
+
+def test_a_household_that_moved_is_kept_only_in_its_latest_role(rows):
+    """One household seen in fitting, calibration and validation townships (it moved)."""
+    fitting = rows.index[rows["role"] == TRAINING]
+    calibration = rows.index[rows["role"] == CALIBRATION]
+    validation = rows.index[rows["role"] == VALIDATION]
+    mover, settled = validation[0], calibration[0]
+    renamed = pd.Series(rows.index, index=rows.index)
+    # Give two fitting households' rows the mover's and the settled one's ids.
+    renamed[renamed.isin([fitting[0]])] = mover
+    renamed[renamed.isin([fitting[1]])] = settled
+    moved = rows.set_axis(pd.Index(renamed.to_numpy(), name=rows.index.name))
+    kept_validation, kept_calibration, kept_fitting = separate(moved)
+    assert mover in kept_validation.index
+    assert mover not in kept_calibration.index and mover not in kept_fitting.index
+    assert settled in kept_calibration.index and settled not in kept_fitting.index
+    assert len(kept_fitting) == (rows["role"] == TRAINING).sum() - (
+        rows.index.isin([fitting[0], fitting[1]]) & (rows["role"] == TRAINING)).sum()
 
 
 def test_training_is_deterministic_for_a_seed(rows):
@@ -230,10 +285,14 @@ def test_training_is_deterministic_for_a_seed(rows):
     assert first.candidates == second.candidates
     np.testing.assert_array_equal(first.validation["probability"],
                                   second.validation["probability"])
-    # Another seed draws another boosting model: the seed is what fixes it.
-    other = train_model(rows, dataclasses.replace(
-        QUICK, seed=QUICK.seed + 1, max_training_rows=len(rows) // 3), dt.date(2026, 6, 30))
-    assert other.candidates != first.candidates
+    # With fitting rows sampled, the seed draws the sample: the same seed, the same model;
+    # another seed, another one.
+    sampled = dataclasses.replace(QUICK, max_training_rows=len(rows) // 3)
+    again = [train_model(rows, sampled, dt.date(2026, 6, 30)) for _ in range(2)]
+    assert again[0].candidates == again[1].candidates
+    other = train_model(rows, dataclasses.replace(sampled, seed=sampled.seed + 1),
+                        dt.date(2026, 6, 30))
+    assert other.candidates != again[0].candidates
 
 
 @pytest.fixture(scope="module")
@@ -242,24 +301,50 @@ def model(rows):
 
 
 def test_a_reason_names_a_feature_that_really_moved_the_score(model, rows):
+    """Set the first named feature to the reference household's value: the 风险评分 falls."""
     features = rows.loc[rows["role"] == VALIDATION, list(FEATURE_NAMES)].astype("float64")
-    scores = model.probabilities(features) * 100
-    top = features.iloc[np.argsort(-scores)[:20]]
-    points = model.contributions(top)
+    scores = model.scores(features)
+    top = features[(scores >= scores.quantile(0.98)).to_numpy()]
     reasons = model.reasons(top)
-    assert reasons.notna().all()
-    for row in range(len(top)):
-        named = int(np.argmax(points[row]))
-        assert model.phrases[FEATURE_NAMES[named]].phrase.split("{")[0] in reasons.iloc[row]
-        # Put the named feature back to the reference household's value: the score falls by
-        # the points the reason gave it.
+    first = reasons.str.extract(r"^([^；]+)（\+(\d+)分）")
+    named = first[0].notna().to_numpy()
+    assert named.mean() > 0.5
+    strongest = np.argmax(model.contributions(top), axis=1)
+    for row in np.flatnonzero(named):
+        name = FEATURE_NAMES[strongest[row]]
+        phrase = model.phrases[name]
+        said = first.iloc[row, 0]
+        assert said == phrase.absent or said.startswith(phrase.phrase.split("{")[0]), (
+            name, said)
         perturbed = top.iloc[[row]].copy()
-        perturbed.iloc[0, named] = model.reference[named]
-        drop = (model.probabilities(top.iloc[[row]]) - model.probabilities(perturbed))[0] * 100
-        assert drop == pytest.approx(points[row, named]) and drop >= model.minimum_points
-        # A feature the reason did not name moved it less.
-        unnamed = int(np.argmin(np.abs(points[row])))
-        assert abs(points[row, unnamed]) < drop
+        perturbed[name] = model.reference[strongest[row]]
+        drop = int(model.scores(top.iloc[[row]]).iloc[0] - model.scores(perturbed).iloc[0])
+        # The published score moves by the points the reason shows (rounding aside).
+        assert drop >= model.minimum_points
+        assert abs(drop - int(first.iloc[row, 1])) <= 1, (said, first.iloc[row, 1], drop)
+
+
+class _OneFeature:
+    """A stand-in classifier whose probability rises with recent medical cost only."""
+
+    def predict_proba(self, matrix):
+        recent = matrix[:, FEATURE_NAMES.index("recent_medical_out_of_pocket")]
+        probability = np.clip(recent / 10_000, 0, 1) * 0.5
+        return np.column_stack([1 - probability, probability])
+
+
+def test_reasons_name_only_what_the_model_uses(model, rows):
+    stub = dataclasses.replace(model, estimator=_OneFeature(),
+                               reference=np.zeros(len(FEATURE_NAMES)))
+    features = rows.loc[rows["role"] == VALIDATION, list(FEATURE_NAMES)].astype("float64")
+    features = features.iloc[:50].assign(recent_medical_out_of_pocket=np.linspace(0, 9000, 50))
+    reasons = stub.reasons(features)
+    expected = ("近期医疗自付" + features["recent_medical_out_of_pocket"].round().astype(int)
+                .astype(str) + "元（+" + (features["recent_medical_out_of_pocket"] / 200)
+                .round().astype(int).astype(str) + "分）")
+    named = (features["recent_medical_out_of_pocket"] / 200).round() >= stub.minimum_points
+    assert (reasons[named] == expected[named]).all()
+    assert (reasons[~named] == stub.no_single_reason).all()
 
 
 def test_reasons_are_chinese_phrases_with_points(model, rows):

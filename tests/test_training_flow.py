@@ -29,8 +29,11 @@ def command(*arguments: str):
 
 
 @pytest.fixture(scope="module")
-def trained(trained_home):
-    home, day = trained_home
+def trained(trained_home, tmp_path_factory):
+    shared, day = trained_home
+    # A copy: the shared home stays as `monitor train` left it.
+    home = tmp_path_factory.mktemp("scored") / "home"
+    shutil.copytree(shared, home)
     # A low threshold, so that the model lists some households on its own.
     (home / "parameters.yaml").write_text(
         "model_threshold:\n  - {from: 2020-01-01, value: 4}\n", encoding="utf-8")
@@ -54,7 +57,8 @@ def test_train_writes_the_artifact_and_the_card(trained):
     assert metadata["version"] == folder.name and folder.name.startswith("2026-06-30-")
     assert metadata["trained_on"] == "2026-06-30"
     assert metadata["as_of_dates"]["validation"] == ["2025-12-30"]
-    assert max(metadata["as_of_dates"]["training"]) < "2025-06-30"
+    assert max(metadata["as_of_dates"]["training"]) == "2025-06-30"
+    assert metadata["as_of_dates"]["calibration"] == metadata["as_of_dates"]["training"]
     assert len(metadata["data_sha256"]) == 64
     for figure in ("roc_auc", "recall_at_capacity", "rules_recall_at_capacity"):
         assert 0 <= metadata["validation"][figure] <= 1

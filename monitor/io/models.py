@@ -9,9 +9,12 @@ Layout::
 
 A version is ``<training date>-<8 hex digits>`` of a sha256 over the
 training data and the settings: training again on the same data with the
-same settings gives the same version (and the same model). A run
-uses the newest model trained for a date on or before its own, so a past
-date run again scores as it did.
+same settings gives the same version (and the same model), and the folder
+already there is kept. A run uses the newest model trained for a date on or
+before its own (the latest written, among several for that date), so a past
+date run again scores as it did unless a model for a date up to it has been
+trained since. A model is loaded only by the scikit-learn and numpy versions
+that saved it.
 
 A model file is a pickle: load only models this system wrote into the home.
 """
@@ -25,7 +28,9 @@ import shutil
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
+import sklearn
 
 from monitor.features import FEATURE_NAMES
 from monitor.io.lake import write_parquet
@@ -33,6 +38,8 @@ from monitor.model import RiskModel, model_is_usable
 
 MODEL_FILE, METADATA_FILE, CARD_FILE = "model.joblib", "metadata.json", "MODEL_CARD.md"
 VALIDATION_FILE = "validation.parquet"
+#: Bumped when RiskModel changes in a way an old pickle cannot follow.
+MODEL_FORMAT = 1
 
 
 class ModelError(ValueError):
@@ -44,30 +51,35 @@ def models_dir(home: Path) -> Path:
     return Path(home) / "models"
 
 
+def library_versions() -> dict[str, str]:
+    """The versions a model file depends on: a pickle is only safe to load with the same."""
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "model_format": str(MODEL_FORMAT)}
+
+
 def write_model(home: Path, model: RiskModel, card: str, validation: pd.DataFrame) -> Path:
-    """Write a model's folder: staged beside it, then moved into place in one rename."""
+    """Write a model's folder: staged beside it, then moved into place in one rename.
+
+    A folder of the same version (the same data and settings) is already that
+    model: it is kept as it is.
+    """
     folder = models_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / model.version
+    if (target / MODEL_FILE).exists():
+        return target
     staging = folder / f".{model.version}.{os.getpid()}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    metadata = {**model.metadata, "written_at": dt.datetime.now(dt.UTC).isoformat(
-        timespec="seconds")}
+    metadata = {**model.metadata, "libraries": library_versions(),
+                "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     model.metadata = metadata
     joblib.dump(model, staging / MODEL_FILE)
     (staging / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False, indent=2),
                                          encoding="utf-8")
     (staging / CARD_FILE).write_text(card, encoding="utf-8")
     write_parquet(validation, staging / VALIDATION_FILE)
-    if target.exists():
-        # The same version again (same data): the old folder goes aside, then away.
-        aside = folder / f".{model.version}.{os.getpid()}.replaced"
-        target.rename(aside)
-        staging.rename(target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        staging.rename(target)
+    staging.rename(target)
     return target
 
 
@@ -92,6 +104,10 @@ def load_latest_model(home: Path, run_date: dt.date) -> RiskModel | None:
     if not usable:
         return None
     folder = Path(usable[-1]["folder"])
+    if usable[-1].get("libraries") != library_versions():
+        raise ModelError(f"{folder}: the model was saved with {usable[-1].get('libraries')}, "
+                         f"this installation has {library_versions()}; run `monitor train` "
+                         "again")
     try:
         model = joblib.load(folder / MODEL_FILE)
     except Exception as error:
