@@ -121,9 +121,9 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
 
     Only the households of the townships the date is for are kept, each row
     with its ``role``: validation townships on the validation date,
-    calibration and fitting townships on the training dates. With ``rules`` and ``scoring``, adds ``rules_score``:
-    the rules-only 风险评分 the household would have had that night (0 when no
-    rule hit).
+    calibration and fitting townships on the training dates. With ``rules``
+    and ``scoring``, adds ``rules_score``: the rules-only 风险评分 the household
+    would have had that night (0 when no rule hit).
     """
     facts = build_facts(sources, snapshot.as_of, params)
     groups = audit_groups(facts, list(settings.head_age_bands))
