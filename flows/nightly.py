@@ -39,6 +39,7 @@ from monitor.io.lake import (
     read_manifest,
     read_source,
 )
+from monitor.io.lock import home_lock
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import (
     code_version,
@@ -196,9 +197,19 @@ def default_task_runner() -> ThreadPoolTaskRunner:
 
 @flow(name="nightly", task_runner=default_task_runner(), log_prints=False,
       validate_parameters=False)
-def nightly(home: Path, run_date: dt.date) -> dict:
-    """Ingest new deliveries, evaluate every household as of the date, write the referral lists."""
+def nightly(home: Path, run_date: dt.date, lock_wait_seconds: float = 0) -> dict:
+    """Ingest new deliveries, evaluate every household as of the date, write the referral lists.
+
+    Holds the home's lock throughout (see :mod:`monitor.io.lock`); waits up to
+    ``lock_wait_seconds`` for a run already on the home.
+    """
     home = Path(home)
+    with home_lock(home, f"monitor run {run_date}", lock_wait_seconds):
+        return _nightly(home, run_date)
+
+
+def _nightly(home: Path, run_date: dt.date) -> dict:
+    """The nightly flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     configuration = load_configuration(home, run_date)

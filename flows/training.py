@@ -27,6 +27,7 @@ from monitor.io.config import (
     load_scoring,
 )
 from monitor.io.lake import counties_as_of, read_as_of, read_source
+from monitor.io.lock import home_lock
 from monitor.io.models import write_model
 from monitor.model import ModelSettings
 from monitor.model_card import model_card
@@ -88,9 +89,18 @@ def write(home: Path, result: TrainingResult, settings: ModelSettings) -> Path:
 
 @flow(name="train", task_runner=default_task_runner(), log_prints=False,
       validate_parameters=False)
-def train(home: Path, train_date: dt.date) -> dict:
-    """Train the risk model on the history up to ``train_date``; write it under the home."""
+def train(home: Path, train_date: dt.date, lock_wait_seconds: float = 0) -> dict:
+    """Train the risk model on the history up to ``train_date``; write it under the home.
+
+    Holds the home's lock throughout, as a run does.
+    """
     home = Path(home)
+    with home_lock(home, f"monitor train {train_date}", lock_wait_seconds):
+        return _train(home, train_date)
+
+
+def _train(home: Path, train_date: dt.date) -> dict:
+    """The training flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     params = load_parameters(home, train_date)

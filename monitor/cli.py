@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -37,6 +38,9 @@ DateOption = Annotated[
     str | None,
     typer.Option("--date", help="Run date YYYY-MM-DD (default: today in Asia/Shanghai)."),
 ]
+WaitOption = Annotated[float, typer.Option(
+    "--wait", help="Seconds to wait while another run holds the home (default: none; "
+                   "then stop with a message).")]
 
 
 def _run_date(text: str | None) -> dt.date:
@@ -88,14 +92,19 @@ def _print_ingest_problems(report: object) -> None:
 
 
 @app.command("ingest")
-def ingest_command(home: HomeOption, date: DateOption = None) -> None:
+def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption = 0) -> None:
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
     from monitor.io.lake import ingest_landing
+    from monitor.io.lock import HomeBusy, home_lock
 
     run_date = _run_date(date)
-    with console.status("ingesting") as status:
-        report = ingest_landing(home, run_date, progress=lambda what: status.update(
-            f"ingesting {what}"))
+    try:
+        with home_lock(home, "monitor ingest", wait), console.status("ingesting") as status:
+            report = ingest_landing(home, run_date, progress=lambda what: status.update(
+                f"ingesting {what}"))
+    except HomeBusy as error:
+        errors.print(escape(f"ingest not started: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
     _print_ingest_problems(report)
     totals = report.by_source()
     table = Table(title=f"Ingested deliveries up to {run_date}")
@@ -177,22 +186,33 @@ def _one_line(error: BaseException) -> str:
 
 
 def _checked_flow(what: str, check: Callable[[], object],
-                  check_errors: tuple[type[Exception], ...], start: Callable[[], dict]) -> dict:
-    """Check the configuration, then run a flow; either failure exits 1 with one line.
+                  check_errors: tuple[type[Exception], ...], start: Callable[[], dict],
+                  home: Path, wait: float) -> dict:
+    """Check the configuration, take the home's lock, then run a flow.
 
-    The contract asks for a one-line reason on stderr, not a traceback.
+    A bad configuration or a busy home exits 1 with "<what> not started: …",
+    a failed flow with "<what> failed: …": one line, as the contract asks,
+    not a traceback.
     """
+    from monitor.io.lock import HomeBusy, home_lock
+
+    def stop(message: str) -> typer.Exit:
+        errors.print(escape(message), soft_wrap=True)
+        return typer.Exit(1)
+
     try:
         check()
     except check_errors as error:
-        errors.print(escape(f"{what} not started: {_one_line(error)}"), soft_wrap=True)
-        raise typer.Exit(1) from None
-    try:
-        return start()
-    except Exception as error:
-        errors.print(escape(f"{what} failed: {type(error).__name__}: {_one_line(error)}"),
-                     soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise stop(f"{what} not started: {_one_line(error)}") from None
+    with ExitStack() as held:
+        try:
+            held.enter_context(home_lock(home, f"monitor {what}", wait))
+        except HomeBusy as error:
+            raise stop(f"{what} not started: {_one_line(error)}") from None
+        try:
+            return start()
+        except Exception as error:
+            raise stop(f"{what} failed: {type(error).__name__}: {_one_line(error)}") from None
 
 
 @app.command("run")
@@ -201,6 +221,7 @@ def run_command(
     date: DateOption = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+    wait: WaitOption = 0,
 ) -> None:
     """The nightly job: ingest new deliveries, evaluate every household, write referral lists."""
     run_date = _run_date(date)
@@ -213,7 +234,7 @@ def run_command(
     # A bad parameter file stops the run before anything is ingested or written.
     result = _checked_flow("run", lambda: load_configuration(home, run_date),
                            (ParameterError, RuleError, ModelError),
-                           lambda: nightly(home=home, run_date=run_date))
+                           lambda: nightly(home=home, run_date=run_date), home, wait)
     _print_run(result)
 
 
@@ -254,6 +275,7 @@ def train_command(
     date: DateOption = None,
     verbose: Annotated[bool, typer.Option(
         "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+    wait: WaitOption = 0,
 ) -> None:
     """Train the risk model on the history up to the date; write it and its card under the home."""
     train_date = _run_date(date)
@@ -266,7 +288,7 @@ def train_command(
     result = _checked_flow("training", lambda: (load_parameters(home, train_date),
                                                 load_model_settings()),
                            (ParameterError, ModelSettingsError),
-                           lambda: train(home=home, train_date=train_date))
+                           lambda: train(home=home, train_date=train_date), home, wait)
     figures = result["validation"]
     console.print(f"Model {result['version']} ({result['chosen']}), trained on "
                   f"{result['rows']['training']:,} rows; validated on "
