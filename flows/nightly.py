@@ -60,6 +60,30 @@ from monitor.scoring import RulesOnlyScore
 # Inputs are DataFrames and the lake: hashing them for a cache key would cost more than the work.
 quiet_task = task(cache_policy=NO_CACHE, persist_result=False)
 
+#: Seconds before each retry of a task that reads or writes the home.
+IO_RETRY_DELAYS = [2, 10, 30]
+
+
+def retry_on_io_error(task: object, task_run: object, state: object) -> bool:
+    """Retry a task only when it failed on an OSError (a disk or network hiccup).
+
+    A bad delivery is rejected inside ingest and never raises; a bug, a bad
+    parameter or a broken model raises something else and is not retried, so
+    nothing is tried again that cannot come out differently.
+    """
+    try:
+        state.result()
+    except OSError:
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+#: For tasks that touch the home: three tries more, with backoff, on an OSError only.
+io_task = task(cache_policy=NO_CACHE, persist_result=False, retries=len(IO_RETRY_DELAYS),
+               retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_on_io_error)
+
 
 @dataclass
 class Configuration:
@@ -104,19 +128,19 @@ def load_configuration(home: Path, run_date: dt.date) -> Configuration:
     return Configuration(params, rules, scoring, configuration_versions(home), model)
 
 
-@quiet_task
+@io_task
 def ingest(home: Path, run_date: dt.date) -> IngestReport:
     """Ingest the deliveries dated on or before the run date that are new."""
     return ingest_landing(home, run_date)
 
 
-@quiet_task
+@io_task
 def list_counties(home: Path, run_date: dt.date) -> list[str]:
     """The counties with registry rows in force."""
     return counties_as_of(home, run_date)
 
 
-@quiet_task(task_run_name="read {county}")
+@io_task(task_run_name="read {county}")
 def read_county(home: Path, run_date: dt.date, county: str, params: Parameters
                 ) -> CountySources:
     """One county's sources as of the run date (only the columns and history the facts use)."""
@@ -134,13 +158,13 @@ def evaluate(county: CountySources, run_date: dt.date, configuration: Configurat
                            configuration.rules, configuration.scoring, configuration.model)
 
 
-@quiet_task
+@io_task
 def read_feedback(home: Path, run_date: dt.date) -> pd.DataFrame:
     """Every feedback row delivered up to the run date."""
     return read_source(home, "feedback", run_date)
 
 
-@quiet_task
+@io_task
 def track_warnings(home: Path, run_date: dt.date, hits: pd.DataFrame, feedback: pd.DataFrame
                    ) -> Lifecycle:
     """Carry the warnings of the latest earlier run forward to this run."""
@@ -155,7 +179,7 @@ def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
     return triage(lifecycle.hits, households, configuration.rules, configuration.params, run_date)
 
 
-@quiet_task
+@io_task
 def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
               manifest: dict) -> Path:
     """Write the outputs (one rename at the end) and keep the warning state for the next run."""
@@ -223,7 +247,10 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
              for county in counties]
     evaluations = [evaluate.submit(read, run_date, configuration) for read in reads]
     feedback = read_feedback.submit(home, run_date)
-    results = [future.result() for future in evaluations]
+    # A failed read leaves its evaluation never run: ask the read first, so that the run
+    # reports the read's own error, not that the evaluation has no result.
+    results = [(read.result(), evaluation.result())[1]
+               for read, evaluation in zip(reads, evaluations, strict=True)]
     timings["counties"] = time.perf_counter() - mark
     timings["read (sum over counties)"] = sum(read.result().seconds for read in reads)
     for stage in ("facts", "model", "rules", "score"):

@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.nightly import default_task_runner, ingest, quiet_task
+from flows.nightly import default_task_runner, ingest, io_task, quiet_task
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     load_model_settings,
@@ -48,7 +48,7 @@ LABEL_COLUMNS = {"assistance": ["id_number", "program", "start_date"],
                  "feedback": ["household_id", "verified", "closed_date"]}
 
 
-@quiet_task(task_run_name="rows {snapshot.role} {snapshot.as_of}")
+@io_task(task_run_name="rows {snapshot.role} {snapshot.as_of}")
 def snapshot_task(home: Path, snapshot: Snapshot, params: Parameters, settings: ModelSettings,
                   rules: list[Rule], scoring: RulesOnlyScore) -> pd.DataFrame:
     """Every household's rows for one as-of date (the rules baseline on the validation date).
@@ -75,7 +75,7 @@ def fit(rows: pd.DataFrame, settings: ModelSettings, train_date: dt.date) -> Tra
     return train_model(rows, settings, train_date)
 
 
-@quiet_task
+@io_task
 def write(home: Path, result: TrainingResult, settings: ModelSettings) -> Path:
     """Write the model folder and publish the card as an artifact."""
     card = model_card(result, settings)

@@ -96,6 +96,10 @@ def scenario(tmp_path_factory, prefect_server):
             raise OSError("disk full (simulated)")
             yield
         patch.setattr("monitor.io.outputs.referral_files", broken)
+        # An OSError is retried (three times, with backoff): here without the wait.
+        import flows.nightly
+        patch.setattr(flows.nightly, "write_run",
+                      flows.nightly.write_run.with_options(retry_delay_seconds=0))
         seen["failed"] = runner.invoke(app, ["run", "--home", str(home), "--date",
                                              FAILED.isoformat()])
     seen["home"] = home
