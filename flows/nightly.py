@@ -21,6 +21,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from monitor.evaluation import CountyEvaluation, combine, evaluate_county
@@ -153,9 +154,11 @@ def read_county(home: Path, run_date: dt.date, county: str, params: Parameters
 @quiet_task(task_run_name="evaluate {county.county}")
 def evaluate(county: CountySources, run_date: dt.date, configuration: Configuration
              ) -> CountyEvaluation:
-    """Facts, rule hits and risk scores for one county."""
-    return evaluate_county(county.county, county.sources, run_date, configuration.params,
-                           configuration.rules, configuration.scoring, configuration.model)
+    """Facts, rule hits and risk scores for one county (and how long its read took)."""
+    result = evaluate_county(county.county, county.sources, run_date, configuration.params,
+                             configuration.rules, configuration.scoring, configuration.model)
+    result.timings["read"] = county.seconds
+    return result
 
 
 @io_task
@@ -209,6 +212,20 @@ def _inputs(home: Path, run_date: dt.date) -> list[dict]:
     return manifest.sort_values(["delivery_date", "source", "file"])[columns].to_dict("records")
 
 
+def _county_result(read: PrefectFuture, evaluation: PrefectFuture) -> CountyEvaluation:
+    """A county's evaluation; if its read failed, the read's own error.
+
+    (A failed read leaves its evaluation never run. The read's result, a whole
+    county's sources, is fetched only then: on a cluster it stays on its worker.)
+    """
+    evaluation.wait()
+    if not evaluation.state.is_completed():
+        read.wait()
+        if read.state.is_failed():
+            read.result()
+    return evaluation.result()
+
+
 def default_task_runner() -> ThreadPoolTaskRunner:
     """One county at a time in this process.
 
@@ -247,13 +264,10 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
              for county in counties]
     evaluations = [evaluate.submit(read, run_date, configuration) for read in reads]
     feedback = read_feedback.submit(home, run_date)
-    # A failed read leaves its evaluation never run: ask the read first, so that the run
-    # reports the read's own error, not that the evaluation has no result.
-    results = [(read.result(), evaluation.result())[1]
+    results = [_county_result(read, evaluation)
                for read, evaluation in zip(reads, evaluations, strict=True)]
     timings["counties"] = time.perf_counter() - mark
-    timings["read (sum over counties)"] = sum(read.result().seconds for read in reads)
-    for stage in ("facts", "model", "rules", "score"):
+    for stage in ("read", "facts", "model", "rules", "score"):
         timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]
                                                       for result in results)
 

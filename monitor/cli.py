@@ -215,6 +215,15 @@ def _checked_flow(what: str, check: Callable[[], object],
             raise stop(f"{what} failed: {type(error).__name__}: {_one_line(error)}") from None
 
 
+def _nightly_flow(nightly: object, dask_address: str | None) -> object:
+    """The nightly flow, its counties sent to a Dask cluster when an address is given."""
+    if not dask_address:
+        return nightly
+    from prefect_dask import DaskTaskRunner
+
+    return nightly.with_options(task_runner=DaskTaskRunner(address=dask_address))
+
+
 @app.command("run")
 def run_command(
     home: HomeOption,
@@ -222,9 +231,17 @@ def run_command(
     verbose: Annotated[bool, typer.Option(
         "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
     wait: WaitOption = 0,
+    dask_address: Annotated[str | None, typer.Option(
+        "--dask-address", help="Run the per-county tasks on this Dask scheduler "
+                               "(tcp://HOST:PORT); workers need this package and the home's "
+                               "path.")] = None,
 ) -> None:
     """The nightly job: ingest new deliveries, evaluate every household, write referral lists."""
     run_date = _run_date(date)
+    if dask_address and not dask_address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        errors.print(escape(f"run not started: --dask-address {dask_address!r} is not a Dask "
+                            "scheduler address (tcp://HOST:PORT)"), soft_wrap=True)
+        raise typer.Exit(1)
     _prefect_defaults(verbose)
     from flows.nightly import load_configuration, nightly
     from monitor.io.models import ModelError
@@ -234,7 +251,8 @@ def run_command(
     # A bad parameter file stops the run before anything is ingested or written.
     result = _checked_flow("run", lambda: load_configuration(home, run_date),
                            (ParameterError, RuleError, ModelError),
-                           lambda: nightly(home=home, run_date=run_date), home, wait)
+                           lambda: _nightly_flow(nightly, dask_address)(
+                               home=home, run_date=run_date), home, wait)
     _print_run(result)
 
 

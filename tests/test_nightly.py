@@ -258,3 +258,32 @@ def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_serve
     out = home / "out" / DAY.isoformat()
     assert json.loads((out / "run_manifest.json").read_text("utf-8"))["households"]["listed"] == 0
     assert not list(out.glob("referrals/*/*.csv"))
+
+
+def test_a_dask_cluster_with_two_worker_processes_gives_the_same_outputs(scenario, tmp_path):
+    """The counties of day 1 run on a real LocalCluster: the same files, byte for byte."""
+    from distributed import LocalCluster
+
+    home = tmp_path / "home"
+    shutil.copytree(scenario["home"], home)
+    shutil.rmtree(home / "out" / DAY.isoformat())
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        result = runner.invoke(app, ["run", "--home", str(home), "--date", DAY.isoformat(),
+                                     "--dask-address", cluster.scheduler_address])
+        assert result.exit_code == 0, result.output
+        workers = len(cluster.workers)
+        # The county tasks went through the cluster's scheduler.
+        transitions = cluster.scheduler.transition_counter
+    assert workers == 2 and transitions > 0
+    assert referral_files(home, DAY) == scenario["first"]
+    local = pd.read_parquet(scenario["home"] / "out" / DAY.isoformat() / "warnings.parquet")
+    clustered = pd.read_parquet(home / "out" / DAY.isoformat() / "warnings.parquet")
+    pd.testing.assert_frame_equal(clustered, local)
+
+
+def test_a_dask_address_that_is_not_one_is_refused(home):
+    result = runner.invoke(app, ["run", "--home", str(home), "--date", DAY.isoformat(),
+                                 "--dask-address", "localhost:8786"])
+    assert result.exit_code == 1
+    assert "run not started: --dask-address 'localhost:8786' is not a Dask" in result.output
