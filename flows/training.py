@@ -29,6 +29,7 @@ from monitor.io.config import (
 from monitor.io.lake import counties_as_of, read_as_of, read_source
 from monitor.io.lock import home_lock
 from monitor.io.models import write_model
+from monitor.io.outputs import remove_leftovers
 from monitor.model import ModelSettings
 from monitor.model_card import model_card
 from monitor.params import Parameters
@@ -105,6 +106,7 @@ def _train(home: Path, train_date: dt.date) -> dict:
     started = time.perf_counter()
     params = load_parameters(home, train_date)
     settings = load_model_settings()
+    remove_leftovers(home)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
     ingest(home, train_date)

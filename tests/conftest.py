@@ -31,7 +31,7 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory, prefect_server):
-    """A small synthetic county (3,000 households, 36 months) on which `monitor train` ran.
+    """A small synthetic county (2,000 households, 36 months) on which `monitor train` ran.
 
     Returns the home and the training date. Tests may run `monitor run` on it,
     but must not change its lake or its models.
@@ -45,7 +45,7 @@ def trained_home(tmp_path_factory, prefect_server):
 
     home = tmp_path_factory.mktemp("trained") / "home"
     day = dt.date(2026, 6, 30)
-    write_sample(home, 3000, 3, day, places=("500102",))
+    write_sample(home, 2000, 3, day, places=("500102",))
     result = CliRunner().invoke(app, ["train", "--home", str(home), "--date", day.isoformat()])
     assert result.exit_code == 0, result.output
     home.joinpath("train-output.txt").write_text(result.output, encoding="utf-8")

@@ -30,7 +30,6 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 
 from monitor.features import FEATURE_NAMES
 from monitor.io.lake import write_parquet
@@ -53,6 +52,8 @@ def models_dir(home: Path) -> Path:
 
 def library_versions() -> dict[str, str]:
     """The versions a model file depends on: a pickle is only safe to load with the same."""
+    import sklearn  # here, not at the top: a run without a model need not import it
+
     return {"scikit-learn": sklearn.__version__, "numpy": np.__version__,
             "model_format": str(MODEL_FORMAT)}
 

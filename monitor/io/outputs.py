@@ -144,6 +144,7 @@ def remove_leftovers(home: Path) -> list[Path]:
     """
     home = Path(home)
     candidates = [*(home / "out").glob(".*.staging"), *(home / "out").glob(".*.replaced"),
+                  *(home / "models").glob(".*.staging"),
                   *home.joinpath(*STATE_DIR).glob(".*.pending"),
                   *home.joinpath(*EVENTS_DIR).glob(".*.pending")]
     leftovers = []
