@@ -12,7 +12,8 @@ runner = CliRunner()
 
 def test_sample_then_ingest_prints_counts_per_source_and_the_lake(home):
     result = runner.invoke(app, ["sample", "--home", str(home), "--households", "60",
-                                 "--seed", "3", "--date", "2026-06-30"])
+                                 "--seed", "3", "--date", "2026-06-30",
+                                 "--places", "500101001"])
     assert result.exit_code == 0, result.output
     assert (home / "landing" / "registry").is_dir()
     result = runner.invoke(app, ["ingest", "--home", str(home), "--date", "2026-06-30"])

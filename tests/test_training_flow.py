@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.io.models import CARD_FILE, METADATA_FILE, MODEL_FILE, VALIDATION_FILE
-from monitor.io.sample_writer import write_sample
+from tests.deliveries import DELIVERY, good_frame, write_delivery
 
 DAY = dt.date(2026, 6, 30)
 EARLIER = DAY - dt.timedelta(days=1)
@@ -114,7 +114,8 @@ def test_a_model_that_cannot_be_loaded_stops_the_run_before_it_starts(trained, t
 
 def test_training_without_enough_history_says_so(tmp_path, prefect_server):
     home = tmp_path / "home"
-    write_sample(home, 30, 3, DAY, places=("500102001",))
-    result = command("train", "--home", str(home), "--date", "2024-01-31")
+    # One registry delivery: the earliest as-of date of the plan is a year and more before it.
+    write_delivery(home, "registry", good_frame("registry"), DELIVERY)
+    result = command("train", "--home", str(home), "--date", DELIVERY.isoformat())
     assert result.exit_code == 1
     assert "training failed:" in result.output and "not enough history" in result.output
