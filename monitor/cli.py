@@ -38,6 +38,8 @@ DateOption = Annotated[
     str | None,
     typer.Option("--date", help="Run date YYYY-MM-DD (default: today in Asia/Shanghai)."),
 ]
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", help="Show Prefect's log of flow and task runs.")]
 WaitOption = Annotated[float, typer.Option(
     "--wait", help="Seconds to wait while another run holds the home (default: none; "
                    "then stop with a message).")]
@@ -228,8 +230,7 @@ def _nightly_flow(nightly: object, dask_address: str | None) -> object:
 def run_command(
     home: HomeOption,
     date: DateOption = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+    verbose: VerboseOption = False,
     wait: WaitOption = 0,
     dask_address: Annotated[str | None, typer.Option(
         "--dask-address", help="Run the per-county tasks on this Dask scheduler "
@@ -291,8 +292,7 @@ def _print_run(result: dict) -> None:
 def train_command(
     home: HomeOption,
     date: DateOption = None,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", help="Show Prefect's log of flow and task runs.")] = False,
+    verbose: VerboseOption = False,
     wait: WaitOption = 0,
 ) -> None:
     """Train the risk model on the history up to the date; write it and its card under the home."""
