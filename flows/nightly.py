@@ -16,6 +16,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from prefect import flow, task
@@ -57,6 +58,8 @@ from monitor.referrals import triage
 from monitor.report import run_summary, summary_markdown
 from monitor.rules import Rule, parse_rules
 from monitor.scoring import RulesOnlyScore
+
+BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 # Inputs are DataFrames and the lake: hashing them for a cache key would cost more than the work.
 quiet_task = task(cache_policy=NO_CACHE, persist_result=False)
@@ -212,6 +215,16 @@ def _inputs(home: Path, run_date: dt.date) -> list[dict]:
     return manifest.sort_values(["delivery_date", "source", "file"])[columns].to_dict("records")
 
 
+def as_date(value: dt.date | str | None) -> dt.date:
+    """A flow's date parameter: a date, its ISO text (from the API), or None for today.
+
+    Today is the bureau's: Asia/Shanghai, whatever the machine's time zone.
+    """
+    if value is None:
+        return dt.datetime.now(BUREAU_TIME_ZONE).date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
 def _county_result(read: PrefectFuture, evaluation: PrefectFuture) -> CountyEvaluation:
     """A county's evaluation; if its read failed, the read's own error.
 
@@ -238,13 +251,14 @@ def default_task_runner() -> ThreadPoolTaskRunner:
 
 @flow(name="nightly", task_runner=default_task_runner(), log_prints=False,
       validate_parameters=False)
-def nightly(home: Path, run_date: dt.date, lock_wait_seconds: float = 0) -> dict:
+def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
     """Ingest new deliveries, evaluate every household as of the date, write the referral lists.
 
-    Holds the home's lock throughout (see :mod:`monitor.io.lock`); waits up to
+    ``run_date`` defaults to today in Asia/Shanghai (a scheduled run). Holds
+    the home's lock throughout (see :mod:`monitor.io.lock`); waits up to
     ``lock_wait_seconds`` for a run already on the home.
     """
-    home = Path(home)
+    home, run_date = Path(home), as_date(run_date)
     with home_lock(home, f"monitor run {run_date}", lock_wait_seconds):
         return _nightly(home, run_date)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.nightly import default_task_runner, ingest, io_task, quiet_task
+from flows.nightly import as_date, default_task_runner, ingest, io_task, quiet_task
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     load_model_settings,
@@ -90,12 +90,13 @@ def write(home: Path, result: TrainingResult, settings: ModelSettings) -> Path:
 
 @flow(name="train", task_runner=default_task_runner(), log_prints=False,
       validate_parameters=False)
-def train(home: Path, train_date: dt.date, lock_wait_seconds: float = 0) -> dict:
+def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
     """Train the risk model on the history up to ``train_date``; write it under the home.
 
-    Holds the home's lock throughout, as a run does.
+    ``train_date`` defaults to today in Asia/Shanghai. Holds the home's lock
+    throughout, as a run does.
     """
-    home = Path(home)
+    home, train_date = Path(home), as_date(train_date)
     with home_lock(home, f"monitor train {train_date}", lock_wait_seconds):
         return _train(home, train_date)
 

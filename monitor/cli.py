@@ -322,6 +322,52 @@ def train_command(
                   f"total {seconds['total']:.1f}.")
 
 
+@app.command("serve")
+def serve_command(
+    home: HomeOption,
+    cron: Annotated[str, typer.Option(
+        help="When the nightly run starts (cron, in --timezone).")] = "0 2 * * *",
+    training_cron: Annotated[str, typer.Option(
+        help="When the model is trained again (cron; default Sunday 23:00).")] = "0 23 * * 0",
+    timezone: Annotated[str, typer.Option(help="Time zone of both schedules.")] = (
+        "Asia/Shanghai"),
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve the nightly run and the weekly training as Prefect deployments, on a schedule.
+
+    Needs a Prefect server (`prefect server start`) and PREFECT_API_URL
+    pointing at it; runs until stopped. Each run's date is its day in the
+    time zone.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        errors.print("serve not started: no Prefect server: start one with `prefect server "
+                      "start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)",
+                      soft_wrap=True)
+        raise typer.Exit(1)
+    _prefect_defaults(verbose)
+    from prefect import serve
+    from prefect.schedules import Cron
+
+    from flows.nightly import nightly
+    from flows.training import train
+
+    parameters = {"home": str(Path(home).resolve())}
+    try:
+        deployments = [
+            nightly.to_deployment(name="nightly", schedule=Cron(cron, timezone=timezone),
+                                  parameters=parameters, concurrency_limit=1),
+            train.to_deployment(name="training", schedule=Cron(training_cron,
+                                                               timezone=timezone),
+                                parameters=parameters, concurrency_limit=1),
+        ]
+    except ValueError as error:
+        errors.print(escape(f"serve not started: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"Serving nightly ({cron}) and training ({training_cron}), {timezone}, "
+                  f"for {parameters['home']}. Stop with Ctrl-C.")
+    serve(*deployments, print_starting_message=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Run the command line."""
     app()
