@@ -85,20 +85,34 @@ def homes(tmp_path_factory, prefect_server):
     return base, outputs(clean, DAY)
 
 
-@pytest.mark.parametrize("stage", list(KILLS))
-def test_a_run_killed_at_any_stage_is_repaired_by_the_next(stage, homes, tmp_path):
+@pytest.fixture(scope="module")
+def killed(homes, tmp_path_factory):
+    """Each stage's run, killed in its own process; the processes run side by side."""
     from prefect.settings import PREFECT_API_URL
 
-    base, expected = homes
-    home = tmp_path / "home"
-    shutil.copytree(base, home)
-    landing, earlier = tree(home / "landing"), tree(home / "out" / FIRST.isoformat())
-    module, name, at = KILLS[stage]
+    base, _ = homes
     environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    killed = subprocess.run([sys.executable, "-c", KILLER, module, name, str(at), str(home),
-                             DAY.isoformat()], env=environment, capture_output=True,
-                            timeout=300, check=False)
-    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    started = {}
+    for stage, (module, name, at) in KILLS.items():
+        home = tmp_path_factory.mktemp(f"killed-{stage}") / "home"
+        shutil.copytree(base, home)
+        before = (tree(home / "landing"), tree(home / "out" / FIRST.isoformat()))
+        process = subprocess.Popen([sys.executable, "-c", KILLER, module, name, str(at),
+                                    str(home), DAY.isoformat()], env=environment,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started[stage] = (home, before, process)
+    finished = {}
+    for stage, (home, before, process) in started.items():
+        _, error = process.communicate(timeout=300)
+        finished[stage] = (home, before, process.returncode, error.decode()[-2000:])
+    return finished
+
+
+@pytest.mark.parametrize("stage", list(KILLS))
+def test_a_run_killed_at_any_stage_is_repaired_by_the_next(stage, homes, killed):
+    _, expected = homes
+    home, (landing, earlier), returncode, error = killed[stage]
+    assert returncode == -9, error
     assert tree(home / "landing") == landing
     assert tree(home / "out" / FIRST.isoformat()) == earlier
     if stage != "state":  # killed before its outputs were moved into place: none of them
