@@ -244,7 +244,7 @@ def default_task_runner() -> ThreadPoolTaskRunner:
 
     Measured on 1,000,000 households: two threads took as long as one (the
     facts and rules hold the GIL) and blurred the stage timings. Counties run
-    in parallel on separate processes with a Dask task runner instead.
+    in parallel on separate processes with ``monitor run --dask-address``.
     """
     return ThreadPoolTaskRunner(max_workers=1)
 
