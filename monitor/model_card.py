@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from monitor import metrics
+from monitor.markdown import MISSING, markdown_table
 from monitor.model import ModelSettings
 from monitor.training import BOOSTING, LOGISTIC, TrainingResult
 
@@ -23,17 +24,8 @@ GROUPS = {"county_code": "county (区县)", "head_sex": "sex of the household he
 
 def _number(value: object, digits: int = 3) -> str:
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.{digits}f}"
+        return MISSING if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
-
-
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (no extra dependency)."""
-    header = "| " + " | ".join(str(column) for column in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    lines = ["| " + " | ".join(_number(value, digits) for value in row) + " |"
-             for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *lines])
 
 
 def model_card(result: TrainingResult, settings: ModelSettings) -> str:
@@ -103,16 +95,16 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
          "precision": figures["precision_at_capacity"],
          "recall": figures["recall_at_capacity"]}
         for name, figures in result.candidates.items()])
-    lines += [_table(candidates), "",
+    lines += [markdown_table(candidates), "",
               f"Kept: **{result.chosen}** (gradient boosting must beat the logistic regression's "
               f"recall by more than {settings.prefer_simpler_within} to be kept).", "",
               "### Other capacities"]
     curve = metrics.capacity_curve(validation, sorted({k, *settings.also_report}))
-    lines += [_table(curve[["capacity_per_township", "selected", "precision_at_capacity",
+    lines += [markdown_table(curve[["capacity_per_township", "selected", "precision_at_capacity",
                             "recall_at_capacity", "rules_selected",
                             "rules_precision_at_capacity", "rules_recall_at_capacity"]]), ""]
     lines += ["## Calibration (validation)",
-              _table(metrics.calibration_table(validation["label"].to_numpy(),
+              markdown_table(metrics.calibration_table(validation["label"].to_numpy(),
                                                validation["probability"].to_numpy())), ""]
     lines += ["## By group (validation, capacity per township as above)", ""]
     flagged = []
@@ -121,7 +113,7 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
                                     settings.minimum_positives)
         flagged += [f"{title} {row[column]}: recall {_number(row['recall'])}"
                     for row in table.to_dict("records") if row["flagged"]]
-        lines += [f"### {title}", _table(table), ""]
+        lines += [f"### {title}", markdown_table(table), ""]
     lines.append("### Groups called out")
     if flagged:
         lines += [f"- **{item}**, below {settings.recall_ratio_flag:.0%} of the overall recall "

@@ -10,6 +10,7 @@ import pandas as pd
 
 from monitor import regions
 from monitor.lifecycle import CONTINUING, NEW, SETTLED, Lifecycle
+from monitor.markdown import markdown_table
 from monitor.rules import LEVELS, RULE_CODES
 
 
@@ -48,9 +49,7 @@ def run_summary(lifecycle: Lifecycle, referrals: pd.DataFrame) -> dict:
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(pd.DataFrame(rows, columns=header))
 
 
 def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
