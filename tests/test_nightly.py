@@ -53,15 +53,15 @@ def listed(files: dict[str, bytes]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def summary_artifacts() -> list[str]:
-    """The run summaries published to the Prefect server so far."""
+def summary_artifacts() -> dict[str, str]:
+    """The run summaries published to the Prefect server so far, by artifact id."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["nightly-summary"])))
-    return [artifact.data for artifact in found]
+    return {str(artifact.id): artifact.data for artifact in found}
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +69,12 @@ def scenario(tmp_path_factory, prefect_server):
     """Run the sequence once: day 1 twice, day 2, feedback on day 3, day 4, a failing day 5."""
     home = tmp_path_factory.mktemp("nightly") / "home"
     write_sample(home, 150, 11, DAY, places=PLACES)
+    # Other tests may have published summaries to this server already: keep only this run's.
+    earlier = summary_artifacts()
     seen = {"cli_output": run(home, DAY), "first": referral_files(home, DAY)}
     manifest_first = (home / "out" / DAY.isoformat() / "run_manifest.json").read_text("utf-8")
     seen["manifest"] = json.loads(manifest_first)
-    seen["artifacts"] = summary_artifacts()
+    seen["artifacts"] = [text for key, text in summary_artifacts().items() if key not in earlier]
     run(home, DAY)
     seen["again"] = referral_files(home, DAY)
     run(home, NEXT)
@@ -201,8 +203,8 @@ def test_manifest_accounts_for_inputs_and_says_the_score_is_rules_only(scenario)
 
 def test_the_run_publishes_its_summary_as_a_prefect_artifact(scenario):
     summaries = [text for text in scenario["artifacts"] if DAY.isoformat() in text]
-    assert summaries, "the run should publish a nightly-summary artifact"
-    text = summaries[-1]
+    assert len(summaries) == 1, "the run should publish one nightly-summary artifact"
+    (text,) = summaries
     households = scenario["manifest"]["households"]
     assert f"{households['listed']:,} households listed" in text
     for heading in ("## By level", "## By rule", "## By county", "## Quarantined rows"):
