@@ -411,6 +411,8 @@ def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         "township_code": at("township_code", speaker),
         "head_name": at("name", head),
         "head_id_number": at("id_number", head),
+        "head_age": np.where(head >= 0, persons["age"].to_numpy(dtype="float64",
+                                                                na_value=np.nan)[head], np.nan),
         "members": np.bincount(codes, minlength=household_count),
     }, index=pd.Index(at("household_id", first_member), name="household_id"))
     return households, codes

@@ -82,7 +82,6 @@ def model_features(facts: Facts, params: Parameters) -> pd.DataFrame:
     medical = household("medical_out_of_pocket")
     with np.errstate(divide="ignore", invalid="ignore"):
         burden = np.where(annual_income > 0, medical / annual_income, np.nan)
-    head_age = _head_values(facts, persons["age"])
     features = {
         "per_capita_income_ratio": household("per_capita_income") / standard,
         "income_assessment_age_months": ((as_of - assessed).dt.days / DAYS_PER_MONTH
@@ -90,7 +89,7 @@ def model_features(facts: Facts, params: Parameters) -> pd.DataFrame:
         "income_unknown": assessed.isna().to_numpy(dtype="float64"),
         "living_members": household("living_members"),
         "single_person": (household("living_members") == 1).astype("float64"),
-        "head_age": head_age,
+        "head_age": household("head_age"),
         "elderly_members": members(age >= in_force["elder_age"].to_numpy()[position]),
         "minor_members": members(age < in_force["adult_age"].to_numpy()[position]),
         "working_age_members": household("working_age_living"),
@@ -126,19 +125,6 @@ def model_features(facts: Facts, params: Parameters) -> pd.DataFrame:
     return frame
 
 
-def _head_values(facts: Facts, values: pd.Series) -> np.ndarray:
-    """A person column's value for each household's head (户主); NaN without one."""
-    heads = facts.households["head_id_number"]
-    result = np.full(len(heads), np.nan)
-    is_head = facts.persons["relation"].eq("户主").fillna(False).to_numpy(dtype=bool)
-    where = facts.person_household[is_head]
-    # The first head in registry order speaks, as in the household frame.
-    households, first = np.unique(where, return_index=True)
-    result[households] = values.to_numpy(dtype="float64", na_value=np.nan)[
-        np.flatnonzero(is_head)[first]]
-    return result
-
-
 def audit_groups(facts: Facts, age_bands: list[int]) -> pd.DataFrame:
     """County, township, sex and age band of the head: the groups capacity and fairness use.
 
@@ -153,9 +139,8 @@ def audit_groups(facts: Facts, age_bands: list[int]) -> pd.DataFrame:
     head_sex = pd.Series(pd.NA, index=households.index, dtype="string")
     known = head_ids.notna().to_numpy(dtype=bool)
     head_sex[known] = sexes(head_ids[known]).to_numpy()
-    head_age = _head_values(facts, facts.persons["age"])
-    band = pd.cut(pd.Series(head_age), [*age_bands, np.inf], right=False,
-                  labels=_band_labels(age_bands))
+    band = pd.cut(pd.Series(households["head_age"].to_numpy()), [*age_bands, np.inf],
+                  right=False, labels=_band_labels(age_bands))
     # Categories: a few distinct values over millions of rows of training history.
     return pd.DataFrame({
         "county_code": households["county_code"].astype("string").to_numpy(),

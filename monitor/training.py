@@ -45,8 +45,6 @@ from monitor.rules import Rule, evaluate
 from monitor.scoring import RulesOnlyScore
 
 TRAINING, CALIBRATION, VALIDATION = "training", "calibration", "validation"
-#: The roles of rows, in the order a household seen in several keeps the later one.
-ROLES = (TRAINING, CALIBRATION, VALIDATION)
 LOGISTIC, BOOSTING = "logistic_regression", "gradient_boosting"
 
 
