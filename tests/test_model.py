@@ -42,9 +42,6 @@ from monitor.training import (
 )
 from tests.deliveries import PERSON_IDS, good_frame, write_delivery
 
-# Run with the other tests of this group on one xdist worker (they share fixtures).
-pytestmark = pytest.mark.xdist_group("trained")
-
 AS_OF = dt.date(2024, 6, 30)
 SETTINGS = load_model_settings()
 #: Smaller and quicker than the shipped settings; the same code paths.

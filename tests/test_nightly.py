@@ -25,9 +25,6 @@ from monitor.io.outputs import warning_history
 from monitor.io.sample_writer import write_sample
 from monitor.referrals import REFERRAL_HEADERS
 
-# Run with the other tests of this group on one xdist worker (they share fixtures).
-pytestmark = pytest.mark.xdist_group("nightly")
-
 GOLDEN = Path(__file__).parent / "golden" / "nightly"
 PLACES = ("500101001", "500101002", "500102001")
 DAY = dt.date(2026, 6, 30)

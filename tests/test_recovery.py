@@ -22,9 +22,6 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.io.sample_writer import write_sample
 
-# Run with the other tests of this group on one xdist worker (they share fixtures).
-pytestmark = pytest.mark.xdist_group("recovery")
-
 FIRST, DAY = dt.date(2026, 6, 29), dt.date(2026, 6, 30)
 
 #: Stage -> (module, function to replace, the call of it that kills the process).

@@ -19,9 +19,6 @@ from monitor.cli import app
 from monitor.io.models import CARD_FILE, METADATA_FILE, MODEL_FILE, VALIDATION_FILE
 from tests.deliveries import DELIVERY, good_frame, write_delivery
 
-# Run with the other tests of this group on one xdist worker (they share fixtures).
-pytestmark = pytest.mark.xdist_group("trained")
-
 DAY = dt.date(2026, 6, 30)
 EARLIER = DAY - dt.timedelta(days=1)
 runner = CliRunner()
