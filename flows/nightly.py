@@ -3,7 +3,8 @@
 Thin orchestration; every task is one call into :mod:`monitor`::
 
     ingest → for each county: read → evaluate (facts, rules, score)
-           → track warnings (lifecycle) → triage → write outputs → report
+           → track warnings (lifecycle) → triage → report.html → write outputs
+           → summary artifact
 
 Counties are independent tasks, so a Dask task runner can spread them over a
 cluster. Tasks keep no cache and persist no results: a run's inputs are the
@@ -33,10 +34,12 @@ from monitor.io.config import (
     load_rule_definitions,
     load_scoring,
 )
+from monitor.io.fonts import cjk_font_bytes, use_cjk_font
 from monitor.io.lake import (
     IngestReport,
     counties_as_of,
     ingest_landing,
+    quarantine_counts,
     read_as_of,
     read_manifest,
     read_source,
@@ -47,6 +50,7 @@ from monitor.io.outputs import (
     code_version,
     commit_state,
     previous_state,
+    recent_manifests,
     remove_leftovers,
     stage_state,
     write_outputs,
@@ -55,7 +59,13 @@ from monitor.lifecycle import Lifecycle, track
 from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.referrals import triage
-from monitor.report import run_summary, summary_markdown
+from monitor.report import (
+    TREND_RUNS,
+    nightly_report,
+    report_tables,
+    run_summary,
+    summary_markdown,
+)
 from monitor.rules import Rule, parse_rules
 from monitor.scoring import RulesOnlyScore
 
@@ -186,13 +196,34 @@ def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
 
 
 @io_task
+def report_inputs(home: Path, run_date: dt.date) -> tuple[list[dict], pd.DataFrame]:
+    """The recent earlier runs' manifests (the trend) and this date's quarantined rows."""
+    return (recent_manifests(home, run_date, TREND_RUNS - 1),
+            quarantine_counts(home, run_date))
+
+
+@quiet_task
+def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd.DataFrame],
+                  configuration: Configuration, rejected_files: list[str]
+                  ) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The run's report.html and its tables, Chinese set in the font the project installs."""
+    earlier, quarantine = inputs
+    tables = report_tables(run_date.isoformat(), summary, earlier, quarantine,
+                           configuration.rules)
+    html = nightly_report(run_date.isoformat(), summary, tables, configuration.model_manifest,
+                          rejected_files, font_family=use_cjk_font(), font=cjk_font_bytes())
+    return html, tables
+
+
+@io_task
 def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
-              manifest: dict) -> Path:
+              manifest: dict, report: tuple[str, dict[str, pd.DataFrame]]) -> Path:
     """Write the outputs (one rename at the end) and keep the warning state for the next run."""
     # The state for the next run goes into place right after the outputs, never before:
     # a run that fails leaves neither (and rerunning its date repairs either).
     staged = stage_state(home, run_date, lifecycle.state, lifecycle.events)
-    target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest)
+    html, tables = report
+    target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest, html, tables)
     commit_state(staged)
     return target
 
@@ -313,8 +344,13 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
         **summary,
     }
     mark = time.perf_counter()
+    report_html = render_report(run_date, summary, report_inputs(home, run_date), configuration,
+                                manifest["rejected_files"])
+    timings["report"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
     manifest["stage_seconds"] = timings
-    target = write_run(home, run_date, referrals, lifecycle, manifest)
+    target = write_run(home, run_date, referrals, lifecycle, manifest, report_html)
     timings["outputs"] = time.perf_counter() - mark
     report(run_date, summary, quarantined, configuration.model_manifest)
     timings["total"] = time.perf_counter() - started

@@ -322,6 +322,50 @@ def train_command(
                   f"total {seconds['total']:.1f}.")
 
 
+@app.command("tune")
+def tune_command(
+    home: HomeOption,
+    parameters: Annotated[Path, typer.Option(
+        "--parameters", help="Candidate parameter file, in the form of HOME/parameters.yaml: "
+                             "the parameters it names replace those in force.")],
+    date: DateOption = None,
+    from_date: Annotated[str | None, typer.Option(
+        "--from", help="Also backtest each month from this date YYYY-MM-DD to --date.")] = None,
+    capacity: Annotated[int | None, typer.Option(
+        "--capacity", help="Households a township's caseworkers can verify (default: "
+                           "capacity.per_township of rules/model.yaml).")] = None,
+    verbose: VerboseOption = False,
+    wait: WaitOption = 0,
+) -> None:
+    """Compare the parameters in force with a candidate file on the same facts; write a report."""
+    tune_date = _run_date(date)
+    first = _run_date(from_date) if from_date else None
+    if first is not None and first > tune_date:
+        errors.print(f"tune not started: --from {first} is after --date {tune_date}")
+        raise typer.Exit(2)
+    _prefect_defaults(verbose)
+    from flows.tune import tune
+    from monitor.io.config import load_candidate_parameters, load_parameters
+    from monitor.params import ParameterError
+
+    result = _checked_flow("tune", lambda: load_candidate_parameters(
+                               load_parameters(home, tune_date), parameters, tune_date),
+                           (ParameterError,),
+                           lambda: tune(home=home, candidate=parameters, tune_date=tune_date,
+                                        from_date=first, capacity=capacity), home, wait)
+    tables, about = result["tables"], result["about"]
+    summary = tables["summary"][tables["summary"]["as_of"] == tables["summary"]["as_of"].max()]
+    flagged = summary.set_index("side")["households_flagged"]
+    changes = tables["changes"]
+    latest = changes[changes["as_of"] == changes["as_of"].max()]["change"].value_counts()
+    console.print(f"Households flagged on {tune_date}: current {flagged['current']:,}, "
+                  f"candidate {flagged['candidate']:,} ({latest.get('newly flagged', 0):,} "
+                  f"newly flagged, {latest.get('dropped', 0):,} dropped, "
+                  f"{latest.get('rules changed', 0):,} with other rules).")
+    console.print(f"Report: {Path(result['folder']) / 'report.html'}   Tables: "
+                  f"{Path(result['folder']) / 'tables'}  ({about['seconds']:.1f} s)")
+
+
 @app.command("serve")
 def serve_command(
     home: HomeOption,

@@ -12,12 +12,13 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from monitor.facts import build_facts
+from monitor.facts import Facts, build_facts
 from monitor.features import model_features
 from monitor.idcard import mask_id_numbers
-from monitor.model import RiskModel
+from monitor.model import RiskModel, to_score
 from monitor.params import Parameters
 from monitor.referrals import HOUSEHOLD_COLUMNS
 from monitor.rules import Rule, evaluate
@@ -43,6 +44,25 @@ class CountyEvaluation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def score_households(facts: Facts, params: Parameters, model: RiskModel) -> np.ndarray:
+    """Give every household its 风险评分 from the model; return the calibrated probabilities.
+
+    Adds ``risk_score`` (0–100) to ``facts.households``, and ``risk_factors``
+    (the reasons, which MODEL_RISK's 预警原因 quotes) for the households at or
+    above the ``model_threshold`` in force; the other households' are missing.
+    """
+    households = facts.households
+    features = model_features(facts, params)
+    probabilities = model.probabilities(features)
+    scores = to_score(probabilities)
+    households["risk_score"] = scores.astype("float64")
+    threshold = params.lookup("model_threshold", households["region_code"], facts.as_of)
+    # Only households the model would list need their reasons worked out.
+    listed = scores >= threshold.to_numpy(dtype="float64")
+    households["risk_factors"] = model.reasons(features[listed]).reindex(households.index)
+    return probabilities
+
+
 def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.date,
                     params: Parameters, rules: list[Rule], scoring: RulesOnlyScore,
                     model: RiskModel | None = None) -> CountyEvaluation:
@@ -61,15 +81,7 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
 
     started = time.perf_counter()
     if model is not None:
-        households = facts.households
-        features = model_features(facts, params)
-        scores = model.scores(features)
-        households["risk_score"] = scores.to_numpy(dtype="float64")
-        threshold = params.lookup("model_threshold", households["region_code"], as_of)
-        # Only households the model would list need their reasons worked out.
-        listed = scores.to_numpy() >= threshold.to_numpy(dtype="float64")
-        reasons = model.reasons(features[listed])
-        households["risk_factors"] = reasons.reindex(households.index)
+        score_households(facts, params, model)
     timings["model"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -132,10 +132,19 @@ class Parameters:
                                  f"{', '.join(missing)}")
         if override is None:
             return cls(base)
-        changes = parse_parameter_file(override, override_origin or "override",
-                                       known=set(base["name"]))
-        kept = base[~base["name"].isin(set(changes["name"]))]
-        return cls(pd.concat([kept, changes], ignore_index=True))
+        return cls(base).with_override(override, override_origin or "override")
+
+    def with_override(self, override: object, origin: str) -> Parameters:
+        """These parameters with an override file's applied on top (a new object).
+
+        A parameter named in the override replaces all of its entries here;
+        an unknown name is an error. A deployment's ``parameters.yaml`` is
+        applied to the shipped file this way, and a candidate for ``monitor
+        tune`` to the parameters in force.
+        """
+        changes = parse_parameter_file(override, origin, known=set(self.table["name"]))
+        kept = self.table[~self.table["name"].isin(set(changes["name"]))]
+        return Parameters(pd.concat([kept, changes], ignore_index=True))
 
     @property
     def names(self) -> list[str]:

@@ -57,7 +57,7 @@ HOUSEHOLD_COLUMNS = ["region_code", "county_code", "township_code", "head_name",
                      "head_id_number", "living_members"]
 
 
-def _joined(values: pd.Series, keep: np.ndarray, group: np.ndarray, groups: int,
+def join_in_groups(values: pd.Series, keep: np.ndarray, group: np.ndarray, groups: int,
             separator: str) -> np.ndarray:
     """Join the kept values of each group (rows sorted by group) in C++; one string per group."""
     lengths = np.bincount(group[keep], minlength=groups)
@@ -176,12 +176,12 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         "家庭人口": facts["living_members"].to_numpy(dtype="int64"),
         "预警等级": np.asarray(LEVELS)[level_of],
         "风险评分": facts["risk_score"].to_numpy(dtype="int64"),
-        "触发规则": _joined(listed["rule"], every, group, groups, RULE_SEPARATOR),
-        "预警原因": _joined(reason, every, group, groups, TEXT_SEPARATOR),
-        "建议措施": _joined(measure, _first_in_group(group, measure.to_numpy(dtype=str)), group,
-                        groups, TEXT_SEPARATOR),
-        "责任科室": _joined(office, _first_in_group(group, office.to_numpy(dtype=str)), group,
-                        groups, TEXT_SEPARATOR),
+        "触发规则": join_in_groups(listed["rule"], every, group, groups, RULE_SEPARATOR),
+        "预警原因": join_in_groups(reason, every, group, groups, TEXT_SEPARATOR),
+        "建议措施": join_in_groups(measure, _first_in_group(group, measure.to_numpy(dtype=str)),
+                               group, groups, TEXT_SEPARATOR),
+        "责任科室": join_in_groups(office, _first_in_group(group, office.to_numpy(dtype=str)),
+                               group, groups, TEXT_SEPARATOR),
         "核实时限": pd.DatetimeIndex(smallest(due)).strftime("%Y-%m-%d"),
         "首次预警日期": pd.DatetimeIndex(smallest(first_listed)).strftime("%Y-%m-%d"),
         "状态": np.where(all_new, NEW, CONTINUING),

@@ -1,17 +1,19 @@
-"""The run summary: counts for the manifest, the Prefect artifact and the operator's terminal.
+"""The run summary and report: counts for the manifest, the Prefect artifact and report.html.
 
 Pure: counts of warnings and households by level, rule, county and state,
-and the Markdown table shown as the run's Prefect artifact.
+the Markdown table shown as the run's Prefect artifact, and the run's HTML
+report (``out/<date>/report.html``) with its charts and tables.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from monitor import regions
+from monitor import charts, regions
+from monitor.html_report import Section, render_html
 from monitor.lifecycle import CONTINUING, NEW, SETTLED, Lifecycle
 from monitor.markdown import markdown_table
-from monitor.rules import LEVELS, RULE_CODES
+from monitor.rules import LEVELS, RULE_CODES, Rule
 
 
 def _counts(values: pd.Series, order: list[str] | tuple[str, ...] | None = None) -> dict[str, int]:
@@ -92,3 +94,125 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
         parts.append(f"{summary['feedback']['unmatched_rows']:,} feedback rows name an unknown "
                      "warning id or another household; they were not applied.")
     return "\n\n".join(parts) + "\n"
+
+
+#: How many earlier runs the nightly report's trend shows.
+TREND_RUNS = 30
+
+
+def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine: pd.DataFrame,
+                  rules: list[Rule]) -> dict[str, pd.DataFrame]:
+    """The nightly report's numbers as tables (also written beside it as Parquet and CSV).
+
+    ``earlier`` are the run manifests of recent earlier runs (for the trend),
+    ``quarantine`` the rows quarantined per source, reason and column.
+    """
+    warnings, households = summary["warnings"], summary["households"]
+    names = regions.townships().drop_duplicates("county_code").set_index("county_code")
+    name_of = {rule.code: rule.name for rule in rules}
+    by_rule = pd.DataFrame({"rule": list(warnings["by_rule"]),
+                            "warnings": list(warnings["by_rule"].values())})
+    by_rule.insert(1, "name", by_rule["rule"].map(name_of))
+    by_rule.insert(2, "level", by_rule["rule"].map({rule.code: rule.level for rule in rules}))
+    by_county = pd.DataFrame({"county_code": list(households["by_county"]),
+                              "households": list(households["by_county"].values())},
+                             columns=["county_code", "households"])
+    by_county.insert(1, "county_name", by_county["county_code"].map(names["county_name"]))
+    runs = [*earlier, {"run_date": run_date, **summary}]
+    trend = pd.DataFrame({
+        "run_date": pd.to_datetime([run["run_date"] for run in runs]),
+        "households": [run["households"]["listed"] for run in runs],
+        "new": [run["households"]["new"] for run in runs],
+        "continuing": [run["households"]["continuing"] for run in runs],
+        **{level: [run["households"]["by_level"].get(level, 0) for run in runs]
+           for level in LEVELS},
+        "warnings": [run["warnings"]["listed"] for run in runs],
+    })
+    return {
+        "by_level": pd.DataFrame({"level": list(LEVELS),
+                                  "households": [households["by_level"][level]
+                                                 for level in LEVELS],
+                                  "warnings": [warnings["by_level"][level] for level in LEVELS]}),
+        "by_rule": by_rule, "by_county": by_county, "trend": trend, "quarantine": quarantine,
+    }
+
+
+REPORT_HEADERS = {
+    "level": "等级", "households": "户数", "warnings": "预警条数", "rule": "规则",
+    "name": "规则名称", "county_code": "区县代码", "county_name": "区县", "run_date": "运行日期",
+    "new": "新增户", "continuing": "持续户", "source": "数据源", "reason": "隔离原因",
+    "column": "字段", "rows": "行数",
+}
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[column]):
+            shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+    return shown.rename(columns=REPORT_HEADERS)
+
+
+def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame], model: dict,
+                   rejected_files: list[str], *, font_family: str, font: bytes | None = None
+                   ) -> str:
+    """The run's HTML page: counts by level, rule and county, the trend, and quarantined rows."""
+    chart = {"font_family": font_family}
+    warnings, households = summary["warnings"], summary["households"]
+    by_level, by_rule = tables["by_level"], tables["by_rule"]
+    trend, quarantine = tables["trend"], tables["quarantine"]
+    scored_by = ("风险评分来自规则（尚未训练模型）。" if model.get("version") is None else
+                 f"风险评分来自模型 {model['version']}（{model['kind']}，训练于 "
+                 f"{model['trained_on']}）。")
+    overview = Section(
+        title="概要",
+        paragraphs=[
+            f"本次列入核查名单 {households['listed']:,} 户，分布在 {households['townships']:,} "
+            f"个乡镇(街道)：新增 {households['new']:,} 户，持续 {households['continuing']:,} 户。",
+            f"预警 {warnings['listed']:,} 条；因情况不再触发而关闭 "
+            f"{warnings['closed_by_run']:,} 条，"
+            f"因反馈办结关闭 {warnings['closed_by_feedback']:,} 条，已反馈且情况未变的 "
+            f"{warnings['settled_unchanged']:,} 条不再列入。",
+            scored_by,
+        ],
+        charts=[("按等级", charts.bar_chart(
+            by_level.set_index("level")["households"], title="按最高等级的核查户数",
+            value_label="户数", colors=charts.LEVEL_COLORS, **chart))],
+        tables=[("按等级", _shown(by_level))])
+    listed_rules = by_rule[by_rule["warnings"] > 0]
+    rules_section = Section(
+        title="按规则",
+        charts=[("按规则", charts.bar_chart(
+            listed_rules.set_index("name")["warnings"], title="按规则的预警条数",
+            value_label="预警条数", horizontal=True, **chart))],
+        tables=[("按规则", _shown(by_rule))])
+    counties = tables["by_county"]
+    county_section = Section(
+        title="按区县",
+        charts=[("按区县", charts.bar_chart(
+            counties.set_index("county_name")["households"], title="按区县的核查户数",
+            value_label="户数", horizontal=True, **chart))],
+        tables=[("按区县", _shown(counties))])
+    trend_section = Section(
+        title="近期趋势",
+        paragraphs=[f"最近 {len(trend):,} 次运行（含本次）列入核查名单的户数。"],
+        charts=([("趋势", charts.line_chart(
+            trend.set_index("run_date")[["households", *LEVELS]].rename(
+                columns={"households": "合计"}),
+            title="核查户数（按运行日期）", x_label="运行日期", value_label="户数", **chart))]
+            if len(trend) > 1 else []),
+        tables=[("各次运行", _shown(trend))])
+    by_source = quarantine.groupby("source")["rows"].sum() if len(quarantine) else pd.Series()
+    quarantine_section = Section(
+        title="隔离的数据行",
+        paragraphs=[f"本日期运行所接收的交换文件中，有 {int(quarantine['rows'].sum()):,} "
+                    "行未通过校验而隔离（见 quarantine/ 文件夹），按数据源、原因和字段统计如下。",
+                    *(f"整份拒收：{message}" for message in rejected_files)],
+        charts=([("按数据源", charts.bar_chart(
+            by_source, title="按数据源的隔离行数", value_label="行数", horizontal=True,
+            **chart))] if len(by_source) else []),
+        tables=[("隔离原因", _shown(quarantine))])
+    return render_html(
+        f"农村低收入人口动态监测预警 {run_date}", "每日运行报告",
+        [overview, rules_section, county_section, trend_section, quarantine_section],
+        font=font, tables_note="完整数据见本报告旁的 tables/ 文件夹（Parquet 与 CSV）。")

@@ -51,6 +51,20 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
     return params
 
 
+def load_candidate_parameters(current: Parameters, path: Path, as_of: dt.date) -> Parameters:
+    """The parameters in force with a candidate file (``monitor tune --parameters``) on top.
+
+    The candidate file has the form of ``<home>/parameters.yaml``; errors name
+    it. Checked for every township on ``as_of``, as the parameters of a run are.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such parameter file")
+    candidate = current.with_override(_read_yaml(path), str(path))
+    candidate.check_in_force(as_of, townships()["township_code"] + "000")
+    return candidate
+
+
 def load_rule_definitions(rules_dir: Path = RULES_DIR) -> list[dict]:
     """The rule definitions of ``rules/rules.yaml`` as parsed YAML."""
     path = rules_dir / "rules.yaml"

@@ -565,3 +565,30 @@ def counties_as_of(home: Path, as_of: dt.date) -> list[str]:
     paths = _lake_paths(home, registry, set(entries["lake_file"]), None)
     counties = {path.parent.name.split("=", 1)[1] for path in paths}
     return sorted(counties - {ingest.UNMATCHED_COUNTY})
+
+
+def quarantine_counts(home: Path, ingested_on: dt.date) -> pd.DataFrame:
+    """Quarantined rows per source, reason and column, in the files the run of a date ingested.
+
+    (By the manifest's ``ingested_on``, so that running the date again reports
+    the same rows although it ingests nothing new.)
+    """
+    home = Path(home)
+    manifest = read_manifest(home)
+    files = manifest[(manifest["ingested_on"].astype("string") == ingested_on.isoformat())
+                     & (manifest["rows_quarantined"] > 0)]
+    columns = ["source", "reason", "column", "rows"]
+    frames = []
+    for source, lake_file in zip(files["source"], files["lake_file"], strict=True):
+        path = home / "quarantine" / source / f"{lake_file}.parquet"
+        if path.exists():
+            rows = pd.read_parquet(path).reindex(columns=[ingest.REASON, ingest.REASON_COLUMN])
+            frames.append(pd.DataFrame({"source": source, "reason": rows[ingest.REASON],
+                                        "column": rows[ingest.REASON_COLUMN]}))
+    if not frames:
+        return pd.DataFrame({name: pd.Series(dtype="int64" if name == "rows" else "string")
+                             for name in columns})
+    every = pd.concat(frames, ignore_index=True).astype("string").fillna("")
+    return (every.groupby(["source", "reason", "column"]).size().rename("rows").reset_index()
+            .sort_values(["source", "rows"], ascending=[True, False], ignore_index=True))
+

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from monitor import __version__
 from monitor.io.lake import write_parquet
 from monitor.lifecycle import EVENT_COLUMNS, empty_state
-from monitor.referrals import referral_files, warnings_table
+from monitor.referrals import defuse, referral_files, warnings_table
 
 STATE_DIR = ("lake", "warning_state")
 EVENTS_DIR = ("lake", "warning_events")
@@ -92,6 +92,20 @@ def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.D
                 ) -> None:
     """Keep this run's warning state and state changes."""
     commit_state(stage_state(home, run_date, state, events))
+
+
+def recent_manifests(home: Path, run_date: dt.date, count: int) -> list[dict]:
+    """The run manifests of up to ``count`` latest runs before ``run_date``, oldest first."""
+    earlier = []
+    for folder in (Path(home) / "out").glob("*"):
+        try:
+            day = dt.date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if day < run_date and (folder / "run_manifest.json").exists():
+            earlier.append((day, folder / "run_manifest.json"))
+    chosen = sorted(earlier)[-count:] if count > 0 else []
+    return [json.loads(path.read_text(encoding="utf-8")) for _, path in chosen]
 
 
 def warning_history(home: Path) -> pd.DataFrame:
@@ -160,17 +174,60 @@ def remove_leftovers(home: Path) -> list[Path]:
     return leftovers
 
 
+TABLES_DIR = "tables"
+REPORT_NAME = "report.html"
+
+
+def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Each table as ``tables/<name>.parquet`` (for notebooks) and ``.csv`` (for Excel).
+
+    The CSV is UTF-8 with a BOM, as the referral files are, and text that a
+    spreadsheet would take for a formula is defused.
+    """
+    target = folder / TABLES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        table.to_parquet(target / f"{name}.parquet", index=False)
+        text = table.select_dtypes(include=["object", "string"]).columns
+        shown = table.assign(**{column: defuse(table[column].astype("string"))
+                                for column in text})
+        shown.to_csv(target / f"{name}.csv", index=False, encoding="utf-8-sig")
+        written += [f"{TABLES_DIR}/{name}.parquet", f"{TABLES_DIR}/{name}.csv"]
+    return written
+
+
+def write_report_folder(target: Path, html: str, tables: dict[str, pd.DataFrame], about: dict,
+                        extra: dict[str, bytes] | None = None) -> Path:
+    """A report folder (``monitor tune``): report.html, its tables, a manifest, in one rename."""
+    with staged_folder(Path(target)) as staging:
+        (staging / REPORT_NAME).write_text(html, encoding="utf-8")
+        files = write_tables(staging, tables)
+        for name, content in (extra or {}).items():
+            (staging / name).write_bytes(content)
+        (staging / "manifest.json").write_text(
+            json.dumps({**about, "files": [REPORT_NAME, *files, *(extra or {})]},
+                       ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    return Path(target)
+
+
 def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
-                  warnings: pd.DataFrame, manifest: dict) -> Path:
+                  warnings: pd.DataFrame, manifest: dict, report: str | None = None,
+                  report_tables: dict[str, pd.DataFrame] | None = None) -> Path:
     """Write the referral files, warnings.parquet and run_manifest.json; return the folder.
 
     ``referrals`` is :func:`monitor.referrals.triage`'s table, ordered by
     county and township (one file per township with a row); ``manifest`` gets
-    the number of files and warnings written.
+    the number of files and warnings written. ``report`` (HTML) and its
+    ``report_tables`` go beside them, in the same rename.
     """
     target = out_dir(home, run_date)
     started = time.perf_counter()
     with staged_folder(target) as staging:
+        if report is not None:
+            (staging / REPORT_NAME).write_text(report, encoding="utf-8")
+        if report_tables:
+            write_tables(staging, report_tables)
         written = []
         for county, township, content in referral_files(referrals):
             path = staging / "referrals" / county / f"{township}.csv"

@@ -1,0 +1,421 @@
+"""What a change of parameters would do, before it goes live (``monitor tune``).
+
+Pure. On each as-of date the same sources are evaluated twice, exactly as the
+nightly run evaluates them (facts, the model's 风险评分, the rules): under the
+parameters in force (*current*) and under a *candidate* set. The two are
+compared household by household, and with what history says happened:
+
+- **precision**: of the flagged households whose warnings caseworkers have
+  checked (feedback closed within the horizon before the date or since, up
+  to the tune date), the share whose latest verdict was 属实; by rule, the
+  same over the households the rule flags;
+- **recall**: of the households (as of the date) a living member of which
+  entered a program afterwards (the model's label, program entries only,
+  :mod:`monitor.labels`, within the horizon and up to the tune date), the
+  share flagged on the date.
+
+Hits are counted as the rules raise them, before the warning lifecycle: a
+warning settled by feedback and unchanged counts here, although the nightly
+list would not show it again. Every table carries the ``as_of`` date, so a
+backtest over several months is one frame per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from monitor import regions
+from monitor.evaluation import score_households
+from monitor.facts import Facts, build_facts, history_needed
+from monitor.labels import LabelSettings, outcome_labels
+from monitor.model import MAXIMUM_SCORE, RiskModel
+from monitor.params import Parameters
+from monitor.referrals import RULE_SEPARATOR, TEXT_SEPARATOR, join_in_groups
+from monitor.rules import LEVELS, RULE_CODES, Rule, evaluate
+
+CURRENT, CANDIDATE = "current", "candidate"
+SIDES = (CURRENT, CANDIDATE)
+NEWLY_FLAGGED, DROPPED, RULES_CHANGED = "newly flagged", "dropped", "rules changed"
+MODEL_RULE = "MODEL_RISK"
+#: Every whole 风险评分 a model threshold can take.
+THRESHOLDS = np.arange(MAXIMUM_SCORE + 1)
+
+
+@dataclass(frozen=True)
+class History:
+    """What is known at the tune date about what happened after each as-of date."""
+
+    #: Assistance spells known at the tune date: id_number, program, start_date.
+    assistance: pd.DataFrame
+    #: Feedback known at the tune date: warning_id, household_id, verified, closed_date.
+    feedback: pd.DataFrame
+    #: The tune date: no outcome after it is known.
+    known_until: dt.date
+    label: LabelSettings
+
+
+@dataclass
+class SideEvaluation:
+    """One parameter set's evaluation of one as-of date."""
+
+    #: Every household, indexed by household_id: county_code, township_code,
+    #: living_members, probability (NaN without a model), risk_score, level
+    #: (highest among its hits, missing without one), rules (codes joined by ";"),
+    #: reasons (【rule name】reason, joined), flagged.
+    households: pd.DataFrame
+    #: One row per (household, rule) hit: household_id, rule, level, reason.
+    hits: pd.DataFrame
+
+
+def months_back(last: dt.date, first: dt.date) -> list[dt.date]:
+    """Monthly as-of dates from ``first`` to ``last``, anchored on ``last`` (oldest first).
+
+    Examples
+    --------
+    >>> [d.isoformat() for d in months_back(dt.date(2026, 6, 30), dt.date(2026, 3, 1))]
+    ['2026-03-30', '2026-04-30', '2026-05-30', '2026-06-30']
+    """
+    dates, step = [], 0
+    while True:
+        day = (pd.Timestamp(last) - pd.DateOffset(months=step)).date()
+        if day < first:
+            return sorted(dates)
+        dates.append(day)
+        step += 1
+
+
+def history_needed_by_all(parameters: dict[str, Parameters], as_of: dt.date
+                          ) -> dict[str, tuple[str, dt.date]]:
+    """How far back to read each windowed source for every parameter set (the longest window)."""
+    needs = [history_needed(params, as_of) for params in parameters.values()]
+    return {source: (needs[0][source][0], min(need[source][1] for need in needs))
+            for source in needs[0]}
+
+
+def evaluate_side(facts: Facts, params: Parameters, rules: list[Rule],
+                  model: RiskModel | None) -> SideEvaluation:
+    """Score and rule-check every household of ``facts`` under ``params``."""
+    households = facts.households
+    probability = (score_households(facts, params, model) if model is not None
+                   else np.full(len(households), np.nan))
+    hits = evaluate(rules, facts, params)
+    group = households.index.get_indexer(hits["household_id"])
+    count = len(households)
+    flagged = np.bincount(group, minlength=count) > 0
+    level_rank = hits["level"].map({level: rank for rank, level in enumerate(LEVELS)})
+    highest = np.full(count, len(LEVELS))
+    np.minimum.at(highest, group, level_rank.to_numpy(dtype="int64"))
+    name_of = {rule.code: rule.name for rule in rules}
+    every = np.ones(len(hits), dtype=bool)
+    # Hits come sorted by household, in the facts' order: joined per household in one pass.
+    codes = join_in_groups(hits["rule"], every, group, count, RULE_SEPARATOR)
+    said = join_in_groups("【" + hits["rule"].map(name_of) + "】" + hits["reason"], every, group,
+                          count, TEXT_SEPARATOR)
+    frame = pd.DataFrame({
+        "county_code": households["county_code"].to_numpy(),
+        "township_code": households["township_code"].to_numpy(),
+        "living_members": households["living_members"].to_numpy(dtype="int64"),
+        "probability": probability,
+        # A whole number, missing without a model.
+        "risk_score": pd.array(households["risk_score"].to_numpy(dtype="float64")
+                               if model is not None else np.full(count, np.nan)).astype("Int64"),
+        "level": pd.array(np.append(np.asarray(LEVELS, dtype=object), None)[highest],
+                          dtype="string"),
+        "rules": pd.array(codes, dtype="string"),
+        "reasons": pd.array(said, dtype="string"),
+        "flagged": flagged,
+    }, index=households.index)
+    return SideEvaluation(frame, hits[["household_id", "rule", "level", "reason"]])
+
+
+def _side_by_side(current: pd.Series, candidate: pd.Series, key: str) -> pd.DataFrame:
+    """Two counts aligned on their keys, with the difference (missing keys count 0)."""
+    frame = pd.concat({CURRENT: current, CANDIDATE: candidate}, axis=1).fillna(0).astype("int64")
+    frame = frame.rename_axis(key).reset_index()
+    return frame.assign(difference=frame[CANDIDATE] - frame[CURRENT])
+
+
+def _counts(sides: dict[str, SideEvaluation], column: str, of: str) -> dict[str, pd.Series]:
+    """Flagged households (``of="households"``) or hits per value of ``column``."""
+    if of == "hits":
+        return {side: evaluation.hits[column].value_counts() for side, evaluation in sides.items()}
+    return {side: evaluation.households.loc[evaluation.households["flagged"], column]
+            .value_counts() for side, evaluation in sides.items()}
+
+
+def flagged_tables(sides: dict[str, SideEvaluation], rules: list[Rule], capacity: int
+                   ) -> dict[str, pd.DataFrame]:
+    """Households flagged by rule, level, county and township, under each parameter set.
+
+    A household counts once per rule it triggers, once at its highest level,
+    and once in its county and township. ``capacity`` is the households a
+    township's caseworkers can verify; townships listing more are marked.
+    """
+    names = regions.townships()
+    county_names = names.drop_duplicates("county_code").set_index("county_code")["county_name"]
+    township_names = names.set_index("township_code")["township_name"]
+
+    by_rule = _side_by_side(*_counts(sides, "rule", "hits").values(), "rule")
+    rule_of = {rule.code: rule for rule in rules}
+    by_rule = (by_rule.set_index("rule").reindex([code for code in RULE_CODES if code in rule_of])
+               .fillna(0).astype("int64").reset_index())
+    by_rule.insert(1, "name", by_rule["rule"].map({code: rule.name for code, rule in
+                                                    rule_of.items()}))
+    by_rule.insert(2, "level", by_rule["rule"].map({code: rule.level for code, rule in
+                                                     rule_of.items()}))
+
+    by_level = _side_by_side(*_counts(sides, "level", "households").values(), "level")
+    by_level = (by_level.set_index("level").reindex(list(LEVELS)).fillna(0).astype("int64")
+                .reset_index())
+
+    by_county = _side_by_side(*_counts(sides, "county_code", "households").values(),
+                              "county_code").sort_values("county_code", ignore_index=True)
+    by_county.insert(1, "county_name", by_county["county_code"].map(county_names))
+
+    by_township = _side_by_side(*_counts(sides, "township_code", "households").values(),
+                                "township_code").sort_values("township_code", ignore_index=True)
+    by_township.insert(0, "county_code", by_township["township_code"].str.slice(
+        0, regions.COUNTY_DIGITS))
+    by_township.insert(1, "county_name", by_township["county_code"].map(county_names))
+    by_township.insert(3, "township_name", by_township["township_code"].map(township_names))
+    by_township = by_township.assign(
+        capacity=capacity,
+        current_over_capacity=by_township[CURRENT] > capacity,
+        candidate_over_capacity=by_township[CANDIDATE] > capacity)
+    return {"flagged_by_rule": by_rule, "flagged_by_level": by_level,
+            "flagged_by_county": by_county, "flagged_by_township": by_township}
+
+
+def changes(sides: dict[str, SideEvaluation]) -> pd.DataFrame:
+    """The households whose listing would change: newly flagged, dropped, or other rules.
+
+    Each with its rules, level, 风险评分 and reasons under both parameter sets
+    (the reasons of a dropped household are those it is listed for now).
+    """
+    current, candidate = sides[CURRENT].households, sides[CANDIDATE].households
+    was, will = current["flagged"].to_numpy(), candidate["flagged"].to_numpy()
+    other_rules = (current["rules"].fillna("") != candidate["rules"].fillna("")).to_numpy()
+    change = np.select([will & ~was, was & ~will, was & will & other_rules],
+                       [NEWLY_FLAGGED, DROPPED, RULES_CHANGED], "")
+    changed = change != ""
+    columns = ["rules", "level", "risk_score", "reasons"]
+    frame = pd.concat([current.loc[changed, ["county_code", "township_code"]],
+                       current.loc[changed, columns].add_suffix(f"_{CURRENT}"),
+                       candidate.loc[changed, columns].add_suffix(f"_{CANDIDATE}")], axis=1)
+    names = regions.townships().set_index("township_code")["township_name"]
+    frame.insert(2, "township_name", frame["township_code"].map(names))
+    frame.insert(0, "change", change[changed])
+    order = {NEWLY_FLAGGED: 0, DROPPED: 1, RULES_CHANGED: 2}
+    frame = frame.rename_axis("household_id").reset_index()
+    return frame.sort_values(["change", "township_code", "household_id"],
+                             key=lambda values: values.map(order) if values.name == "change"
+                             else values, ignore_index=True)
+
+
+def verdicts(household_ids: pd.Index, feedback: pd.DataFrame, start: dt.date, end: dt.date
+             ) -> pd.Series:
+    """Each household's latest feedback verdict (属实, 不属实) closed in ``(start, end]``.
+
+    Matched by household: the contract's feedback names the household, and
+    warning ids issued before this system (or by another) are not ours.
+    Missing where no warning of the household was checked in that time.
+    """
+    closed = feedback["closed_date"]
+    known = feedback[(closed > pd.Timestamp(start)) & (closed <= pd.Timestamp(end))
+                     & feedback["verified"].notna()].fillna({"household_id": ""})
+    latest = (known.sort_values("closed_date", kind="stable")
+              .drop_duplicates("household_id", keep="last").set_index("household_id")["verified"])
+    return pd.Series(pd.Series(household_ids).map(latest).to_numpy(), index=household_ids,
+                     dtype="string")
+
+
+def horizon_end(as_of: dt.date, history: History) -> dt.date:
+    """The end of the outcome window of an as-of date: the horizon, cut at the tune date."""
+    end = (pd.Timestamp(as_of) + pd.DateOffset(months=history.label.horizon_months)).date()
+    return min(end, history.known_until)
+
+
+def history_tables(facts: Facts, sides: dict[str, SideEvaluation], history: History
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None]:
+    """Precision and recall of each parameter set against history, overall and by rule.
+
+    Returns the overall table (one row per side), the table by rule and side,
+    and each household's later program entry (None when no time has passed
+    since the as-of date, so there is nothing to compare with yet).
+    """
+    end = horizon_end(facts.as_of, history)
+    entered = None
+    if end > facts.as_of:
+        labels = outcome_labels(facts, history.assistance, history.feedback, end,
+                                history.label)
+        entered = labels["entered_program"].to_numpy(dtype=bool)
+    since = (pd.Timestamp(facts.as_of) - pd.DateOffset(months=history.label.horizon_months)
+             ).date()
+    household_verdict = verdicts(facts.households.index, history.feedback, since,
+                                 history.known_until)
+    checked = household_verdict.notna().to_numpy()
+    confirmed = household_verdict.eq(history.label.verified_value).fillna(False).to_numpy(
+        dtype=bool)
+    overall, by_rule = [], []
+    for side, evaluation in sides.items():
+        hits = evaluation.hits
+        flagged = evaluation.households["flagged"].to_numpy()
+        reviewed, verified = checked[flagged], confirmed[flagged]
+        hit_rows = evaluation.households.index.get_indexer(hits["household_id"])
+        positives = int(entered.sum()) if entered is not None else np.nan
+        found = int((entered & flagged).sum()) if entered is not None else np.nan
+        overall.append({
+            "side": side, "window_end": pd.Timestamp(end), "hits": len(hits),
+            "households_flagged": int(flagged.sum()),
+            "reviewed": int(reviewed.sum()), "verified": int(verified.sum()),
+            "precision": verified.sum() / reviewed.sum() if reviewed.any() else np.nan,
+            "later_entries": positives,
+            "later_entries_flagged": found,
+            "recall": found / positives if entered is not None and positives else np.nan})
+        hit_entered = (entered[hit_rows] if entered is not None
+                       else np.full(len(hits), np.nan))
+        per_rule = pd.DataFrame({"rule": hits["rule"].to_numpy(), "reviewed": checked[hit_rows],
+                                 "verified": confirmed[hit_rows], "later_entry": hit_entered})
+        table = per_rule.groupby("rule", sort=False).agg(
+            hits=("reviewed", "size"), reviewed=("reviewed", "sum"),
+            verified=("verified", "sum"), later_entries_flagged=("later_entry", "sum"))
+        table["later_entries_flagged"] = table["later_entries_flagged"].astype("Int64")
+        if entered is None:
+            table["later_entries_flagged"] = pd.NA
+        by_rule.append(table.assign(side=side).reset_index())
+    by_rule = pd.concat(by_rule, ignore_index=True)
+    by_rule["precision"] = by_rule["verified"] / by_rule["reviewed"].where(by_rule["reviewed"] > 0)
+    order = {code: number for number, code in enumerate(RULE_CODES)}
+    by_rule = by_rule.sort_values(["rule", "side"], key=lambda values: values.map(order)
+                                  if values.name == "rule" else values, ignore_index=True)
+    return (pd.DataFrame(overall).astype({"later_entries": "Int64",
+                                          "later_entries_flagged": "Int64"}),
+            by_rule[["rule", "side", "hits", "reviewed", "verified", "precision",
+                     "later_entries_flagged"]], entered)
+
+
+def threshold_curve(evaluation: SideEvaluation, entered: np.ndarray | None) -> pd.DataFrame:
+    """What each model threshold would list, given the other rules' hits.
+
+    For each threshold 0–100: households referred (those with another rule's
+    hit, plus those with a living member scoring at or above it, as MODEL_RISK
+    lists them), the expected true positives among them (the sum of their
+    calibrated probabilities), expected recall (that over the expected
+    positives of everyone), and, when later outcomes are known, the observed
+    ones. Empty when no model scored the date.
+    """
+    households = evaluation.households
+    if households["probability"].isna().all():
+        return pd.DataFrame({"threshold": pd.Series(dtype="int64"),
+                             "referred": pd.Series(dtype="int64"),
+                             "model_only": pd.Series(dtype="int64"),
+                             **{name: pd.Series(dtype="float64") for name in (
+                                 "expected_true_positives", "expected_recall",
+                                 "observed_true_positives", "observed_recall")}})
+    hits = evaluation.hits
+    other = np.zeros(len(households), dtype=bool)
+    other[households.index.get_indexer(hits.loc[hits["rule"] != MODEL_RULE,
+                                                 "household_id"])] = True
+    probability = households["probability"].to_numpy(dtype="float64")
+    score = households["risk_score"].to_numpy(dtype="int64", na_value=0)
+    open_to_model = (households["living_members"].to_numpy() > 0) & ~other
+
+    def at_or_above(weights: np.ndarray | None) -> np.ndarray:
+        """Per threshold, the sum of ``weights`` over model-only households scoring that or more."""
+        binned = np.bincount(score[open_to_model], minlength=len(THRESHOLDS),
+                             weights=None if weights is None else weights[open_to_model])
+        return binned[::-1].cumsum()[::-1][:len(THRESHOLDS)]
+
+    model_only = at_or_above(None).astype("int64")
+    expected = at_or_above(probability) + probability[other].sum()
+    curve = pd.DataFrame({"threshold": THRESHOLDS, "referred": model_only + int(other.sum()),
+                          "model_only": model_only, "expected_true_positives": expected,
+                          "expected_recall": expected / probability.sum()})
+    if entered is None:
+        return curve.assign(observed_true_positives=np.nan, observed_recall=np.nan)
+    observed = at_or_above(entered.astype("float64")) + entered[other].sum()
+    return curve.assign(observed_true_positives=observed,
+                        observed_recall=observed / entered.sum() if entered.any() else np.nan)
+
+
+def changed_parameters(current: Parameters, candidate: Parameters, as_of: dt.date
+                       ) -> pd.DataFrame:
+    """Each parameter whose value in force differs somewhere: both values and how many townships.
+
+    Examples
+    --------
+    >>> from monitor.params import parse_parameter_file
+    >>> shipped = Parameters(parse_parameter_file({"edge_ratio": [
+    ...     {"from": dt.date(2021, 1, 1), "value": 1.5}]}, "shipped"))
+    >>> candidate = shipped.with_override({"edge_ratio": [
+    ...     {"region": "500101", "from": dt.date(2021, 1, 1), "value": 1.6}]}, "candidate")
+    >>> changed_parameters(shipped, candidate, dt.date(2026, 6, 30)).to_dict("records")
+    [{'parameter': 'edge_ratio', 'current': 1.5, 'candidate': 1.6, 'townships': 42}]
+    """
+    places = regions.townships()["township_code"] + "000"
+    before = current.frame(places, as_of)
+    after = candidate.frame(places, as_of, list(before.columns))
+    rows = []
+    for name in before.columns:
+        differs = before[name].to_numpy() != after[name].to_numpy()
+        if differs.any():
+            pairs = pd.DataFrame({"current": before[name][differs],
+                                  "candidate": after[name][differs]})
+            counted = pairs.value_counts().rename("townships").reset_index()
+            rows.append(counted.assign(parameter=name))
+    columns = ["parameter", "current", "candidate", "townships"]
+    if not rows:
+        return pd.DataFrame({"parameter": pd.Series(dtype="string"),
+                             "current": pd.Series(dtype="float64"),
+                             "candidate": pd.Series(dtype="float64"),
+                             "townships": pd.Series(dtype="int64")})
+    return pd.concat(rows, ignore_index=True)[columns]
+
+
+def compare_date(sources: dict[str, pd.DataFrame], as_of: dt.date,
+                 parameters: dict[str, Parameters], rules: list[Rule], model: RiskModel | None,
+                 history: History, capacity: int) -> dict[str, pd.DataFrame]:
+    """Every comparison table of one as-of date (each with an ``as_of`` column).
+
+    ``parameters`` maps :data:`CURRENT` and :data:`CANDIDATE` to their
+    parameter sets; ``sources`` are the lake's sources as of ``as_of`` (for
+    a backtest, as delivered by then); ``model`` is the one the nightly run
+    of that date would use, or None.
+    """
+    sides, facts_current = {}, None
+    for side in SIDES:
+        # Facts are built per side: a window or an age limit is a parameter too.
+        facts = build_facts(sources, as_of, parameters[side])
+        sides[side] = evaluate_side(facts, parameters[side], rules, model)
+        if side == CURRENT:
+            facts_current = facts
+    tables = flagged_tables(sides, rules, capacity)
+    tables["changes"] = changes(sides)
+    overall, by_rule, entered = history_tables(facts_current, sides, history)
+    tables["history"] = overall
+    tables["history_by_rule"] = by_rule
+    tables["threshold_curve"] = pd.concat(
+        [threshold_curve(sides[side], entered).assign(side=side) for side in SIDES],
+        ignore_index=True)
+    tables["summary"] = pd.DataFrame([{
+        "side": side, "households_evaluated": len(evaluation.households),
+        "households_flagged": int(evaluation.households["flagged"].sum()),
+        "hits": len(evaluation.hits),
+        "townships_over_capacity": int(tables["flagged_by_township"][f"{side}_over_capacity"]
+                                       .sum()),
+        "model_version": model.version if model is not None else None,
+    } for side, evaluation in sides.items()])
+    stamp = pd.Timestamp(as_of)
+    return {name: table.assign(as_of=stamp)[["as_of", *table.columns]]
+            for name, table in tables.items()}
+
+
+def combine_dates(per_date: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Each table over every as-of date, oldest first."""
+    names = list(per_date[0])
+    return {name: pd.concat([tables[name] for tables in per_date], ignore_index=True)
+            for name in names}
