@@ -115,9 +115,12 @@ def _cell_text(column: pd.Series) -> tuple[pd.Series, bool]:
     ['1,234.568', '—']
     >>> _cell_text(pd.Series(["<b>", None]))[0].tolist()
     ['&lt;b&gt;', '—']
+    >>> _cell_text(pd.Series([1234, None], dtype="Int64"))[0].tolist()
+    ['1,234', '—']
     """
     column = column.reset_index(drop=True)
-    present = column[column.notna().to_numpy(dtype=bool)]
+    # As plain objects: a nullable integer column (Int64) cannot hold the formatted text.
+    present = column[column.notna().to_numpy(dtype=bool)].astype(object)
     dtype = column.dtype
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if numeric and pd.api.types.is_integer_dtype(dtype):

@@ -129,6 +129,9 @@ def evaluate_side(facts: Facts, params: Parameters, rules: list[Rule],
         "reasons": pd.array(said, dtype="string"),
         "flagged": flagged,
     }, index=households.index)
+    # A household with no hit has no rules and no reasons (not empty text).
+    for column in ("rules", "reasons"):
+        frame[column] = frame[column].where(flagged)
     return SideEvaluation(frame, hits[["household_id", "rule", "level", "reason"]])
 
 
