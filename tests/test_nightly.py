@@ -209,6 +209,41 @@ def test_the_run_publishes_its_summary_as_a_prefect_artifact(scenario):
     assert "万州区" in text and "DIBAO_GAP" in text
 
 
+def test_each_run_writes_a_report_whose_tables_match_its_referral_files(scenario):
+    home = scenario["home"]
+    out = home / "out" / AFTER.isoformat()
+    tables = {name: pd.read_parquet(out / "tables" / f"{name}.parquet")
+              for name in ("by_level", "by_rule", "by_county", "trend", "quarantine")}
+    rows = listed(scenario["after"])
+    assert tables["by_level"].set_index("level")["households"].to_dict() == \
+        rows["预警等级"].value_counts().reindex(["红色", "橙色", "黄色"], fill_value=0).to_dict()
+    by_county = tables["by_county"].set_index("county_name")["households"]
+    assert by_county.to_dict() == rows["区县"].value_counts().to_dict()
+    # The trend: every earlier run, then this one, each with the households its files list.
+    trend = tables["trend"]
+    assert trend["run_date"].dt.date.tolist() == [DAY, NEXT, FEEDBACK_DAY, AFTER]
+    for day, key in ((DAY, "again"), (NEXT, "next"), (FEEDBACK_DAY, "feedback"),
+                     (AFTER, "after")):
+        assert trend.set_index("run_date").loc[pd.Timestamp(day), "households"] == \
+            len(listed(scenario[key]))
+    # Quarantined rows of the deliveries the day's first run ingested, by source, as its
+    # manifest counts them; the day's second run (which ingested nothing) reports them too.
+    manifest = scenario["manifest"]
+    first_day = pd.read_parquet(home / "out" / DAY.isoformat() / "tables" / "quarantine.parquet")
+    counted = pd.DataFrame(manifest["ingested_this_run"]).set_index("source")["rows_quarantined"]
+    assert first_day.groupby("source")["rows"].sum().to_dict() == \
+        counted[counted > 0].to_dict()
+    assert tables["quarantine"].empty, "the last run ingested nothing quarantined"
+    for table in tables:
+        assert (out / "tables" / f"{table}.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for title in ("概要", "按规则", "按区县", "近期趋势", "隔离的数据行"):
+        assert f">{title}<" in page
+    assert f"本次列入核查名单 {len(rows):,} 户" in page
+    assert page.count('src="data:image/png;base64,') >= 4  # level, rule, county, trend
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
 def test_the_command_says_where_the_files_are(scenario):
     output = scenario["cli_output"]
     assert "Referral files:" in output and "referrals" in output
