@@ -10,6 +10,7 @@ through :mod:`monitor.tuning`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -245,3 +246,18 @@ def test_a_missing_candidate_file_and_a_backwards_range_are_refused(trained_home
                                     "--from", (day + dt.timedelta(days=1)).isoformat()])
     assert backwards.exit_code == 2
     assert "is after --date" in " ".join(backwards.output.split())
+
+
+def test_the_analysts_notebook_example_runs_on_a_home_with_a_run_and_a_tune(tuned, capsys):
+    home, day = tuned["home"], tuned["day"]
+    result = runner.invoke(app, ["run", "--home", str(home), "--date", day.isoformat()])
+    assert result.exit_code == 0, result.output
+    text = (Path(__file__).parents[1] / "docs" / "analysts.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert 'home = Path("demo_home")' in code and "day = dt.date(2026, 6, 30)" in code
+    code = code.replace('Path("demo_home")', f"Path({str(home)!r})").replace(
+        "dt.date(2026, 6, 30)", f"dt.date.fromisoformat({day.isoformat()!r})")
+    # The example's county (万州区) is not in this sample: it reads an empty county.
+    exec(compile(code, "docs/analysts.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "households" in printed and "newly flagged" in printed and "precision" in printed
