@@ -217,7 +217,7 @@ def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd
 
 @io_task
 def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
-              manifest: dict, report: tuple[str, dict[str, pd.DataFrame]]) -> Path:
+              manifest: dict, report: tuple[str | None, dict[str, pd.DataFrame]]) -> Path:
     """Write the outputs (one rename at the end) and keep the warning state for the next run."""
     # The state for the next run goes into place right after the outputs, never before:
     # a run that fails leaves neither (and rerunning its date repairs either).
@@ -344,8 +344,14 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
         **summary,
     }
     mark = time.perf_counter()
-    report_html = render_report(run_date, summary, report_inputs(home, run_date), configuration,
-                                manifest["rejected_files"])
+    try:
+        report_html = render_report(run_date, summary, report_inputs(home, run_date),
+                                    configuration, manifest["rejected_files"])
+    except Exception as error:
+        # The referral lists matter more than their report: write them without it, and say so.
+        report_html = (None, {})
+        manifest["notices"] = [*manifest["notices"], f"report.html not written: "
+                               f"{type(error).__name__}: {' '.join(str(error).split())}"]
     timings["report"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -355,4 +361,5 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     report(run_date, summary, quarantined, configuration.model_manifest)
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
-            "ingest": ingest_report, "model": configuration.model_manifest}
+            "ingest": ingest_report, "model": configuration.model_manifest,
+            "notices": manifest["notices"][len(ingest_report.notices):]}

@@ -3,12 +3,14 @@
 Thin orchestration over :mod:`monitor.tuning`::
 
     for each as-of date (the tune date, or each month from --from to it):
-        read the lake as of that date → evaluate under both parameter sets
+        for each county: read the lake as of that date → evaluate under both
+        parameter sets → combine the counties → compare
     → report (HTML with charts, tables) → HOME/tune/<name>/ (one rename)
 
 A tune reads the lake and writes only its own folder: it ingests nothing and
-changes no warning, so it can be run at any time (it takes the home's lock,
-so that it never reads a lake a run is writing).
+changes no warning, and it takes no lock (it reads through the ingest
+manifest as it was when it started), so it can be run at any time, beside a
+nightly run.
 """
 
 from __future__ import annotations
@@ -30,20 +32,22 @@ from monitor.io.config import (
     load_rule_definitions,
 )
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
-from monitor.io.lake import counties_as_of, read_as_of, read_source
-from monitor.io.lock import home_lock
+from monitor.io.lake import counties_as_of, read_as_of, read_manifest, read_source
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
+from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.rules import Rule, parse_rules
 from monitor.tune_report import tune_report
 from monitor.tuning import (
     CANDIDATE,
     CURRENT,
+    CountyComparison,
     History,
     changed_parameters,
     combine_dates,
     compare_date,
+    evaluate_county_sides,
     history_needed_by_all,
     months_back,
 )
@@ -54,29 +58,40 @@ HISTORY_COLUMNS = {"assistance": ["id_number", "program", "start_date"],
                    "feedback": ["warning_id", "household_id", "verified", "closed_date"]}
 
 
-def tune_name(tune_date: dt.date, candidate: Path, from_date: dt.date | None) -> str:
-    """The tune's folder name: its date, the candidate file's name, and the first as-of date.
+def tune_name(tune_date: dt.date, candidate: Path, from_date: dt.date | None,
+              candidate_text: bytes) -> str:
+    """The tune's folder name: its date, the candidate's name and content, the first date.
+
+    The content's hash keeps two candidates of the same name apart.
 
     Examples
     --------
-    >>> tune_name(dt.date(2026, 6, 30), Path("edge 1.6.yaml"), dt.date(2026, 1, 1))
-    '2026-06-30_edge_1.6_from_2026-01-01'
+    >>> tune_name(dt.date(2026, 6, 30), Path("edge 1.6.yaml"), dt.date(2026, 1, 1), b"")
+    '2026-06-30_edge_1.6_e3b0c442_from_2026-01-01'
     """
     stem = "".join(char if char.isalnum() or char in "._-" else "_" for char in candidate.stem)
-    return f"{tune_date.isoformat()}_{stem}" + (f"_from_{from_date.isoformat()}"
-                                                 if from_date else "")
+    digest = hashlib.sha256(candidate_text).hexdigest()[:8]
+    return f"{tune_date.isoformat()}_{stem}_{digest}" + (
+        f"_from_{from_date.isoformat()}" if from_date else "")
 
 
-@io_task(task_run_name="compare {as_of}")
-def compare(home: Path, as_of: dt.date, parameters: dict[str, Parameters], rules: list[Rule],
-            history: History, capacity: int) -> dict[str, pd.DataFrame]:
-    """Both parameter sets on the lake as it was on ``as_of``, with that date's model."""
-    if not counties_as_of(home, as_of):
-        raise ValueError(f"no registry delivered on or before {as_of}: nothing to tune on")
-    sources = read_as_of(home, as_of, columns=SOURCE_COLUMNS,
-                         since=history_needed_by_all(parameters, as_of))
-    model = load_latest_model(home, as_of)
-    return compare_date(sources, as_of, parameters, rules, model, history, capacity)
+@io_task(task_run_name="compare {county} {as_of}")
+def compare_county(home: Path, as_of: dt.date, county: str, manifest: pd.DataFrame,
+                   parameters: dict[str, Parameters], rules: list[Rule], model: RiskModel | None,
+                   history: History) -> CountyComparison:
+    """One county under both parameter sets, on the lake as it was on ``as_of``."""
+    sources = read_as_of(home, as_of, county=county, columns=SOURCE_COLUMNS,
+                         since=history_needed_by_all(parameters, as_of), manifest=manifest)
+    return evaluate_county_sides(county, sources, as_of, parameters, rules, model, history)
+
+
+@quiet_task(task_run_name="compare {as_of}")
+def compare(counties: list[CountyComparison], as_of: dt.date, rules: list[Rule],
+            history: History, capacity: int, model: RiskModel | None
+            ) -> dict[str, pd.DataFrame]:
+    """Every table of one as-of date, the counties combined as the nightly run combines them."""
+    return compare_date(counties, as_of, rules, history, capacity,
+                        model.version if model is not None else None)
 
 
 @quiet_task
@@ -96,24 +111,23 @@ def write(target: Path, html: str, tables: dict[str, pd.DataFrame], about: dict,
 @flow(name="tune", task_runner=default_task_runner(), log_prints=False,
       validate_parameters=False)
 def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
-         from_date: dt.date | None = None, capacity: int | None = None,
-         lock_wait_seconds: float = 0) -> dict:
+         from_date: dt.date | None = None, capacity: int | None = None) -> dict:
     """Compare the parameters in force with ``candidate`` on the tune date (or each month since).
 
     ``capacity`` is the households a township's caseworkers can verify (by
-    default the model settings' ``capacity.per_township``).
+    default the model settings' ``capacity.per_township``). A tune takes no
+    lock: it reads the lake through the ingest manifest as it was when it
+    started, so it never holds up a nightly run and a run never disturbs it.
     """
     home, tune_date = Path(home), as_date(tune_date)
     from_date = as_date(from_date) if from_date is not None else None
-    with home_lock(home, f"monitor tune {tune_date}", lock_wait_seconds):
-        return _tune(home, Path(candidate), tune_date, from_date, capacity)
-
-
-def _tune(home: Path, candidate: Path, tune_date: dt.date, from_date: dt.date | None,
-          capacity: int | None) -> dict:
-    """The tune flow's steps (the home's lock held)."""
+    candidate = Path(candidate)
     started = time.perf_counter()
-    dates = months_back(tune_date, from_date) if from_date else [tune_date]
+    manifest = read_manifest(home)
+    wanted = months_back(tune_date, from_date) if from_date else [tune_date]
+    dates = [as_of for as_of in wanted if counties_as_of(home, as_of, manifest)]
+    if not dates:
+        raise ValueError(f"no registry delivered on or before {tune_date}: nothing to tune on")
     current = load_parameters(home, tune_date)
     parameters = {CURRENT: current,
                   CANDIDATE: load_candidate_parameters(current, candidate, tune_date)}
@@ -124,28 +138,37 @@ def _tune(home: Path, candidate: Path, tune_date: dt.date, from_date: dt.date | 
     settings = load_model_settings()
     capacity = settings.capacity if capacity is None else capacity
     history = History(
-        **{name: read_source(home, name, tune_date, columns=columns)
+        **{name: read_source(home, name, tune_date, columns=columns, manifest=manifest)
            for name, columns in HISTORY_COLUMNS.items()},
         known_until=tune_date, label=settings.label)
-    futures = [compare.submit(home, as_of, parameters, rules, history, capacity)
-               for as_of in dates]
-    tables = combine_dates([future.result() for future in futures])
+    per_date = []
+    # Date by date: only one date's households are held at a time.
+    for as_of in dates:
+        model = load_latest_model(home, as_of)
+        counties = [compare_county.submit(home, as_of, county, manifest, parameters, rules,
+                                          model, history)
+                    for county in counties_as_of(home, as_of, manifest)]
+        per_date.append(compare(counties, as_of, rules, history, capacity, model))
+    tables = combine_dates(per_date)
     tables["parameters"] = changed_parameters(current, parameters[CANDIDATE], tune_date)
     candidate_text = candidate.read_bytes()
     about = {
         "tune_date": tune_date.isoformat(),
         "as_of_dates": [day.isoformat() for day in dates],
+        # Months asked for before the first registry delivery: nothing to evaluate there.
+        "dates_before_any_delivery": [day.isoformat() for day in wanted if day not in dates],
         "candidate": str(candidate),
         "candidate_sha256": hashlib.sha256(candidate_text).hexdigest(),
         "capacity_per_township": capacity,
         "horizon_months": settings.label.horizon_months,
+        "programs_entered": list(settings.label.programs_entered),
         # Bureau-wide (a region's own entry may differ): marked on the capacity curve.
         "model_threshold": {side: params.value("model_threshold", tune_date, BUREAU_REGION)
                             for side, params in parameters.items()},
         "code_version": code_version(),
     }
     html = render(tables, about)
-    target = write(home / "tune" / tune_name(tune_date, candidate, from_date), html, tables,
-                   about, candidate_text)
+    target = write(home / "tune" / tune_name(tune_date, candidate, from_date, candidate_text),
+                   html, tables, about, candidate_text)
     about["seconds"] = time.perf_counter() - started
     return {"folder": str(target), "tables": tables, "about": about}

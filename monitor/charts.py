@@ -303,7 +303,8 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
         if is_dates:
             locator = mdates.AutoDateLocator()
             axes.xaxis.set_major_locator(locator)
-            axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+            # Numeric dates: month names would be English in a Chinese report.
+            axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         else:
             axes.xaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
         if secondary is not None:

@@ -189,8 +189,8 @@ def _one_line(error: BaseException) -> str:
 
 def _checked_flow(what: str, check: Callable[[], object],
                   check_errors: tuple[type[Exception], ...], start: Callable[[], dict],
-                  home: Path, wait: float) -> dict:
-    """Check the configuration, take the home's lock, then run a flow.
+                  home: Path, wait: float, lock: bool = True) -> dict:
+    """Check the configuration, take the home's lock (unless ``lock`` is false), run a flow.
 
     A bad configuration or a busy home exits 1 with "<what> not started: …",
     a failed flow with "<what> failed: …": one line, as the contract asks,
@@ -208,7 +208,8 @@ def _checked_flow(what: str, check: Callable[[], object],
         raise stop(f"{what} not started: {_one_line(error)}") from None
     with ExitStack() as held:
         try:
-            held.enter_context(home_lock(home, f"monitor {what}", wait))
+            if lock:
+                held.enter_context(home_lock(home, f"monitor {what}", wait))
         except HomeBusy as error:
             raise stop(f"{what} not started: {_one_line(error)}") from None
         try:
@@ -260,6 +261,8 @@ def run_command(
 def _print_run(result: dict) -> None:
     report, summary = result["ingest"], result["summary"]
     _print_ingest_problems(report)
+    for notice in result.get("notices", []):
+        errors.print(f"[yellow]notice[/]: {escape(notice)}")
     ingested = report.by_source()
     if len(ingested):
         console.print(f"Ingested {int(ingested['files'].sum()):,} files: "
@@ -284,6 +287,8 @@ def _print_run(result: dict) -> None:
         console.print(f"风险评分 from model {model['version']} ({model['kind']}, trained "
                       f"{model['trained_on']}).")
     console.print(f"Referral files: {Path(result['out']) / 'referrals'}")
+    if (Path(result["out"]) / "report.html").exists():
+        console.print(f"Report: {Path(result['out']) / 'report.html'}")
     console.print(f"Warnings and manifest: {Path(result['out'])}  "
                   f"({result['stage_seconds']['total']:.1f} s)")
 
@@ -335,9 +340,11 @@ def tune_command(
         "--capacity", help="Households a township's caseworkers can verify (default: "
                            "capacity.per_township of rules/model.yaml).")] = None,
     verbose: VerboseOption = False,
-    wait: WaitOption = 0,
 ) -> None:
-    """Compare the parameters in force with a candidate file on the same facts; write a report."""
+    """Compare the parameters in force with a candidate file on the same facts; write a report.
+
+    Takes no lock: it reads the lake as it was when it started, beside any run.
+    """
     tune_date = _run_date(date)
     first = _run_date(from_date) if from_date else None
     if first is not None and first > tune_date:
@@ -352,8 +359,13 @@ def tune_command(
                                load_parameters(home, tune_date), parameters, tune_date),
                            (ParameterError,),
                            lambda: tune(home=home, candidate=parameters, tune_date=tune_date,
-                                        from_date=first, capacity=capacity), home, wait)
+                                        from_date=first, capacity=capacity), home, 0,
+                           lock=False)
     tables, about = result["tables"], result["about"]
+    if about["dates_before_any_delivery"]:
+        errors.print(f"[yellow]notice[/]: no registry delivered yet on "
+                     f"{', '.join(about['dates_before_any_delivery'])}: those months are left "
+                     f"out; the tune starts on {about['as_of_dates'][0]}.")
     summary = tables["summary"][tables["summary"]["as_of"] == tables["summary"]["as_of"].max()]
     flagged = summary.set_index("side")["households_flagged"]
     changes = tables["changes"]
@@ -362,8 +374,10 @@ def tune_command(
                   f"candidate {flagged['candidate']:,} ({latest.get('newly flagged', 0):,} "
                   f"newly flagged, {latest.get('dropped', 0):,} dropped, "
                   f"{latest.get('rules changed', 0):,} with other rules).")
-    console.print(f"Report: {Path(result['folder']) / 'report.html'}   Tables: "
-                  f"{Path(result['folder']) / 'tables'}  ({about['seconds']:.1f} s)")
+    # Unwrapped: a path broken over two lines cannot be copied.
+    console.print(f"Report: {Path(result['folder']) / 'report.html'}", soft_wrap=True)
+    console.print(f"Tables: {Path(result['folder']) / 'tables'}  ({about['seconds']:.1f} s)",
+                  soft_wrap=True)
 
 
 @app.command("serve")

@@ -11,9 +11,11 @@ import pandas as pd
 
 from monitor import charts, regions
 from monitor.html_report import Section, render_html
+from monitor.ingest import REASONS
 from monitor.lifecycle import CONTINUING, NEW, SETTLED, Lifecycle
 from monitor.markdown import markdown_table
 from monitor.rules import LEVELS, RULE_CODES, Rule
+from monitor.sources import SOURCES
 
 
 def _counts(values: pd.Series, order: list[str] | tuple[str, ...] | None = None) -> dict[str, int]:
@@ -128,6 +130,12 @@ def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine:
            for level in LEVELS},
         "warnings": [run["warnings"]["listed"] for run in runs],
     })
+    # Who delivered it and what the reason means, in the words of the people who fix it.
+    quarantine = quarantine.assign(
+        department=quarantine["source"].map({name: source.department
+                                             for name, source in SOURCES.items()}),
+        explanation=quarantine["reason"].map(REASONS))[
+            ["source", "department", "reason", "explanation", "column", "rows"]]
     return {
         "by_level": pd.DataFrame({"level": list(LEVELS),
                                   "households": [households["by_level"][level]
@@ -141,7 +149,7 @@ REPORT_HEADERS = {
     "level": "等级", "households": "户数", "warnings": "预警条数", "rule": "规则",
     "name": "规则名称", "county_code": "区县代码", "county_name": "区县", "run_date": "运行日期",
     "new": "新增户", "continuing": "持续户", "source": "数据源", "reason": "隔离原因",
-    "column": "字段", "rows": "行数",
+    "column": "字段", "rows": "行数", "department": "交换部门", "explanation": "原因说明",
 }
 
 
@@ -202,7 +210,8 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             title="核查户数（按运行日期）", x_label="运行日期", value_label="户数", **chart))]
             if len(trend) > 1 else []),
         tables=[("各次运行", _shown(trend))])
-    by_source = quarantine.groupby("source")["rows"].sum() if len(quarantine) else pd.Series()
+    by_source = (quarantine.groupby("department")["rows"].sum() if len(quarantine)
+                 else pd.Series())
     quarantine_section = Section(
         title="隔离的数据行",
         paragraphs=[f"本日期运行所接收的交换文件中，有 {int(quarantine['rows'].sum()):,} "

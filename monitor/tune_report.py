@@ -32,8 +32,9 @@ HEADERS = {
     "townships": "涉及乡镇数", "households_evaluated": "评估户数",
     "townships_over_capacity": "超出核查能力乡镇", "model_version": "模型版本",
     "threshold": "阈值", "referred": "转介户数", "model_only": "其中仅因模型",
-    "expected_true_positives": "预期属实户", "expected_recall": "预期召回率",
-    "observed_true_positives": "其后实际纳入户", "observed_recall": "实际召回率",
+    "expected_true_positives": "预期阳性户", "expected_recall": "预期召回率",
+    "observed_true_positives": "实际阳性户", "observed_recall": "实际召回率",
+    "window_complete": "观察期完整", "reviewed_share": "已核实户占比",
 }
 SHOWN_TOWNSHIPS = 20
 #: Rows of a table shown in the page (the files beside it have them all).
@@ -49,6 +50,8 @@ def _shown(frame: pd.DataFrame, drop: tuple[str, ...] = ("as_of",)) -> pd.DataFr
     for column in shown.columns:
         if pd.api.types.is_datetime64_any_dtype(shown[column]):
             shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+    for column in shown.select_dtypes(include="bool").columns:
+        shown[column] = shown[column].map({True: "是", False: "否"})
     if "side" in shown.columns:
         shown["side"] = shown["side"].map(SIDE_NAMES)
     if "change" in shown.columns:
@@ -108,6 +111,9 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
             f"不再预警 {change_counts.get(DROPPED, 0):,} 户，触发规则变化 "
             f"{change_counts.get(RULES_CHANGED, 0):,} 户。",
             "预警按规则计算，未扣除已经反馈办结且情况未变的预警，因此可能多于当晚的转介名单。",
+            *([f"以下月份在第一次户籍交换之前，没有数据，未计算："
+               f"{'、'.join(about['dates_before_any_delivery'])}。"]
+              if about.get("dates_before_any_delivery") else []),
         ],
         tables=[("改动的参数（监测日期当天生效值）", _shown(tables["parameters"])),
                 ("各日期汇总", _shown(tables["summary"], drop=()))])
@@ -145,8 +151,9 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
     busiest = townships.sort_values(CANDIDATE, ascending=False).head(SHOWN_TOWNSHIPS)
     capacity = about["capacity_per_township"]
     workload = Section(
-        title="乡镇转介量与核查能力",
-        paragraphs=[f"每个乡镇(街道)的核查能力按 {capacity} 户计。超出的乡镇：现行参数 "
+        title="乡镇预警户数与核查能力",
+        paragraphs=[f"每个乡镇(街道)的核查能力按 {capacity} 户计。预警户数未扣除已反馈办结且"
+                    "情况未变的户，可能多于当晚实际转介的户数。超出核查能力的乡镇：现行参数 "
                     f"{int(townships['current_over_capacity'].sum()):,} 个，候选参数 "
                     f"{int(townships['candidate_over_capacity'].sum()):,} 个"
                     f"（共 {len(townships):,} 个有预警的乡镇）。"],
@@ -158,17 +165,26 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
 
     history = tables["history"]
     measured = history.dropna(subset=["recall"])
-    trend = (measured.pivot_table(index="as_of", columns="side", values="recall")
-             .rename(columns=lambda side: f"召回率（{SIDE_NAMES[side]}）")
-             if len(measured) else pd.DataFrame())
+    # Only whole horizons: a recent date's shorter window would flatter its recall.
+    whole = measured[measured["window_complete"].astype(bool)]
+    trend = (whole.pivot_table(index="as_of", columns="side", values="recall")
+             .reindex(columns=list(SIDE_NAMES)).rename(columns=lambda side:
+                                                        f"召回率（{SIDE_NAMES[side]}）")
+             if len(whole) else pd.DataFrame())
+    programs = "、".join(about["programs_entered"])
     by_rule_history = tables["history_by_rule"]
     last_measured = measured["as_of"].max() if len(measured) else latest
     history_section = Section(
         title="与历史对照：精确率与召回率",
         paragraphs=[
-            "精确率：预警户中已经乡镇核实（其前后一个观察期内有反馈）的，最近一次核实为属实的占比。",
+            f"精确率：预警户中已经乡镇核实过的（监测日期前 {about['horizon_months']} "
+            "个月起至调参日期有反馈办结），最近一次核实结果为属实的占比；反馈按户匹配。"
+            "“已核实户占比”说明精确率覆盖了多少预警户：候选参数新增的户多半还没有核实过，"
+            "所以候选参数的精确率主要反映两种参数共同预警的户。按规则统计时，"
+            "反馈写明该规则预警编号的，以该预警的结果为准，否则用该户最近一次结果。",
             f"召回率：监测日期之后 {about['horizon_months']} 个月内（至调参日期为止）有成员新纳入"
-            "低保、特困、低保边缘或临时救助的户中，监测日期当天已被预警的占比。"
+            f"{programs}的户中，监测日期当天已被预警的占比。观察期不足 "
+            f"{about['horizon_months']} 个月的日期（“观察期完整”为否）召回率偏高，不画入趋势图；"
             "监测日期就是调参日期时，其后还没有结果，召回率为空；用 --from 回测更早的月份。",
         ],
         charts=([("召回率", charts.line_chart(
@@ -186,8 +202,9 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
         top = max([int(listing.max()) + 1 if len(listing) else 0,
                    *(value + CURVE_MARGIN for value in thresholds.values())])
         curve = curve[curve["threshold"] <= top]
-        wide = curve.pivot_table(index="threshold", columns="side", values="referred").rename(
-            columns=lambda side: f"转介户数（{SIDE_NAMES[side]}）")
+        wide = (curve.pivot_table(index="threshold", columns="side", values="referred")
+                .reindex(columns=list(SIDE_NAMES))
+                .rename(columns=lambda side: f"转介户数（{SIDE_NAMES[side]}）"))
         wide["预期召回率（候选参数）"] = curve[curve["side"] == CANDIDATE].set_index(
             "threshold")["expected_recall"]
         markers = {f"{SIDE_NAMES[side]} {value:g}": value for side, value in thresholds.items()}
@@ -195,8 +212,10 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
             title="模型阈值的容量曲线",
             paragraphs=[
                 "每个 model_threshold 取值下转介的户数（其他规则命中的户，"
-                "加上风险评分达到阈值的户），"
-                "预期属实户数（各户校准概率之和）与预期召回率；竖线标出现行与候选阈值。"],
+                "加上有在世成员、风险评分达到阈值的户），预期阳性户数（各户校准概率之和；"
+                f"阳性指其后 {about['horizon_months']} 个月内新纳入救助或预警核实属实，"
+                "即模型学习的结果）与预期召回率；回测日期另有实际数。竖线标出现行与候选阈值"
+                "（全市统一值；某区县另有取值时，其转介数以该区县的阈值为准）。"],
             charts=[("容量曲线", charts.line_chart(
                 wide, title="模型阈值与转介户数", x_label="model_threshold（风险评分）",
                 value_label="转介户数", markers=markers, secondary="预期召回率（候选参数）",

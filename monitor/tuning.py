@@ -32,6 +32,7 @@ from monitor import regions
 from monitor.evaluation import score_households
 from monitor.facts import Facts, build_facts, history_needed
 from monitor.labels import LabelSettings, outcome_labels
+from monitor.lifecycle import warning_ids
 from monitor.model import MAXIMUM_SCORE, RiskModel
 from monitor.params import Parameters
 from monitor.referrals import RULE_SEPARATOR, TEXT_SEPARATOR, join_in_groups
@@ -59,6 +60,17 @@ class History:
 
 
 @dataclass
+class CountyComparison:
+    """One county's households under both parameter sets, and what happened to them after."""
+
+    county: str
+    sides: dict[str, SideEvaluation]
+    #: Indexed like the households: ``entered_program`` (the recall's outcome) and
+    #: ``label`` (the model's outcome); None when nothing is known after the date yet.
+    outcomes: pd.DataFrame | None
+
+
+@dataclass
 class SideEvaluation:
     """One parameter set's evaluation of one as-of date."""
 
@@ -72,20 +84,26 @@ class SideEvaluation:
 
 
 def months_back(last: dt.date, first: dt.date) -> list[dt.date]:
-    """Monthly as-of dates from ``first`` to ``last``, anchored on ``last`` (oldest first).
+    """Monthly as-of dates from the month of ``first`` to ``last`` (oldest first).
+
+    Each is ``last``'s day of the month (month-ends when ``last`` is one), so
+    that every month of the range is in, ``first``'s own included.
 
     Examples
     --------
-    >>> [d.isoformat() for d in months_back(dt.date(2026, 6, 30), dt.date(2026, 3, 1))]
-    ['2026-03-30', '2026-04-30', '2026-05-30', '2026-06-30']
+    >>> [d.isoformat() for d in months_back(dt.date(2026, 6, 30), dt.date(2026, 1, 31))]
+    ['2026-01-31', '2026-02-28', '2026-03-31', '2026-04-30', '2026-05-31', '2026-06-30']
+    >>> [d.isoformat() for d in months_back(dt.date(2026, 6, 15), dt.date(2026, 4, 20))]
+    ['2026-04-15', '2026-05-15', '2026-06-15']
     """
-    dates, step = [], 0
-    while True:
-        day = (pd.Timestamp(last) - pd.DateOffset(months=step)).date()
-        if day < first:
-            return sorted(dates)
-        dates.append(day)
-        step += 1
+    end = pd.Timestamp(last)
+    start = pd.Timestamp(first).to_period("M")
+    months = (end.to_period("M") - start).n
+    if end.is_month_end:
+        days = [(start + step).to_timestamp(how="end").normalize() for step in range(months + 1)]
+    else:
+        days = [end - pd.DateOffset(months=months - step) for step in range(months + 1)]
+    return [day.date() for day in days]
 
 
 def history_needed_by_all(parameters: dict[str, Parameters], as_of: dt.date
@@ -219,21 +237,18 @@ def changes(sides: dict[str, SideEvaluation]) -> pd.DataFrame:
                              else values, ignore_index=True)
 
 
-def verdicts(household_ids: pd.Index, feedback: pd.DataFrame, start: dt.date, end: dt.date
-             ) -> pd.Series:
-    """Each household's latest feedback verdict (属实, 不属实) closed in ``(start, end]``.
+def verdicts(feedback: pd.DataFrame, key: str, start: dt.date, end: dt.date) -> pd.Series:
+    """The latest feedback verdict (属实, 不属实) closed in ``(start, end]``, by ``key``.
 
-    Matched by household: the contract's feedback names the household, and
-    warning ids issued before this system (or by another) are not ours.
-    Missing where no warning of the household was checked in that time.
+    ``key`` is ``household_id`` (any warning of the household) or
+    ``warning_id`` (one warning: one household and rule).
     """
     closed = feedback["closed_date"]
-    known = feedback[(closed > pd.Timestamp(start)) & (closed <= pd.Timestamp(end))
-                     & feedback["verified"].notna()].fillna({"household_id": ""})
-    latest = (known.sort_values("closed_date", kind="stable")
-              .drop_duplicates("household_id", keep="last").set_index("household_id")["verified"])
-    return pd.Series(pd.Series(household_ids).map(latest).to_numpy(), index=household_ids,
-                     dtype="string")
+    known = feedback[((closed > pd.Timestamp(start)) & (closed <= pd.Timestamp(end))
+                      & feedback["verified"].notna() & feedback[key].notna())
+                     .fillna(False).to_numpy(dtype=bool)]
+    return (known.sort_values("closed_date", kind="stable")
+            .drop_duplicates(key, keep="last").set_index(key)["verified"].astype("string"))
 
 
 def horizon_end(as_of: dt.date, history: History) -> dt.date:
@@ -242,74 +257,82 @@ def horizon_end(as_of: dt.date, history: History) -> dt.date:
     return min(end, history.known_until)
 
 
-def history_tables(facts: Facts, sides: dict[str, SideEvaluation], history: History
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None]:
+def history_tables(as_of: dt.date, sides: dict[str, SideEvaluation],
+                   outcomes: pd.DataFrame | None, history: History
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Precision and recall of each parameter set against history, overall and by rule.
 
-    Returns the overall table (one row per side), the table by rule and side,
-    and each household's later program entry (None when no time has passed
-    since the as-of date, so there is nothing to compare with yet).
+    Precision counts households: a flagged household is *reviewed* when a
+    warning of it was checked (feedback closed from one horizon before the
+    date up to the tune date), and *verified* when the latest verdict was
+    属实. By rule, a hit takes the verdict on its own warning when feedback
+    names it, else its household's. Recall counts the households whose member
+    entered a program within the horizon (cut at the tune date:
+    ``window_complete`` says whether the whole horizon is known); it is missing
+    when nothing is known after the date yet.
     """
-    end = horizon_end(facts.as_of, history)
-    entered = None
-    if end > facts.as_of:
-        labels = outcome_labels(facts, history.assistance, history.feedback, end,
-                                history.label)
-        entered = labels["entered_program"].to_numpy(dtype=bool)
-    since = (pd.Timestamp(facts.as_of) - pd.DateOffset(months=history.label.horizon_months)
-             ).date()
-    household_verdict = verdicts(facts.households.index, history.feedback, since,
-                                 history.known_until)
-    checked = household_verdict.notna().to_numpy()
-    confirmed = household_verdict.eq(history.label.verified_value).fillna(False).to_numpy(
-        dtype=bool)
+    end = horizon_end(as_of, history)
+    since = (pd.Timestamp(as_of) - pd.DateOffset(months=history.label.horizon_months)).date()
+    by_household = verdicts(history.feedback, "household_id", since, history.known_until)
+    by_warning = verdicts(history.feedback, "warning_id", since, history.known_until)
+    verified_value = history.label.verified_value
+    complete = end >= (pd.Timestamp(as_of) + pd.DateOffset(
+        months=history.label.horizon_months)).date()
     overall, by_rule = [], []
     for side, evaluation in sides.items():
-        hits = evaluation.hits
-        flagged = evaluation.households["flagged"].to_numpy()
-        reviewed, verified = checked[flagged], confirmed[flagged]
-        hit_rows = evaluation.households.index.get_indexer(hits["household_id"])
-        positives = int(entered.sum()) if entered is not None else np.nan
-        found = int((entered & flagged).sum()) if entered is not None else np.nan
+        households, hits = evaluation.households, evaluation.hits
+        flagged = households["flagged"].to_numpy()
+        verdict = pd.Series(households.index[flagged]).map(by_household)
+        reviewed = int(verdict.notna().sum())
+        verified = int(verdict.eq(verified_value).sum())
+        entered = (outcomes["entered_program"].reindex(households.index).to_numpy(dtype=bool)
+                   if outcomes is not None else None)
+        positives = int(entered.sum()) if entered is not None else None
+        found = int((entered & flagged).sum()) if entered is not None else None
         overall.append({
-            "side": side, "window_end": pd.Timestamp(end), "hits": len(hits),
-            "households_flagged": int(flagged.sum()),
-            "reviewed": int(reviewed.sum()), "verified": int(verified.sum()),
-            "precision": verified.sum() / reviewed.sum() if reviewed.any() else np.nan,
-            "later_entries": positives,
-            "later_entries_flagged": found,
-            "recall": found / positives if entered is not None and positives else np.nan})
-        hit_entered = (entered[hit_rows] if entered is not None
-                       else np.full(len(hits), np.nan))
-        per_rule = pd.DataFrame({"rule": hits["rule"].to_numpy(), "reviewed": checked[hit_rows],
-                                 "verified": confirmed[hit_rows], "later_entry": hit_entered})
+            "side": side, "window_end": pd.Timestamp(end), "window_complete": complete,
+            "hits": len(hits), "households_flagged": int(flagged.sum()),
+            "reviewed": reviewed, "reviewed_share": reviewed / flagged.sum() if flagged.any()
+            else np.nan, "verified": verified,
+            "precision": verified / reviewed if reviewed else np.nan,
+            "later_entries": positives, "later_entries_flagged": found,
+            "recall": found / positives if positives else np.nan})
+        own = warning_ids(hits["household_id"], hits["rule"]).map(by_warning)
+        hit_verdict = own.fillna(hits["household_id"].reset_index(drop=True).map(by_household))
+        hit_rows = households.index.get_indexer(hits["household_id"])
+        per_rule = pd.DataFrame({
+            "rule": hits["rule"].to_numpy(), "reviewed": hit_verdict.notna().to_numpy(),
+            "verified": hit_verdict.eq(verified_value).fillna(False).to_numpy(dtype=bool),
+            "later_entry": entered[hit_rows] if entered is not None else False})
         table = per_rule.groupby("rule", sort=False).agg(
             hits=("reviewed", "size"), reviewed=("reviewed", "sum"),
             verified=("verified", "sum"), later_entries_flagged=("later_entry", "sum"))
-        table["later_entries_flagged"] = table["later_entries_flagged"].astype("Int64")
-        if entered is None:
-            table["later_entries_flagged"] = pd.NA
+        table["later_entries_flagged"] = (table["later_entries_flagged"].astype("Int64")
+                                          if entered is not None else pd.NA)
         by_rule.append(table.assign(side=side).reset_index())
     by_rule = pd.concat(by_rule, ignore_index=True)
     by_rule["precision"] = by_rule["verified"] / by_rule["reviewed"].where(by_rule["reviewed"] > 0)
+    by_rule["later_entries_flagged"] = by_rule["later_entries_flagged"].astype("Int64")
     order = {code: number for number, code in enumerate(RULE_CODES)}
     by_rule = by_rule.sort_values(["rule", "side"], key=lambda values: values.map(order)
                                   if values.name == "rule" else values, ignore_index=True)
     return (pd.DataFrame(overall).astype({"later_entries": "Int64",
                                           "later_entries_flagged": "Int64"}),
             by_rule[["rule", "side", "hits", "reviewed", "verified", "precision",
-                     "later_entries_flagged"]], entered)
+                     "later_entries_flagged"]])
 
 
-def threshold_curve(evaluation: SideEvaluation, entered: np.ndarray | None) -> pd.DataFrame:
+def threshold_curve(evaluation: SideEvaluation, label: np.ndarray | None) -> pd.DataFrame:
     """What each model threshold would list, given the other rules' hits.
 
     For each threshold 0–100: households referred (those with another rule's
     hit, plus those with a living member scoring at or above it, as MODEL_RISK
     lists them), the expected true positives among them (the sum of their
-    calibrated probabilities), expected recall (that over the expected
-    positives of everyone), and, when later outcomes are known, the observed
-    ones. Empty when no model scored the date.
+    calibrated probabilities: positives of the model's own outcome, a program
+    entered or a warning verified 属实 within the horizon), expected recall
+    (that over the expected positives of everyone), and, when later outcomes
+    are known, the observed ones (``label``, the same outcome, aligned with
+    the households). Empty when no model scored the date.
     """
     households = evaluation.households
     if households["probability"].isna().all():
@@ -338,11 +361,11 @@ def threshold_curve(evaluation: SideEvaluation, entered: np.ndarray | None) -> p
     curve = pd.DataFrame({"threshold": THRESHOLDS, "referred": model_only + int(other.sum()),
                           "model_only": model_only, "expected_true_positives": expected,
                           "expected_recall": expected / probability.sum()})
-    if entered is None:
+    if label is None:
         return curve.assign(observed_true_positives=np.nan, observed_recall=np.nan)
-    observed = at_or_above(entered.astype("float64")) + entered[other].sum()
+    observed = at_or_above(label.astype("float64")) + label[other].sum()
     return curve.assign(observed_true_positives=observed,
-                        observed_recall=observed / entered.sum() if entered.any() else np.nan)
+                        observed_recall=observed / label.sum() if label.any() else np.nan)
 
 
 def changed_parameters(current: Parameters, candidate: Parameters, as_of: dt.date
@@ -379,38 +402,77 @@ def changed_parameters(current: Parameters, candidate: Parameters, as_of: dt.dat
     return pd.concat(rows, ignore_index=True)[columns]
 
 
-def compare_date(sources: dict[str, pd.DataFrame], as_of: dt.date,
-                 parameters: dict[str, Parameters], rules: list[Rule], model: RiskModel | None,
-                 history: History, capacity: int) -> dict[str, pd.DataFrame]:
-    """Every comparison table of one as-of date (each with an ``as_of`` column).
+def evaluate_county_sides(county: str, sources: dict[str, pd.DataFrame], as_of: dt.date,
+                          parameters: dict[str, Parameters], rules: list[Rule],
+                          model: RiskModel | None, history: History) -> CountyComparison:
+    """One county's households under each parameter set, as the nightly run evaluates a county.
 
     ``parameters`` maps :data:`CURRENT` and :data:`CANDIDATE` to their
-    parameter sets; ``sources`` are the lake's sources as of ``as_of`` (for
+    parameter sets; ``sources`` are the county's sources as of ``as_of`` (for
     a backtest, as delivered by then); ``model`` is the one the nightly run
     of that date would use, or None.
     """
-    sides, facts_current = {}, None
+    sides, outcomes = {}, None
+    end = horizon_end(as_of, history)
     for side in SIDES:
         # Facts are built per side: a window or an age limit is a parameter too.
         facts = build_facts(sources, as_of, parameters[side])
         sides[side] = evaluate_side(facts, parameters[side], rules, model)
-        if side == CURRENT:
-            facts_current = facts
+        if side == CURRENT and end > as_of:
+            labels = outcome_labels(facts, history.assistance, history.feedback, end,
+                                    history.label)
+            outcomes = labels[["entered_program", "label"]]
+    return CountyComparison(county, sides, outcomes)
+
+
+def combine_counties(counties: list[CountyComparison]
+                     ) -> tuple[dict[str, SideEvaluation], pd.DataFrame | None]:
+    """Every county's households and hits in county order, as the nightly run combines them.
+
+    A household registered across two counties is evaluated in each; as in
+    :func:`monitor.evaluation.combine`, the first county's evaluation is kept.
+    """
+    ordered = sorted(counties, key=lambda comparison: comparison.county)
+    sides = {}
+    for side in SIDES:
+        households = pd.concat([county.sides[side].households for county in ordered])
+        hits = pd.concat([county.sides[side].hits for county in ordered], ignore_index=True)
+        sides[side] = SideEvaluation(
+            households[~households.index.duplicated(keep="first")],
+            hits.drop_duplicates(["household_id", "rule"], keep="first", ignore_index=True))
+    known = [county.outcomes for county in ordered if county.outcomes is not None]
+    outcomes = None
+    if known and len(known) == len(ordered):
+        outcomes = pd.concat(known)
+        outcomes = outcomes[~outcomes.index.duplicated(keep="first")]
+    return sides, outcomes
+
+
+def compare_date(counties: list[CountyComparison], as_of: dt.date, rules: list[Rule],
+                 history: History, capacity: int, model_version: str | None
+                 ) -> dict[str, pd.DataFrame]:
+    """Every comparison table of one as-of date (each with an ``as_of`` column).
+
+    ``counties`` are :func:`evaluate_county_sides` of every county on the
+    date; ``capacity`` the households a township's caseworkers can verify.
+    """
+    sides, outcomes = combine_counties(counties)
     tables = flagged_tables(sides, rules, capacity)
     tables["changes"] = changes(sides)
-    overall, by_rule, entered = history_tables(facts_current, sides, history)
+    overall, by_rule = history_tables(as_of, sides, outcomes, history)
     tables["history"] = overall
     tables["history_by_rule"] = by_rule
     tables["threshold_curve"] = pd.concat(
-        [threshold_curve(sides[side], entered).assign(side=side) for side in SIDES],
-        ignore_index=True)
+        [threshold_curve(sides[side], None if outcomes is None else outcomes["label"].reindex(
+            sides[side].households.index).to_numpy(dtype=bool)).assign(side=side)
+         for side in SIDES], ignore_index=True)
     tables["summary"] = pd.DataFrame([{
         "side": side, "households_evaluated": len(evaluation.households),
         "households_flagged": int(evaluation.households["flagged"].sum()),
         "hits": len(evaluation.hits),
         "townships_over_capacity": int(tables["flagged_by_township"][f"{side}_over_capacity"]
                                        .sum()),
-        "model_version": model.version if model is not None else None,
+        "model_version": model_version,
     } for side, evaluation in sides.items()])
     stamp = pd.Timestamp(as_of)
     return {name: table.assign(as_of=stamp)[["as_of", *table.columns]]

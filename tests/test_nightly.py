@@ -233,6 +233,11 @@ def test_each_run_writes_a_report_whose_tables_match_its_referral_files(scenario
     counted = pd.DataFrame(manifest["ingested_this_run"]).set_index("source")["rows_quarantined"]
     assert first_day.groupby("source")["rows"].sum().to_dict() == \
         counted[counted > 0].to_dict()
+    assert first_day["department"].notna().all() and first_day["explanation"].notna().all()
+    assert (first_day.loc[first_day["source"] == "registry", "department"]
+            == "户籍人口（公安）").all()
+    assert first_day.loc[first_day["reason"] == "id_check_digit", "explanation"].eq(
+        "身份证号校验位错误").all()
     assert tables["quarantine"].empty, "the last run ingested nothing quarantined"
     for table in tables:
         assert (out / "tables" / f"{table}.csv").read_bytes().startswith(b"\xef\xbb\xbf")
@@ -244,9 +249,27 @@ def test_each_run_writes_a_report_whose_tables_match_its_referral_files(scenario
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
+def test_a_report_that_cannot_be_drawn_does_not_cost_the_referral_lists(scenario):
+    home = scenario["home"]
+    day = FAILED + dt.timedelta(days=1)
+    with pytest.MonkeyPatch.context() as patch:
+        def broken(*arguments, **keywords):
+            raise RuntimeError("no font (simulated)")
+        patch.setattr("flows.nightly.nightly_report", broken)
+        result = runner.invoke(app, ["run", "--home", str(home), "--date", day.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "report.html not written: RuntimeError: no font (simulated)" in " ".join(
+        result.output.split())
+    out = home / "out" / day.isoformat()
+    assert referral_files(home, day) and not (out / "report.html").exists()
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert any("report.html not written" in notice for notice in manifest["notices"])
+
+
 def test_the_command_says_where_the_files_are(scenario):
     output = scenario["cli_output"]
     assert "Referral files:" in output and "referrals" in output
+    assert "report.html" in output
     assert "新增" in output
 
 

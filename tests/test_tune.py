@@ -55,7 +55,7 @@ def tuned(trained_home, tmp_path_factory):
     result = runner.invoke(app, ["tune", "--home", str(home), "--date", day.isoformat(),
                                  "--parameters", str(candidate), "--from", first.isoformat()])
     assert result.exit_code == 0, result.output
-    folder = home / "tune" / tune_name(day, candidate, first)
+    folder = home / "tune" / tune_name(day, candidate, first, candidate.read_bytes())
     tables = {path.stem: pd.read_parquet(path) for path in (folder / "tables").glob("*.parquet")}
     return {"home": home, "day": day, "candidate": candidate, "folder": folder,
             "tables": tables, "output": " ".join(result.output.split())}
@@ -164,6 +164,7 @@ def test_precision_and_recall_match_history_counted_directly(tuned, counted):
             row = on(history, as_of).set_index("side").loc[side]
             assert row["reviewed"] == len(verdicts)
             assert row["verified"] == (verdicts == "属实").sum()
+            assert row["reviewed_share"] == pytest.approx(len(verdicts) / len(flagged))
             if as_of < day:
                 assert row["later_entries"] == len(positives) > 0
                 assert row["recall"] == pytest.approx(len(flagged & positives) / len(positives))
@@ -198,7 +199,7 @@ def test_the_report_page_shows_the_counts_and_links_nothing_outside(tuned, count
     candidate = counted[day]["candidate"].hits["household_id"].nunique()
     assert f"现行参数预警 {current:,} 户，候选参数预警 {candidate:,} 户" in page
     for title in ("概要", "预警户数：按规则、等级、区县", "新增与不再预警的户",
-                  "乡镇转介量与核查能力", "与历史对照：精确率与召回率", "模型阈值的容量曲线"):
+                  "乡镇预警户数与核查能力", "与历史对照：精确率与召回率", "模型阈值的容量曲线"):
         assert f">{title}<" in page
     assert page.count('src="data:image/png;base64,') >= 5
     assert "http://" not in page and "https://" not in page and "<script" not in page
@@ -221,6 +222,21 @@ def test_headless_chromium_renders_the_tune_report(tuned, tmp_path):
     assert blue.sum() > 1000 and orange.sum() > 1000
 
 
+def test_a_tune_runs_beside_a_nightly_run_that_holds_the_home(tuned):
+    from test_lock import hold
+
+    home, day = tuned["home"], tuned["day"]
+    holder = hold(home, 60)
+    try:
+        result = runner.invoke(app, ["tune", "--home", str(home), "--date", day.isoformat(),
+                                     "--parameters", str(tuned["candidate"])])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 0, result.output
+    assert "report.html" in " ".join(result.output.split())
+
+
 def test_a_candidate_naming_an_unknown_parameter_is_refused_before_anything_starts(
         trained_home, tmp_path):
     home, day = trained_home
@@ -232,7 +248,7 @@ def test_a_candidate_naming_an_unknown_parameter_is_refused_before_anything_star
     assert result.exit_code == 1
     assert "tune not started:" in output and "typo.yaml" in output
     assert "'edge_ration': unknown name" in output
-    assert not (home / "tune" / tune_name(day, candidate, None)).exists()
+    assert not list((home / "tune").glob("*typo*"))
 
 
 def test_a_missing_candidate_file_and_a_backwards_range_are_refused(trained_home, tmp_path):
@@ -261,3 +277,53 @@ def test_the_analysts_notebook_example_runs_on_a_home_with_a_run_and_a_tune(tune
     exec(compile(code, "docs/analysts.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "households" in printed and "newly flagged" in printed and "precision" in printed
+
+
+MODEL_CANDIDATE = """\
+model_threshold:
+  - {from: 2021-01-01, value: 1}
+"""
+
+
+def test_a_lower_model_threshold_backtested_past_the_horizon(trained_home, tmp_path):
+    """The model's part of the curve, and recall over whole and cut horizons, counted directly."""
+    home, day = trained_home
+    candidate = tmp_path / "threshold 1.yaml"
+    candidate.write_text(MODEL_CANDIDATE, encoding="utf-8")
+    first = (pd.Timestamp(day) - pd.DateOffset(months=7)).date()
+    result = runner.invoke(app, ["tune", "--home", str(home), "--date", day.isoformat(),
+                                 "--parameters", str(candidate), "--from", first.isoformat()])
+    assert result.exit_code == 0, result.output
+    folder = home / "tune" / tune_name(day, candidate, first, candidate.read_bytes())
+    tables = {path.stem: pd.read_parquet(path) for path in (folder / "tables").glob("*.parquet")}
+    history = tables["history"]
+    assert sorted(history["as_of"].dt.date.unique())[0] == first
+    assert len(history["as_of"].unique()) == 8
+
+    # On the tune date, with the model: at threshold 1 the candidate lists what the nightly
+    # evaluation with that threshold lists, the model's own households among them.
+    sides = direct(home, day, day, candidate)
+    curve = on(tables["threshold_curve"], day)
+    at_one = curve[(curve["side"] == "candidate") & (curve["threshold"] == 1)].iloc[0]
+    model_only = (sides["candidate"].hits["rule"] == "MODEL_RISK").sum()
+    assert model_only > 0
+    assert at_one["model_only"] == model_only
+    assert at_one["referred"] == sides["candidate"].hits["household_id"].nunique()
+
+    # The oldest date has a whole horizon; the month before the tune date only one month.
+    settings = load_model_settings()
+    assistance = read_source(home, "assistance", day)
+    feedback = read_source(home, "feedback", day)
+    for as_of, complete in ((first, True), (sorted(history["as_of"].dt.date.unique())[-2],
+                                            False)):
+        row = on(history, as_of).set_index("side").loc["current"]
+        assert bool(row["window_complete"]) is complete
+        end = min((pd.Timestamp(as_of) + pd.DateOffset(months=6)).date(), day)
+        assert row["window_end"].date() == end
+        evaluated = direct(home, day, as_of, candidate)
+        facts = build_facts(evaluated["sources"], as_of, evaluated["parameters"]["current"])
+        labels = outcome_labels(facts, assistance, feedback, end, settings.label)
+        positives = set(labels.index[labels["entered_program"]])
+        flagged = set(evaluated["current"].hits["household_id"])
+        assert row["later_entries"] == len(positives) > 0
+        assert row["recall"] == pytest.approx(len(flagged & positives) / len(positives))

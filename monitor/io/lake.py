@@ -536,18 +536,21 @@ def _counties_left(home: Path, manifest: pd.DataFrame, as_of: dt.date, county: s
 
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
                columns: dict[str, list[str]] | None = None,
-               since: dict[str, tuple[str, dt.date]] | None = None) -> dict[str, pd.DataFrame]:
+               since: dict[str, tuple[str, dt.date]] | None = None,
+               manifest: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Sources as of a date, optionally for one county, some columns, recent rows.
 
     Without ``columns`` every source is read whole; with it, only the sources
     it names, and only those columns (see :data:`monitor.facts.SOURCE_COLUMNS`).
     ``since`` maps a source to a (date column, earliest date) pair (see
-    :func:`monitor.facts.history_needed`).
+    :func:`monitor.facts.history_needed`). ``manifest``: the ingest manifest
+    to read through (default: as it is now); a reader that holds no lock
+    passes the one it read first, and sees the lake as it was then.
     """
     names = list(SOURCES) if columns is None else list(columns)
     columns = columns or {}
     since = since or {}
-    manifest = read_manifest(Path(home))
+    manifest = read_manifest(Path(home)) if manifest is None else manifest
     members = None if county is None else county_members(home, as_of, county, manifest)
     # Arrow reads and decodes outside the GIL, so two sources at a time overlap well.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
@@ -557,11 +560,13 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
         return dict(zip(names, frames, strict=True))
 
 
-def counties_as_of(home: Path, as_of: dt.date) -> list[str]:
+def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None
+                   ) -> list[str]:
     """The counties with registry rows in force on ``as_of``: a run's units of work."""
     home = Path(home)
     registry = SOURCES["registry"]
-    entries = deliveries_in_force(read_manifest(home), registry, as_of)
+    manifest = read_manifest(home) if manifest is None else manifest
+    entries = deliveries_in_force(manifest, registry, as_of)
     paths = _lake_paths(home, registry, set(entries["lake_file"]), None)
     counties = {path.parent.name.split("=", 1)[1] for path in paths}
     return sorted(counties - {ingest.UNMATCHED_COUNTY})

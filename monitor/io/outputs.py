@@ -159,6 +159,7 @@ def remove_leftovers(home: Path) -> list[Path]:
     home = Path(home)
     candidates = [*(home / "out").glob(".*.staging"), *(home / "out").glob(".*.replaced"),
                   *(home / "models").glob(".*.staging"),
+                  *(home / "tune").glob(".*.staging"), *(home / "tune").glob(".*.replaced"),
                   *home.joinpath(*STATE_DIR).glob(".*.pending"),
                   *home.joinpath(*EVENTS_DIR).glob(".*.pending")]
     leftovers = []
