@@ -288,7 +288,7 @@ def _print_run(result: dict) -> None:
                       f"{model['trained_on']}).")
     console.print(f"Referral files: {Path(result['out']) / 'referrals'}")
     if (Path(result["out"]) / "report.html").exists():
-        console.print(f"Report: {Path(result['out']) / 'report.html'}")
+        console.print(f"Report: {Path(result['out']) / 'report.html'}", soft_wrap=True)
     console.print(f"Warnings and manifest: {Path(result['out'])}  "
                   f"({result['stage_seconds']['total']:.1f} s)")
 

@@ -378,9 +378,10 @@ def changed_parameters(current: Parameters, candidate: Parameters, as_of: dt.dat
     >>> shipped = Parameters(parse_parameter_file({"edge_ratio": [
     ...     {"from": dt.date(2021, 1, 1), "value": 1.5}]}, "shipped"))
     >>> candidate = shipped.with_override({"edge_ratio": [
+    ...     {"from": dt.date(2021, 1, 1), "value": 1.5},
     ...     {"region": "500101", "from": dt.date(2021, 1, 1), "value": 1.6}]}, "candidate")
     >>> changed_parameters(shipped, candidate, dt.date(2026, 6, 30)).to_dict("records")
-    [{'parameter': 'edge_ratio', 'current': 1.5, 'candidate': 1.6, 'townships': 42}]
+    [{'parameter': 'edge_ratio', 'current': 1.5, 'candidate': 1.6, 'townships': 52}]
     """
     places = regions.townships()["township_code"] + "000"
     before = current.frame(places, as_of)
