@@ -43,6 +43,8 @@ MAX_LABELLED_BARS = 30
 # Non-integral values below this are shown to three decimals (rates, recall), above it to one.
 SMALL_VALUE = 10.0
 MARKER_STYLES = ("--", ":", "-.")
+#: Date ticks on a line chart's x axis at the most.
+MAX_DATE_TICKS = 12
 #: Axes fraction between the labels of successive markers.
 MARKER_LABEL_STEP = 0.07
 MARKER_COLOR = "#444444"
@@ -255,7 +257,7 @@ def grouped_bar_chart(frame: pd.DataFrame, *, title: str, value_label: str, font
 
 def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: str,
                font_family: str, markers: dict[str, float] | None = None,
-               secondary: str | None = None) -> bytes:
+               secondary: str | None = None, colors: dict[str, str] | None = None) -> bytes:
     """A line per column of ``frame`` over its index, as PNG bytes.
 
     Parameters
@@ -272,6 +274,8 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
     secondary : str, optional
         A column drawn against a right-hand axis labelled with its name (e.g. recall,
         0–1, beside household counts).
+    colors : dict of str to str, optional
+        Colour per column name, e.g. :data:`LEVEL_COLORS`; others get the default cycle.
 
     Returns
     -------
@@ -294,17 +298,22 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
 
     def draw(figure: Figure) -> None:
         axes = figure.add_subplot()
+        palette = colors or {}
         handles = [axes.plot(x, frame[column].to_numpy(dtype="float64"), label=str(column),
-                             color=f"C{number}", linewidth=1.8)[0]
+                             color=palette.get(str(column), f"C{number}"), linewidth=1.8)[0]
                    for number, column in enumerate(primary)]
         axes.yaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
         axes.grid(axis="y", color="#dddddd", linewidth=0.8)
         axes.set_axisbelow(True)
         if is_dates:
-            locator = mdates.AutoDateLocator()
-            axes.xaxis.set_major_locator(locator)
+            # A few dates (monthly backtests): a tick on each; more (a month of runs): spaced.
+            if len(x) <= MAX_DATE_TICKS:
+                axes.set_xticks(x)
+            else:
+                axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=MAX_DATE_TICKS))
             # Numeric dates: month names would be English in a Chinese report.
             axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+            axes.tick_params(axis="x", labelrotation=30)
         else:
             axes.xaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
         if secondary is not None:

@@ -207,7 +207,8 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
         charts=([("趋势", charts.line_chart(
             trend.set_index("run_date")[["households", *LEVELS]].rename(
                 columns={"households": "合计"}),
-            title="核查户数（按运行日期）", x_label="运行日期", value_label="户数", **chart))]
+            title="核查户数（按运行日期）", x_label="运行日期", value_label="户数",
+            colors={"合计": "#333333", **charts.LEVEL_COLORS}, **chart))]
             if len(trend) > 1 else []),
         tables=[("各次运行", _shown(trend))])
     by_source = (quarantine.groupby("department")["rows"].sum() if len(quarantine)

@@ -50,15 +50,22 @@ runner = CliRunner()
 def tuned(trained_home, tmp_path_factory):
     home, day = trained_home
     candidate = tmp_path_factory.mktemp("candidate") / "边缘 1.7.yaml"
-    candidate.write_text(CANDIDATE, encoding="utf-8")
-    first = (pd.Timestamp(day) - pd.DateOffset(months=1)).date()
+    folder, tables, output = run_tune(home, day, candidate, CANDIDATE, months=1)
+    return {"home": home, "day": day, "candidate": candidate, "folder": folder,
+            "tables": tables, "output": output}
+
+
+def run_tune(home: Path, day: dt.date, candidate: Path, text: str, months: int
+             ) -> tuple[Path, dict[str, pd.DataFrame], str]:
+    """`monitor tune` with ``text`` as the candidate, from ``months`` before ``day``."""
+    candidate.write_text(text, encoding="utf-8")
+    first = (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
     result = runner.invoke(app, ["tune", "--home", str(home), "--date", day.isoformat(),
                                  "--parameters", str(candidate), "--from", first.isoformat()])
     assert result.exit_code == 0, result.output
     folder = home / "tune" / tune_name(day, candidate, first, candidate.read_bytes())
     tables = {path.stem: pd.read_parquet(path) for path in (folder / "tables").glob("*.parquet")}
-    return {"home": home, "day": day, "candidate": candidate, "folder": folder,
-            "tables": tables, "output": " ".join(result.output.split())}
+    return folder, tables, " ".join(result.output.split())
 
 
 def direct(home: Path, day: dt.date, as_of: dt.date, candidate: Path) -> dict:
@@ -289,13 +296,8 @@ def test_a_lower_model_threshold_backtested_past_the_horizon(trained_home, tmp_p
     """The model's part of the curve, and recall over whole and cut horizons, counted directly."""
     home, day = trained_home
     candidate = tmp_path / "threshold 1.yaml"
-    candidate.write_text(MODEL_CANDIDATE, encoding="utf-8")
+    _, tables, _ = run_tune(home, day, candidate, MODEL_CANDIDATE, months=7)
     first = (pd.Timestamp(day) - pd.DateOffset(months=7)).date()
-    result = runner.invoke(app, ["tune", "--home", str(home), "--date", day.isoformat(),
-                                 "--parameters", str(candidate), "--from", first.isoformat()])
-    assert result.exit_code == 0, result.output
-    folder = home / "tune" / tune_name(day, candidate, first, candidate.read_bytes())
-    tables = {path.stem: pd.read_parquet(path) for path in (folder / "tables").glob("*.parquet")}
     history = tables["history"]
     assert sorted(history["as_of"].dt.date.unique())[0] == first
     assert len(history["as_of"].unique()) == 8
