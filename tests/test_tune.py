@@ -329,3 +329,20 @@ def test_a_lower_model_threshold_backtested_past_the_horizon(trained_home, tmp_p
         flagged = set(evaluated["current"].hits["household_id"])
         assert row["later_entries"] == len(positives) > 0
         assert row["recall"] == pytest.approx(len(flagged & positives) / len(positives))
+
+
+def test_months_before_the_first_delivery_are_left_out_with_a_notice(trained_home, tmp_path):
+    home, _ = trained_home
+    candidate = tmp_path / "early.yaml"
+    candidate.write_text(CANDIDATE, encoding="utf-8")
+    # The sample's first registry delivery is 2023-06-30.
+    result = runner.invoke(app, ["tune", "--home", str(home), "--date", "2023-07-31",
+                                 "--parameters", str(candidate), "--from", "2023-05-01"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "no registry delivered yet on 2023-05-31" in output
+    assert "the tune starts on 2023-06-30" in output
+    (folder,) = (home / "tune").glob("2023-07-31_early_*")
+    summary = pd.read_parquet(folder / "tables" / "summary.parquet")
+    assert sorted(summary["as_of"].dt.date.astype(str).unique()) == ["2023-06-30", "2023-07-31"]
+    assert "以下月份在第一次户籍交换之前" in (folder / "report.html").read_text(encoding="utf-8")
