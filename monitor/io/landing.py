@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -28,6 +29,8 @@ from monitor.sources import SOURCES, Source
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 _HEADER_PROBE_BYTES = 1 << 16
 _HASH_CHUNK_BYTES = 1 << 22
+#: Characters no one can see: byte-order marks and zero-width spaces and joiners.
+INVISIBLE = "[\ufeff\u200b\u200c\u200d\u2060]"
 
 
 class FileRejected(Exception):
@@ -245,6 +248,10 @@ def _read_csv(path: Path, source: Source, file_label: str) -> RawFile:
         # Only a single-threaded parse says where a bad line is; rare, so read again.
         table = read(arrow_encoding, use_threads=False)
     renamed = table.rename_columns([wanted[name] for name in table.column_names])
+    # Invisible characters inside the text (a BOM where two files were joined, zero-width
+    # spaces pasted from the web) would make ids that look right and match nothing.
+    renamed = pa.table({name: pc.replace_substring_regex(renamed.column(name), INVISIBLE, "")
+                        for name in renamed.column_names})
     frame = renamed.to_pandas().astype("string")
     # The parser counts records from the skipped header line (number 1).
     rows = [row.number - 1 for row in malformed if row.number is not None]
