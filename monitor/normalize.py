@@ -17,6 +17,10 @@ _SEPARATED_DATE = (r"([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})"
 _COMPACT_DATE = r"([0-9]{4})([0-9]{2})([0-9]{2})"
 _YES = {"是", "y", "yes", "1", "true", "t", "1.0"}
 _NO = {"否", "n", "no", "0", "false", "f", "0.0"}
+#: Years a delivered date may have (pandas' nanosecond timestamps end in 2262).
+_YEARS = (1800, 2200)
+#: The largest level magnitude the small-integer column holds.
+_LEVEL_LIMIT = 127
 _LEVELS = {"一级": 1, "二级": 2, "三级": 3, "四级": 4, "一": 1, "二": 2, "三": 3, "四": 4}
 
 
@@ -51,6 +55,8 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> dates, bad = parse_dates(pd.Series(delivered))
     >>> dates.dt.strftime("%Y-%m-%d").tolist(), bad.tolist()
     (['2024-01-05', '2024-01-05', '2024-01-05', nan, nan], [False, False, False, True, False])
+    >>> parse_dates(pd.Series(["00000101", "9999-12-31"]))[1].tolist()
+    [True, True]
     """
     text = clean_text(values)
     # Dates repeat heavily, so parse each distinct text once.
@@ -61,6 +67,8 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     month = parts[1].fillna(parts[4])
     day = parts[2].fillna(parts[5])
     frame = pd.DataFrame({"year": year, "month": month, "day": day}).astype("float64")
+    # A year no record can have (0000, 9999) is a bad date, not an overflow of the parser.
+    frame = frame.where(frame["year"].between(*_YEARS), axis=0)
     parsed = pd.to_datetime(frame, errors="coerce").astype("datetime64[ns]")
     lookup = np.append(parsed.to_numpy(), np.datetime64("NaT", "ns"))
     result = pd.Series(lookup[codes], index=values.index)
@@ -115,15 +123,16 @@ def parse_levels(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     Examples
     --------
-    >>> levels, bad = parse_levels(pd.Series(["1", "二级", "4.0", "5", "重度"]))
+    >>> levels, bad = parse_levels(pd.Series(["1", "二级", "4.0", "5", "重度", "128"]))
     >>> levels.tolist(), bad.tolist()
-    ([1, 2, 4, 5, <NA>], [False, False, False, False, True])
+    ([1, 2, 4, 5, <NA>, <NA>], [False, False, False, False, True, True])
     """
     text = clean_text(values)
     named = text.map(_LEVELS, na_action="ignore")
     numbers = _to_float(text.where(named.isna()))
     combined = _to_float(named).fillna(numbers)
-    whole = combined.notna() & (combined == combined.round())
+    # Whole numbers that fit the column; 128 or 1e30 is no level and no crash either.
+    whole = combined.notna() & (combined == combined.round()) & combined.abs().le(_LEVEL_LIMIT)
     result = combined.where(whole).astype("Int8")
     bad = pd.Series(_present(text) & result.isna().to_numpy(), index=values.index)
     return result, bad

@@ -201,6 +201,13 @@ CATALOGUE = [
          reasons={"bad_number": 1}, accepted=3),
     Case("200,000 rows with one bad", big_csv, reasons={"negative_amount": 1},
          accepted=199_999),
+    Case("a date in year 0000 (found by the property tests: it crashed the parser)",
+         lambda home: write(home, "income", income_frame().assign(
+             assess_date=["00000101", "2024-02-01", "9999-12-31"])),
+         reasons={"bad_date": 2}, accepted=1),
+    Case("a disability level of 128 (found by the property tests)", lambda home: write(
+        home, "disability", good_frame("disability").assign(disability_level=["1", "128", "4"])),
+         source="disability", reasons={"bad_number": 1}, accepted=2),
     # Columns.
     Case("a required column missing", lambda home: write(
         home, "income", income_frame().drop(columns="annual_income")), status="rejected",
