@@ -55,6 +55,7 @@ from monitor.io.outputs import (
     stage_state,
     write_outputs,
 )
+from monitor.io.permissions import keep_private
 from monitor.lifecycle import Lifecycle, track
 from monitor.model import RiskModel
 from monitor.params import Parameters
@@ -290,6 +291,7 @@ def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: floa
     ``lock_wait_seconds`` for a run already on the home.
     """
     home, run_date = Path(home), as_date(run_date)
+    keep_private()  # a deployment run starts here, not from the command line
     with home_lock(home, f"monitor run {run_date}", lock_wait_seconds):
         return _nightly(home, run_date)
 

@@ -30,6 +30,7 @@ from monitor.io.lake import counties_as_of, read_as_of, read_source
 from monitor.io.lock import home_lock
 from monitor.io.models import write_model
 from monitor.io.outputs import remove_leftovers
+from monitor.io.permissions import keep_private
 from monitor.model import ModelSettings
 from monitor.model_card import model_card
 from monitor.params import Parameters
@@ -97,6 +98,7 @@ def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: floa
     throughout, as a run does.
     """
     home, train_date = Path(home), as_date(train_date)
+    keep_private()  # a deployment run starts here, not from the command line
     with home_lock(home, f"monitor train {train_date}", lock_wait_seconds):
         return _train(home, train_date)
 

@@ -35,6 +35,7 @@ from monitor.io.fonts import cjk_font_bytes, use_cjk_font
 from monitor.io.lake import counties_as_of, read_as_of, read_manifest, read_source
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
+from monitor.io.permissions import keep_private
 from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.rules import Rule, parse_rules
@@ -120,6 +121,7 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     started, so it never holds up a nightly run and a run never disturbs it.
     """
     home, tune_date = Path(home), as_date(tune_date)
+    keep_private()  # a deployment run starts here, not from the command line
     from_date = as_date(from_date) if from_date is not None else None
     candidate = Path(candidate)
     started = time.perf_counter()

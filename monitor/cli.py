@@ -45,6 +45,18 @@ WaitOption = Annotated[float, typer.Option(
                    "then stop with a message).")]
 
 
+@app.callback()
+def _private_files() -> None:
+    """Every command creates files readable by their owner only (see monitor.io.permissions)."""
+    from monitor.io.permissions import PermissionSettingError, keep_private
+
+    try:
+        keep_private()
+    except PermissionSettingError as error:
+        errors.print(escape(str(error)), soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _run_date(text: str | None) -> dt.date:
     if text is None:
         return dt.datetime.now(BUREAU_TIME_ZONE).date()

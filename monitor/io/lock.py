@@ -29,6 +29,8 @@ from pathlib import Path
 LOCK_PATH = ("state", "run.lock")
 #: Seconds between two tries while waiting for the lock.
 POLL_SECONDS = 1.0
+#: The mode a new lock file asks for, before the umask takes its bits away.
+READABLE_BY_ALL = 0o666
 
 _held: dict[Path, int] = {}
 
@@ -71,7 +73,8 @@ def home_lock(home: Path, command: str, wait_seconds: float = 0) -> Iterator[Pat
             _held[path] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # The umask decides who may read it, as for every file (monitor.io.permissions).
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, READABLE_BY_ALL)
     deadline = time.monotonic() + wait_seconds
     try:
         while True:
