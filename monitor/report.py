@@ -182,6 +182,8 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             f"因反馈办结关闭 {warnings['closed_by_feedback']:,} 条，已反馈且情况未变的 "
             f"{warnings['settled_unchanged']:,} 条不再列入。",
             scored_by,
+            *([f"有 {summary['feedback']['unmatched_rows']:,} 行反馈所填预警编号不存在"
+               "或与户编号不符，未予采用。"] if summary["feedback"]["unmatched_rows"] else []),
         ],
         charts=[("按等级", charts.bar_chart(
             by_level.set_index("level")["households"], title="按最高等级的核查户数",
