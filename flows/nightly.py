@@ -56,6 +56,7 @@ from monitor.io.outputs import (
     write_outputs,
 )
 from monitor.io.permissions import keep_private
+from monitor.io.pseudonyms import lake_pseudonym_key
 from monitor.lifecycle import Lifecycle, track
 from monitor.model import RiskModel
 from monitor.params import Parameters
@@ -134,12 +135,13 @@ class CountySources:
 def load_configuration(home: Path, run_date: dt.date) -> Configuration:
     """Parameters (checked for every township on the date), rules, score and model.
 
-    Raises if any is unusable.
+    Raises if any is unusable, or if ``MONITOR_PSEUDONYM_KEY`` does not fit the lake.
     """
     params = load_parameters(home, run_date)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
     model = load_latest_model(home, run_date)
+    lake_pseudonym_key(home, create=False)  # the key fits the lake, or there is none to fit
     return Configuration(params, rules, scoring, configuration_versions(home), model)
 
 

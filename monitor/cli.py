@@ -110,13 +110,14 @@ def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption =
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
     from monitor.io.lake import ingest_landing
     from monitor.io.lock import HomeBusy, home_lock
+    from monitor.io.pseudonyms import PseudonymError
 
     run_date = _run_date(date)
     try:
         with home_lock(home, "monitor ingest", wait), console.status("ingesting") as status:
             report = ingest_landing(home, run_date, progress=lambda what: status.update(
                 f"ingesting {what}"))
-    except HomeBusy as error:
+    except (HomeBusy, PseudonymError) as error:
         errors.print(escape(f"ingest not started: {_one_line(error)}"), soft_wrap=True)
         raise typer.Exit(1) from None
     _print_ingest_problems(report)
@@ -259,12 +260,13 @@ def run_command(
     _prefect_defaults(verbose)
     from flows.nightly import load_configuration, nightly
     from monitor.io.models import ModelError
+    from monitor.io.pseudonyms import PseudonymError
     from monitor.params import ParameterError
     from monitor.rules import RuleError
 
     # A bad parameter file stops the run before anything is ingested or written.
     result = _checked_flow("run", lambda: load_configuration(home, run_date),
-                           (ParameterError, RuleError, ModelError),
+                           (ParameterError, RuleError, ModelError, PseudonymError),
                            lambda: _nightly_flow(nightly, dask_address)(
                                home=home, run_date=run_date), home, wait)
     _print_run(result)
@@ -317,12 +319,14 @@ def train_command(
     _prefect_defaults(verbose)
     from flows.training import train
     from monitor.io.config import load_model_settings, load_parameters
+    from monitor.io.pseudonyms import PseudonymError, lake_pseudonym_key
     from monitor.model import ModelSettingsError
     from monitor.params import ParameterError
 
     result = _checked_flow("training", lambda: (load_parameters(home, train_date),
-                                                load_model_settings()),
-                           (ParameterError, ModelSettingsError),
+                                                load_model_settings(),
+                                                lake_pseudonym_key(home, create=False)),
+                           (ParameterError, ModelSettingsError, PseudonymError),
                            lambda: train(home=home, train_date=train_date), home, wait)
     figures = result["validation"]
     console.print(f"Model {result['version']} ({result['chosen']}), trained on "

@@ -107,7 +107,7 @@ def _in_window(dates: pd.Series, window_days: pd.Series, as_of: pd.Timestamp) ->
 #: The columns each source contributes to the facts (the rest need not be read).
 SOURCE_COLUMNS = {
     "registry": ["id_number", "name", "household_id", "relation", "region_code", "status",
-                 "status_date", "birth_date"],
+                 "status_date", "birth_date", "sex"],
     "assistance": ["id_number", "program", "start_date", "end_date", "monthly_amount"],
     "income": ["household_id", "assess_date", "annual_income", "employment_cost"],
     "rural_revitalization": ["household_id", "status", "since", "risk_removed"],
@@ -193,6 +193,8 @@ def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date,
         "status": registry["status"].astype("string"),
         "status_date": registry["status_date"].astype("datetime64[ns]"),
         "birth_date": registry["birth_date"].astype("datetime64[ns]"),
+        # From the id number at ingest (a pseudonymised number no longer tells it).
+        "sex": registry["sex"].astype("string"),
     }).reset_index(drop=True)
     count = len(persons)
     persons["age"] = whole_years(persons["birth_date"], on)
@@ -411,6 +413,7 @@ def _household_frame(persons: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         "township_code": at("township_code", speaker),
         "head_name": at("name", head),
         "head_id_number": at("id_number", head),
+        "head_sex": at("sex", head),
         "head_age": np.where(head >= 0, persons["age"].to_numpy(dtype="float64",
                                                                 na_value=np.nan)[head], np.nan),
         "members": np.bincount(codes, minlength=household_count),

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from monitor.facts import Facts
-from monitor.idcard import sexes
 from monitor.params import Parameters
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -135,10 +134,7 @@ def audit_groups(facts: Facts, age_bands: list[int]) -> pd.DataFrame:
     ['0-39', '40-59', '75+']
     """
     households = facts.households
-    head_ids = households["head_id_number"].astype("string")
-    head_sex = pd.Series(pd.NA, index=households.index, dtype="string")
-    known = head_ids.notna().to_numpy(dtype=bool)
-    head_sex[known] = sexes(head_ids[known]).to_numpy()
+    head_sex = households["head_sex"].astype("string")
     band = pd.cut(pd.Series(households["head_age"].to_numpy()), [*age_bands, np.inf],
                   right=False, labels=_band_labels(age_bands))
     # Categories: a few distinct values over millions of rows of training history.

@@ -17,6 +17,7 @@ import pandera.pandas as pa
 
 from monitor import idcard, normalize, regions
 from monitor.keys import positions_in_many
+from monitor.pseudonyms import pseudonymise
 from monitor.sources import Source
 
 ROW = "_row"
@@ -251,13 +252,32 @@ def split_rows(raw: pd.DataFrame, parsed: pd.DataFrame) -> tuple[pd.DataFrame, p
 
 
 def add_person_facts(registry: pd.DataFrame) -> pd.DataFrame:
-    """Registry rows with birth date and sex from the id number, and county and township codes."""
+    """Registry rows with birth date and sex from the id number, and county and township codes.
+
+    Birth date and sex already there (taken before the id number was
+    pseudonymised, :func:`pseudonymise_rows`) are kept.
+    """
+    from_id = {} if "birth_date" in registry else {
+        "birth_date": idcard.birth_dates(registry["id_number"]),
+        "sex": idcard.sexes(registry["id_number"])}
     return registry.assign(
-        birth_date=idcard.birth_dates(registry["id_number"]),
-        sex=idcard.sexes(registry["id_number"]),
+        **from_id,
         township_code=regions.township_of(registry["region_code"]),
         county_code=regions.county_of(registry["region_code"]),
     )
+
+
+def pseudonymise_rows(parsed: pd.DataFrame, source: Source, key: str) -> pd.DataFrame:
+    """Parsed rows with their id numbers pseudonymised (:mod:`monitor.pseudonyms`).
+
+    Registry rows first take their birth date and sex from the real number.
+    """
+    if "id_number" not in parsed:
+        return parsed
+    if source.name == "registry":
+        parsed = parsed.assign(birth_date=idcard.birth_dates(parsed["id_number"]),
+                               sex=idcard.sexes(parsed["id_number"]))
+    return parsed.assign(id_number=pseudonymise(parsed["id_number"], key))
 
 
 def county_lookups(registry: pd.DataFrame) -> dict[str, pd.Series]:

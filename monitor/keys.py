@@ -124,3 +124,17 @@ def last_per_key(frame: pd.DataFrame, columns: list[str], order: np.ndarray) -> 
     sorted_codes = codes[sequence]
     is_last = np.append(sorted_codes[1:] != sorted_codes[:-1], True)
     return np.sort(sequence[is_last])
+
+
+def hex16(values: np.ndarray) -> np.ndarray:
+    """64-bit integers as 16 upper-case hex digits, without a Python loop.
+
+    Examples
+    --------
+    >>> hex16(np.array([0, 255, 2**64 - 1], dtype=np.uint64)).tolist()
+    ['0000000000000000', '00000000000000FF', 'FFFFFFFFFFFFFFFF']
+    """
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    nibbles = (values.astype(np.uint64)[:, None] >> shifts) & np.uint64(15)
+    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)[nibbles.astype(np.intp)]
+    return np.ascontiguousarray(digits).view("S16").ravel().astype(str)

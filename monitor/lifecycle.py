@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from monitor.keys import hex16
+
 WARNING_ID_PREFIX = "YJ"
 #: A number as a spreadsheet writes a long one: 5.00101E+11.
 SCIENTIFIC = r"^(?P<mantissa>\d)(?:\.(?P<decimals>\d+))?[Ee]\+?(?P<exponent>\d+)$"
@@ -56,20 +58,6 @@ EVENT_COLUMNS = {
 }
 
 
-def _hex(values: np.ndarray) -> np.ndarray:
-    """64-bit integers as 16 upper-case hex digits, without a Python loop.
-
-    Examples
-    --------
-    >>> _hex(np.array([0, 255, 2**64 - 1], dtype=np.uint64)).tolist()
-    ['0000000000000000', '00000000000000FF', 'FFFFFFFFFFFFFFFF']
-    """
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    nibbles = (values.astype(np.uint64)[:, None] >> shifts) & np.uint64(15)
-    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)[nibbles.astype(np.intp)]
-    return np.ascontiguousarray(digits).view("S16").ravel().astype(str)
-
-
 def _hash_text(values: pd.Series) -> np.ndarray:
     """A stable 64-bit hash of each string (pandas' SipHash with its fixed key)."""
     return pd.util.hash_array(values.astype("string").fillna("").to_numpy(dtype=object))
@@ -87,7 +75,7 @@ def warning_ids(household_ids: pd.Series, rules: pd.Series) -> pd.Series:
     """
     keys = household_ids.astype("string").reset_index(drop=True) + "\x1f" + rules.astype(
         "string").reset_index(drop=True)
-    return pd.Series(WARNING_ID_PREFIX + pd.Series(_hex(_hash_text(keys))), dtype="string")
+    return pd.Series(WARNING_ID_PREFIX + pd.Series(hex16(_hash_text(keys))), dtype="string")
 
 
 def evidence_hashes(evidence: pd.Series) -> np.ndarray:

@@ -154,7 +154,10 @@ def ingest_landing(home: Path, run_date: dt.date,
     Deliveries are taken in date order, the registry first on each date, so
     that other sources can be placed in the county of their household.
     """
+    from monitor.io.pseudonyms import lake_pseudonym_key
+
     home = Path(home)
+    key = lake_pseudonym_key(home)
     manifest = read_manifest(home)
     files, notices = discover(home, run_date)
     report = IngestReport(notices=notices)
@@ -188,7 +191,7 @@ def ingest_landing(home: Path, run_date: dt.date,
             # Retired in the same manifest write that adds their replacements.
             manifest.loc[manifest["file"].isin(replaced), "status"] = "superseded"
         outcomes, entries = _ingest_delivery(home, source, delivery_date, group_files, manifest,
-                                             order, run_date, registry_cache, lake_file_of)
+                                             order, run_date, registry_cache, lake_file_of, key)
         order += len(entries)
         report.files.extend(outcomes)
         manifest = _append(manifest, entries)
@@ -225,13 +228,16 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
 def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
                      group_files: list[tuple[LandingFile, str]], manifest: pd.DataFrame,
                      order: int, run_date: dt.date, registry_cache: dict,
-                     lake_file_of: dict[tuple[str, str], str]) -> tuple[list[FileOutcome],
+                     lake_file_of: dict[tuple[str, str], str],
+                     pseudonym_key: str | None = None) -> tuple[list[FileOutcome],
                                                                       list[dict]]:
     """Ingest the new files of one (source, delivery date) together.
 
     ``lake_file_of`` maps (source, sha256) of every accepted file to its lake
     file; a file with the same bytes as one of them is recorded as a duplicate
-    and not read again. It is updated as files here are accepted.
+    and not read again. It is updated as files here are accepted. With a
+    ``pseudonym_key``, id numbers are pseudonymised once checked, before
+    anything compares or writes them.
     """
     outcomes: list[FileOutcome] = []
     entries: list[dict] = []
@@ -266,6 +272,8 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
                 "please report this file"), sha, landing_file, raw, None)
             continue
+        if pseudonym_key is not None:
+            parsed = ingest.pseudonymise_rows(parsed, source, pseudonym_key)
         readable.append((landing_file, sha, raw, parsed))
 
     earlier = _earlier_keys(home, source, delivery_date, manifest)

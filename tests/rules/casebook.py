@@ -59,7 +59,7 @@ def sources_for(case: dict) -> dict[str, pd.DataFrame]:
             "id_number": id_number, "name": f"成员{number + 1}", "household_id": household_id,
             "relation": member.get("relation", "户主"), "region_code": region,
             "status": member.get("status", "正常"), "status_date": _date(member.get("died")),
-            "birth_date": born[number]})
+            "birth_date": born[number], "sex": member.get("sex", "男")})
         for spell in member.get("programs", []):
             rows["assistance"].append({
                 "id_number": id_number, "household_id": household_id,
@@ -120,6 +120,7 @@ def _typed(name: str, rows: list[dict]) -> pd.DataFrame:
     kinds = {spec.name: spec.parse for spec in SOURCES[name].columns}
     if name == "registry":
         kinds["birth_date"] = "date"  # derived from the id number at ingest
+        kinds["sex"] = "text"
     frame = pd.DataFrame(rows, columns=list(kinds))
     return frame.astype({column: _KIND_DTYPES.get(kind, "string")
                          for column, kind in kinds.items()})
