@@ -1,7 +1,8 @@
 """Pseudonymised mode: no full id number in the lake, and the same referral files as plain mode.
 
-The same deliveries go into two homes, one plain and one with
-``MONITOR_PSEUDONYM_KEY`` set, and each runs the nightly job once.
+The same deliveries go into two homes, the trained sample county (plain) and
+a new one with ``MONITOR_PSEUDONYM_KEY`` set, and each runs the nightly job
+once with the same model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.idcard import mask_id_numbers
-from monitor.io.sample_writer import write_sample
 from monitor.pseudonyms import pseudonym_key
 from monitor.sources import SOURCES
 
@@ -35,11 +35,14 @@ def run(home, monkeypatch, secret):
 
 
 @pytest.fixture(scope="module")
-def homes(tmp_path_factory, prefect_server):
-    root = tmp_path_factory.mktemp("pseudonyms")
-    plain, pseudo = root / "plain", root / "pseudo"
-    write_sample(plain, 400, 5, DAY, places=("500101001", "500101002"))
-    shutil.copytree(plain / "landing", pseudo / "landing")
+def homes(trained_home, tmp_path_factory):
+    """The trained sample county (plain), and a new home of its deliveries and model."""
+    plain, day = trained_home
+    assert day == DAY
+    pseudo = tmp_path_factory.mktemp("pseudonyms") / "pseudo"
+    for folder in ("landing", "models"):
+        # The model reads no id number: the same one scores both homes.
+        shutil.copytree(plain / folder, pseudo / folder)
     with pytest.MonkeyPatch.context() as patch:
         for home, secret in ((plain, None), (pseudo, SECRET)):
             result = run(home, patch, secret)
