@@ -67,3 +67,4 @@ def trained_home(tmp_path_factory, prefect_server):
     shutil.copytree(built, home)
     return home, day
 
+

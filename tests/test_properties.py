@@ -27,7 +27,7 @@ from monitor.idcard import (
 from monitor.io.landing import FileRejected, read_delivered_file
 from monitor.sources import SOURCES
 
-FAST = settings(max_examples=150, deadline=None,
+FAST = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 #: Text a department's export might hold: digits, separators, Chinese, odd characters.

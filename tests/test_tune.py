@@ -296,11 +296,13 @@ def test_a_lower_model_threshold_backtested_past_the_horizon(trained_home, tmp_p
     """The model's part of the curve, and recall over whole and cut horizons, counted directly."""
     home, day = trained_home
     candidate = tmp_path / "threshold 1.yaml"
-    _, tables, _ = run_tune(home, day, candidate, MODEL_CANDIDATE, months=7)
-    first = (pd.Timestamp(day) - pd.DateOffset(months=7)).date()
+    # Six months back: the first date's horizon ends on the tune date, whole.
+    _, tables, _ = run_tune(home, day, candidate, MODEL_CANDIDATE, months=6)
+    # The tune date is a month-end, so the as-of dates are month-ends.
+    first = (pd.Timestamp(day) - pd.DateOffset(months=6) + pd.offsets.MonthEnd(0)).date()
     history = tables["history"]
     assert sorted(history["as_of"].dt.date.unique())[0] == first
-    assert len(history["as_of"].unique()) == 8
+    assert len(history["as_of"].unique()) == 7
 
     # On the tune date, with the model: at threshold 1 the candidate lists what the nightly
     # evaluation with that threshold lists, the model's own households among them.
