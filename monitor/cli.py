@@ -32,6 +32,8 @@ errors = Console(stderr=True)
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 ERROR_LINE_LENGTH = 500
+#: Seconds a command-line run waits for Prefect's temporary server to start.
+TEMPORARY_SERVER_STARTUP_SECONDS = 120
 
 HomeOption = Annotated[Path, typer.Option("--home", help="The deployment's home folder.")]
 DateOption = Annotated[
@@ -183,14 +185,19 @@ def _prefect_defaults(verbose: bool) -> None:
     """Prefect settings for a command-line run, unless the operator has set them.
 
     No usage analytics leave the machine. Without ``PREFECT_API_URL`` Prefect
-    starts a temporary local server for the run; its own log (which reports
-    harmless errors when it is stopped at exit) is silenced. Prefect's console
+    starts a temporary local server for the run, given up to 2 minutes to
+    start; its own log (which reports harmless errors when it is stopped at
+    exit) is silenced. Prefect's console
     log is shown with ``--verbose``; the API (server UI) gets it either way.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        # Prefect gives its temporary server 20 s to start; on a loaded machine (seen with
+        # three test processes on two cores) that failed a run that had not begun.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+                              str(TEMPORARY_SERVER_STARTUP_SECONDS))
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
