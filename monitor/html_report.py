@@ -54,6 +54,30 @@ class Section:
     note: str | None = None
 
 
+def readable_table(frame: pd.DataFrame, headers: dict[str, str],
+                   values: dict[str, dict] | None = None) -> pd.DataFrame:
+    """A table as a report shows it: dates as text, yes/no as 是/否, codes named, headers renamed.
+
+    ``values`` maps a column to the names of its codes (e.g. ``side``: 现行参数).
+
+    Examples
+    --------
+    >>> readable_table(pd.DataFrame({"ok": [True], "side": ["current"]}), {"ok": "是否"},
+    ...                {"side": {"current": "现行"}}).to_dict("records")
+    [{'是否': '是', 'side': '现行'}]
+    """
+    shown = frame.reset_index(drop=True)
+    for column in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[column]):
+            shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+    for column in shown.select_dtypes(include="bool").columns:
+        shown[column] = shown[column].map({True: "是", False: "否"})
+    for column, names in (values or {}).items():
+        if column in shown.columns:
+            shown[column] = shown[column].map(names)
+    return shown.rename(columns=headers)
+
+
 def subset_font(font: bytes, text: str) -> bytes:
     """A font cut down to the glyphs of the characters in ``text``, as WOFF (1) bytes.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from monitor import charts, regions
-from monitor.html_report import Section, render_html
+from monitor.html_report import Section, readable_table, render_html
 from monitor.ingest import REASONS
 from monitor.lifecycle import CONTINUING, NEW, SETTLED, Lifecycle
 from monitor.markdown import markdown_table
@@ -154,11 +154,7 @@ REPORT_HEADERS = {
 
 
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:
-    shown = frame.copy()
-    for column in shown.columns:
-        if pd.api.types.is_datetime64_any_dtype(shown[column]):
-            shown[column] = shown[column].dt.strftime("%Y-%m-%d")
-    return shown.rename(columns=REPORT_HEADERS)
+    return readable_table(frame, REPORT_HEADERS)
 
 
 def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame], model: dict,

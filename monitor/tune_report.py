@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from monitor import charts
-from monitor.html_report import Section, render_html
+from monitor.html_report import Section, readable_table, render_html
 from monitor.tuning import CANDIDATE, CURRENT, DROPPED, NEWLY_FLAGGED, RULES_CHANGED
 
 SIDE_NAMES = {CURRENT: "现行参数", CANDIDATE: "候选参数"}
@@ -44,19 +44,10 @@ CURVE_MARGIN = 5
 
 
 def _shown(frame: pd.DataFrame, drop: tuple[str, ...] = ("as_of",)) -> pd.DataFrame:
-    """A table as the report shows it: Chinese headers, sides named, dates as text."""
-    shown = frame.drop(columns=[column for column in drop if column in frame.columns]
-                       ).reset_index(drop=True)
-    for column in shown.columns:
-        if pd.api.types.is_datetime64_any_dtype(shown[column]):
-            shown[column] = shown[column].dt.strftime("%Y-%m-%d")
-    for column in shown.select_dtypes(include="bool").columns:
-        shown[column] = shown[column].map({True: "是", False: "否"})
-    if "side" in shown.columns:
-        shown["side"] = shown["side"].map(SIDE_NAMES)
-    if "change" in shown.columns:
-        shown["change"] = shown["change"].map(CHANGE_NAMES)
-    return shown.rename(columns=HEADERS)
+    """A table as the report shows it: Chinese headers, sides and changes named, dates as text."""
+    return readable_table(frame.drop(columns=[column for column in drop
+                                              if column in frame.columns]),
+                          HEADERS, {"side": SIDE_NAMES, "change": CHANGE_NAMES})
 
 
 def _on(frame: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
