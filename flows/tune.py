@@ -127,7 +127,8 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     started = time.perf_counter()
     manifest = read_manifest(home)
     wanted = months_back(tune_date, from_date) if from_date else [tune_date]
-    dates = [as_of for as_of in wanted if counties_as_of(home, as_of, manifest)]
+    counties_on = {as_of: counties_as_of(home, as_of, manifest) for as_of in wanted}
+    dates = [as_of for as_of in wanted if counties_on[as_of]]
     if not dates:
         raise ValueError(f"no registry delivered on or before {tune_date}: nothing to tune on")
     current = load_parameters(home, tune_date)
@@ -149,7 +150,7 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
         model = load_latest_model(home, as_of)
         counties = [compare_county.submit(home, as_of, county, manifest, parameters, rules,
                                           model, history)
-                    for county in counties_as_of(home, as_of, manifest)]
+                    for county in counties_on[as_of]]
         per_date.append(compare(counties, as_of, rules, history, capacity, model))
     tables = combine_dates(per_date)
     tables["parameters"] = changed_parameters(current, parameters[CANDIDATE], tune_date)
