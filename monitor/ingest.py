@@ -211,33 +211,134 @@ def _apply_schema_checks(
             faults.flag(mask, reason, column_name, detail)
 
 
-def flag_duplicate_keys(frames: list[pd.DataFrame], source: Source,
-                        earlier_keys: pd.DataFrame | None = None) -> list[pd.DataFrame]:
-    """Quarantine repeats of a key within one delivery (across its files), keeping the first.
+class KeysSeen:
+    """The keys of the rows accepted so far from one delivery, to find repeats batch by batch.
 
-    ``earlier_keys`` holds keys already accepted from files of the same
-    delivery in an earlier run, so that a late file cannot repeat them.
+    A delivery is checked a batch at a time, so the keys of its earlier
+    batches, earlier files, and files ingested by earlier runs are kept, each
+    as a 128-bit hash (two independent 64-bit hashes): 16 bytes a key, however
+    long. Two different keys hash alike with probability 2**-128, about one in
+    10**24 for a file of 10 million rows, so equal hashes are taken as equal
+    keys. The first halves are kept sorted, so a batch is looked up in
+    ``O(batch · log seen)``.
+
+    Keys added while a file is read stay pending until :meth:`commit`; if the
+    file is rejected, :meth:`rollback` forgets them.
+
+    Examples
+    --------
+    >>> seen = KeysSeen(["k"])
+    >>> seen.add(seen.hashes(pd.DataFrame({"k": ["a", "b"]})))
+    >>> seen.contains(seen.hashes(pd.DataFrame({"k": ["b", "c"]}))).tolist()
+    [True, False]
     """
-    key = list(source.key)
-    pieces = [] if earlier_keys is None else [earlier_keys[key].assign(_file=-1, _pos=-1)]
-    for number, frame in enumerate(frames):
-        good = frame[frame[REASON].isna()]
-        pieces.append(good[key].assign(_file=number, _pos=frame.index.get_indexer(good.index)))
-    if not pieces:
-        return frames
-    keys = pd.concat(pieces, ignore_index=True)
-    repeated = keys.duplicated(subset=key, keep="first").to_numpy()
-    flagged = []
-    for number, frame in enumerate(frames):
-        positions = keys.loc[repeated & (keys["_file"] == number).to_numpy(), "_pos"].to_numpy()
-        frame = frame.copy()
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[positions] = True
-        frame.loc[mask, REASON] = "duplicate_key"
-        frame.loc[mask, REASON_COLUMN] = ",".join(key)
-        frame.loc[mask, REASON_DETAIL] = "key repeats an earlier row of this delivery"
-        flagged.append(frame)
-    return flagged
+
+    #: Keys of the two hashes: any two different 16-character texts.
+    _HASH_KEYS = ("monitor-key-seen", "second-hash-key!")
+
+    def __init__(self, key: tuple[str, ...] | list[str]):
+        self.key = list(key)
+        self._committed = _SortedHashes()
+        self._pending = _SortedHashes()
+
+    def hashes(self, keys: pd.DataFrame) -> np.ndarray:
+        """The 128-bit hash of each row's key, as an ``(n, 2)`` array of unsigned integers.
+
+        Equal for equal keys whatever the string storage or the time unit.
+        """
+        normal = {}
+        for column in self.key:
+            values = keys[column]
+            if pd.api.types.is_datetime64_any_dtype(values.dtype):
+                normal[column] = values.astype("datetime64[ns]").to_numpy().view(np.int64)
+            else:
+                normal[column] = values.astype("string")
+        frame = pd.DataFrame(normal, index=keys.index)
+        return np.column_stack([
+            pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy()
+            for hash_key in self._HASH_KEYS]).reshape(len(frame), 2)
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        """Whether each hash is that of a key seen (committed or pending)."""
+        return self._committed.contains(hashes) | self._pending.contains(hashes)
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Remember the hashes of accepted rows' keys, pending until :meth:`commit`."""
+        self._pending.add(hashes)
+
+    def commit(self) -> None:
+        """Keep the pending keys: their file was accepted."""
+        self._committed.merge(self._pending)
+        self._pending = _SortedHashes()
+
+    def rollback(self) -> None:
+        """Forget the pending keys: their file was rejected."""
+        self._pending = _SortedHashes()
+
+
+class _SortedHashes:
+    """128-bit hashes as two aligned arrays, sorted by the first half."""
+
+    def __init__(self) -> None:
+        self._first = np.empty(0, dtype=np.uint64)
+        self._second = np.empty(0, dtype=np.uint64)
+
+    def add(self, hashes: np.ndarray) -> None:
+        order = np.argsort(hashes[:, 0], kind="stable")
+        self._insert(hashes[order, 0], hashes[order, 1])
+
+    def merge(self, other: _SortedHashes) -> None:
+        if not len(self._first):
+            self._first, self._second = other._first, other._second
+        else:
+            self._insert(other._first, other._second)
+
+    def _insert(self, first: np.ndarray, second: np.ndarray) -> None:
+        """Insert hashes already sorted by their first half."""
+        if not len(first):
+            return
+        where = np.searchsorted(self._first, first)
+        self._first = np.insert(self._first, where, first)
+        self._second = np.insert(self._second, where, second)
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(self._first) or not len(hashes):
+            return found
+        # Sorted, the lookups walk the hashes in order: ten times faster than at random.
+        order = np.argsort(hashes[:, 0], kind="stable")
+        first, second = hashes[order, 0], hashes[order, 1]
+        left = np.searchsorted(self._first, first, side="left")
+        right = np.searchsorted(self._first, first, side="right")
+        single = right - left == 1
+        found[order[single]] = self._second[left[single]] == second[single]
+        # A first half shared by several keys seen (about one pair in 10**19): compare each.
+        for position in np.flatnonzero(right - left > 1):
+            span = self._second[left[position]:right[position]]
+            found[order[position]] = bool((span == second[position]).any())
+        return found
+
+
+def flag_repeated_keys(parsed: pd.DataFrame, source: Source, seen: KeysSeen) -> pd.DataFrame:
+    """Quarantine repeats of a key within one delivery, keeping the first; remember the rest.
+
+    A good row repeats a key when an earlier row of its batch, or a row
+    ``seen`` holds (earlier batches and files of the delivery), has it. The
+    keys of the rows still good are added to ``seen``.
+    """
+    good = np.flatnonzero(parsed[REASON].isna().to_numpy())
+    hashes = seen.hashes(parsed.iloc[good])
+    repeated = seen.contains(hashes) | pd.DataFrame(hashes).duplicated(keep="first").to_numpy()
+    seen.add(hashes[~repeated])
+    if not repeated.any():
+        return parsed
+    parsed = parsed.copy()
+    rows = good[repeated]
+    parsed.iloc[rows, parsed.columns.get_loc(REASON)] = "duplicate_key"
+    parsed.iloc[rows, parsed.columns.get_loc(REASON_COLUMN)] = ",".join(source.key)
+    parsed.iloc[rows, parsed.columns.get_loc(REASON_DETAIL)] = (
+        "key repeats an earlier row of this delivery")
+    return parsed
 
 
 def split_rows(raw: pd.DataFrame, parsed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

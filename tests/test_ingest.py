@@ -290,7 +290,7 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("fail_at_write", [1, 2, 4, 7])
+@pytest.mark.parametrize("fail_at_write", [1, 2, 3, 5, 8])
 def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_completes(
         tmp_path, monkeypatch, fail_at_write):
     def deliver(home):
@@ -303,18 +303,23 @@ def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_comp
     ingest_landing(clean, DELIVERY)
     deliver(crashed)
 
-    real_write = lake.write_table
+    # Every file the ingest finishes (lake, quarantine, manifest) is a point to be killed at.
+    real_move, real_write = lake._move_into_place, lake.write_table
     calls = {"n": 0}
 
-    def failing_write(table, target):
-        calls["n"] += 1
-        if calls["n"] == fail_at_write:
-            raise Killed
-        real_write(table, target)
+    def killed_at(real):
+        def finish(*args):
+            calls["n"] += 1
+            if calls["n"] == fail_at_write:
+                raise Killed
+            real(*args)
+        return finish
 
-    monkeypatch.setattr(lake, "write_table", failing_write)
+    monkeypatch.setattr(lake, "_move_into_place", killed_at(real_move))
+    monkeypatch.setattr(lake, "write_table", killed_at(real_write))
     with pytest.raises(Killed):
         ingest_landing(crashed, DELIVERY)
+    monkeypatch.setattr(lake, "_move_into_place", real_move)
     monkeypatch.setattr(lake, "write_table", real_write)
     # Readable in between: each source is either absent or complete.
     for source in ("registry", "medical", "housing"):
@@ -450,3 +455,94 @@ def test_rows_follow_a_household_that_moves_county(home):
     income = read_source(home, "income", after, county="500101")
     assert sorted(income["household_id"]) == ["0001", "0002"]
     assert set(income["county_code"]) == {"500101"}
+
+
+def _extra_income_file(home, day: dt.date) -> None:
+    """A second income file for a sample delivery, its faults spread over many small batches."""
+    lines = ["household_id,assess_date,annual_income,employment_cost"]
+    lines += [f"{9000 + number:012d},2026-01-01,{1000 + number},0" for number in range(1, 301)]
+    lines[250] = lines[5]                                 # row 250 repeats row 5: far apart
+    lines[100] = "000000000001,2026-01-01,5000,0"         # repeats a key of the first file
+    lines[200] = lines[200].replace(",1200,", ",-5,")     # a negative amount
+    lines.insert(151, "x,y")                              # data row 151: ragged
+    (home / "landing" / "income" / day.isoformat() / "zz_extra.csv").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _move_first_household(home, day: dt.date) -> None:
+    """Move the first household of a sample registry delivery to the other county."""
+    path = home / "landing" / "registry" / day.isoformat() / f"registry_{day}.csv"
+    registry = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    household, region = registry.columns[2], registry.columns[4]
+    assert (household, region) == ("household_id", "region_code")
+    first = registry[household] == registry[household].iloc[0]
+    county = registry.loc[first, region].iloc[0][:6]
+    registry.loc[first, region] = "500102001201" if county == "500101" else "500101001201"
+    registry.to_csv(path, index=False, encoding="utf-8-sig")
+
+
+def test_files_read_in_small_batches_give_the_lake_of_files_read_whole(tmp_path):
+    from monitor.io.landing import Batching, open_delivered_file
+    from monitor.io.sample_writer import write_sample
+
+    day = dt.date(2026, 6, 30)
+    whole, batched = tmp_path / "whole", tmp_path / "batched"
+    write_sample(whole, 150, 11, day, places=("500101", "500102"))
+    # The last two registry deliveries and what came with them: every format, and a move.
+    for folder in whole.glob("landing/*/*"):
+        if folder.name < "2025-12-30":
+            shutil.rmtree(folder)
+    _move_first_household(whole, day)
+    _extra_income_file(whole, day)
+    shutil.copytree(whole, batched)
+    small = Batching(csv_bytes=2048, parquet_rows=20)
+    registry_file = whole / "landing" / "registry" / day.isoformat() / f"registry_{day}.csv"
+    assert len(list(open_delivered_file(registry_file, SOURCES["registry"], "r.csv",
+                                        small).batches)) > 10
+    assert any(whole.glob("landing/*/*/*.parquet"))
+
+    ingest_landing(whole, day)
+    report = ingest_landing(batched, day, batching=small)
+
+    extra = next(f for f in report.files if f.file.endswith("zz_extra.csv"))
+    assert (extra.rows_read, extra.rows_accepted, extra.rows_quarantined) == (301, 297, 4)
+    assert extra.reasons == {"duplicate_key": 2, "malformed_row": 1, "negative_amount": 1}
+    counts = ["file", "status", "rows_read", "rows_accepted", "rows_quarantined", "lake_file"]
+    pd.testing.assert_frame_equal(read_manifest(batched)[counts], read_manifest(whole)[counts])
+    for source in SOURCES:
+        pd.testing.assert_frame_equal(read_source(batched, source, day),
+                                      read_source(whole, source, day))
+    written = sorted(path.relative_to(whole) for folder in ("quarantine", "state/county_moves")
+                     for path in (whole / folder).rglob("*.parquet"))
+    assert any(path.parts[0] == "quarantine" for path in written)
+    assert any(path.parts[1] == "county_moves" for path in written)
+    assert written == sorted(path.relative_to(batched) for folder in ("quarantine",
+                             "state/county_moves") for path in (batched / folder).rglob(
+                                 "*.parquet"))
+    for path in written:
+        expected, got = (pd.read_parquet(home / path) for home in (whole, batched))
+        order = [column for column in ("_row", "kind", "key") if column in expected]
+        pd.testing.assert_frame_equal(got.sort_values(order, ignore_index=True),
+                                      expected.sort_values(order, ignore_index=True))
+
+
+def test_a_file_rejected_part_way_leaves_nothing_and_its_keys_do_not_count(home):
+    from monitor.io.landing import Batching
+
+    folder = home / "landing" / "income" / DELIVERY.isoformat()
+    folder.mkdir(parents=True)
+    header = "household_id,assess_date,annual_income\n"
+    rows = "".join(f"{number:04d},2024-01-01,100\n" for number in range(1, 400))
+    # Hundreds of good rows, many batches, then a quote left open for longer than a block.
+    (folder / "a.csv").write_text(header + rows + '0400,"2024\n' + "x" * 5000 + "\n",
+                                  encoding="utf-8")
+    (folder / "b.csv").write_text(header + "0001,2024-02-01,200\n", encoding="utf-8")
+    report = ingest_landing(home, DELIVERY, batching=Batching(csv_bytes=2048))
+    first, second = report.files
+    assert first.status == "rejected"
+    assert "a.csv" in first.message and "quote left open" in first.message
+    # The rejected file's rows were never accepted, so b.csv's 0001 is no repeat.
+    assert (second.status, second.rows_accepted) == ("accepted", 1)
+    assert read_source(home, "income", DELIVERY)["household_id"].tolist() == ["0001"]
+    assert not list(home.rglob("*.tmp"))
+    assert len(list((home / "lake" / "income").rglob("*.parquet"))) == 1

@@ -44,11 +44,21 @@ def test_leftovers_of_a_killed_run_are_removed_but_not_those_of_a_run_in_progres
     pending = tmp_path / "lake" / "warning_state" / f".2026-06-30.parquet.{dead}.pending"
     pending.parent.mkdir(parents=True)
     pending.write_bytes(b"half")
+    lake_part = (tmp_path / "lake" / "income" / "county_code=500101"
+                 / f".2024-06-30_0123456789abcdef.parquet.{dead}.tmp")
+    quarantine_part = (tmp_path / "quarantine" / "income"
+                       / f".2024-06-30_0123456789abcdef.parquet.{dead}.tmp")
+    for part in (lake_part, quarantine_part):
+        part.parent.mkdir(parents=True)
+        part.write_bytes(b"half")
     in_progress = tmp_path / "out" / f".2026-07-01.{os.getpid()}.staging"
     in_progress.mkdir()
-    assert sorted(remove_leftovers(tmp_path)) == sorted([leftover, pending])
-    assert not leftover.exists() and not pending.exists()
-    assert in_progress.exists()
+    being_written = lake_part.with_name(f".2024-06-30_fedcba9876543210.parquet.{os.getpid()}.tmp")
+    being_written.write_bytes(b"half")
+    assert sorted(remove_leftovers(tmp_path)) == sorted([leftover, pending, lake_part,
+                                                         quarantine_part])
+    assert not leftover.exists() and not pending.exists() and not lake_part.exists()
+    assert in_progress.exists() and being_written.exists()
 
 
 def test_a_run_starts_from_the_latest_earlier_run_never_its_own_date_or_later(tmp_path):

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,11 +39,14 @@ from monitor.asof import (
     latest_rows,
 )
 from monitor.io.landing import (
+    DEFAULT_BATCHING,
+    Batching,
     FileRejected,
     LandingFile,
+    RawBatch,
     RawFile,
     discover,
-    read_delivered_file,
+    open_delivered_file,
     sha256_of,
 )
 from monitor.keys import positions_in_many
@@ -148,11 +152,13 @@ class IngestReport:
 
 
 def ingest_landing(home: Path, run_date: dt.date,
-                   progress: Callable[[str], None] | None = None) -> IngestReport:
+                   progress: Callable[[str], None] | None = None,
+                   batching: Batching = DEFAULT_BATCHING) -> IngestReport:
     """Ingest every delivery dated on or before ``run_date`` that has not been ingested yet.
 
     Deliveries are taken in date order, the registry first on each date, so
-    that other sources can be placed in the county of their household.
+    that other sources can be placed in the county of their household. Each
+    file is read in batches (``batching``), so memory does not grow with it.
     """
     from monitor.io.pseudonyms import lake_pseudonym_key
 
@@ -191,7 +197,8 @@ def ingest_landing(home: Path, run_date: dt.date,
             # Retired in the same manifest write that adds their replacements.
             manifest.loc[manifest["file"].isin(replaced), "status"] = "superseded"
         outcomes, entries = _ingest_delivery(home, source, delivery_date, group_files, manifest,
-                                             order, run_date, registry_cache, lake_file_of, key)
+                                             order, run_date, registry_cache, lake_file_of, key,
+                                             batching)
         order += len(entries)
         report.files.extend(outcomes)
         manifest = _append(manifest, entries)
@@ -229,9 +236,10 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
                      group_files: list[tuple[LandingFile, str]], manifest: pd.DataFrame,
                      order: int, run_date: dt.date, registry_cache: dict,
                      lake_file_of: dict[tuple[str, str], str],
-                     pseudonym_key: str | None = None) -> tuple[list[FileOutcome],
-                                                                      list[dict]]:
-    """Ingest the new files of one (source, delivery date) together.
+                     pseudonym_key: str | None = None,
+                     batching: Batching = DEFAULT_BATCHING) -> tuple[list[FileOutcome],
+                                                                     list[dict]]:
+    """Ingest the new files of one (source, delivery date), one file and one batch at a time.
 
     ``lake_file_of`` maps (source, sha256) of every accepted file to its lake
     file; a file with the same bytes as one of them is recorded as a duplicate
@@ -241,7 +249,6 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
     """
     outcomes: list[FileOutcome] = []
     entries: list[dict] = []
-    readable: list[tuple[LandingFile, str, RawFile, pd.DataFrame]] = []
     repeats: list[tuple[LandingFile, str]] = []
     first_of: dict[str, str] = {}
 
@@ -251,64 +258,37 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
         entries.append(_entry(outcome, sha, landing_file, raw, lake_file, order + len(entries),
                               run_date))
 
+    # A key may appear once per delivery, across its files and their batches, and
+    # across files of the same delivery ingested by earlier runs.
+    seen = ingest.KeysSeen(source.key)
+    earlier = _earlier_keys(home, source, delivery_date, manifest)
+    if earlier is not None:
+        seen.add(seen.hashes(earlier))
+        seen.commit()
+    if source.name == "registry":
+        placement = _registry_placement(home, delivery_date - dt.timedelta(days=1), manifest,
+                                        registry_cache)
+    else:
+        placement = _registry_placement(home, delivery_date, manifest, registry_cache)
     for landing_file, sha in group_files:
         if (source.name, sha) in lake_file_of or sha in first_of:
             repeats.append((landing_file, sha))
             continue
         first_of[sha] = landing_file.relative_path
+        raw = None
         try:
-            raw = read_delivered_file(landing_file.path, source, landing_file.relative_path)
+            raw = open_delivered_file(landing_file.path, source, landing_file.relative_path,
+                                      batching)
+            outcome = _ingest_file(home, source, delivery_date, landing_file, sha, raw, seen,
+                                   placement, pseudonym_key)
         except FileRejected as rejection:
+            seen.rollback()
             record(FileOutcome(landing_file.relative_path, source.name,
                                delivery_date.isoformat(), "rejected", str(rejection)),
-                   sha, landing_file, None, None)
+                   sha, landing_file, raw, None)
             continue
-        try:
-            parsed = ingest.parse_rows(raw.frame, source, delivery_date)
-        except Exception as error:  # a bug or an input nobody foresaw: lose this file, not the run
-            record(FileOutcome(
-                landing_file.relative_path, source.name, delivery_date.isoformat(), "rejected",
-                f"{landing_file.relative_path}: rows could not be validated "
-                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                "please report this file"), sha, landing_file, raw, None)
-            continue
-        if pseudonym_key is not None:
-            parsed = ingest.pseudonymise_rows(parsed, source, pseudonym_key)
-        readable.append((landing_file, sha, raw, parsed))
-
-    earlier = _earlier_keys(home, source, delivery_date, manifest)
-    flagged = ingest.flag_duplicate_keys([item[3] for item in readable], source, earlier)
-    lookups = None
-    if source.county_by != "region_code":
-        lookups = _registry_placement(home, delivery_date, manifest, registry_cache)
-    for (landing_file, sha, raw, _), parsed in zip(readable, flagged, strict=True):
-        accepted, quarantined = ingest.split_rows(raw.frame, parsed)
-        if source.name == "registry":
-            accepted = ingest.add_person_facts(accepted)
-            counties = accepted.pop(ingest.COUNTY)
-            previous = _registry_placement(home, delivery_date - dt.timedelta(days=1), manifest,
-                                           registry_cache)
-            moves = ingest.county_moves(accepted, counties, previous)
-            if len(moves):
-                write_parquet(moves, moves_dir(home) / f"{_stem(delivery_date, sha)}.parquet")
-        else:
-            counties = ingest.place_in_counties(accepted, source, lookups)
+        seen.commit()
         stem = _stem(delivery_date, sha)
-        accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
-        _write_partitions(home, source, stem, accepted, counties)
-        malformed = _malformed_rows(raw)
-        quarantined = pd.concat([quarantined, malformed], ignore_index=True)
-        if len(quarantined):
-            quarantined = quarantined.assign(_file=landing_file.relative_path,
-                                             _delivery_date=delivery_date.isoformat())
-            write_parquet(quarantined, home / "quarantine" / source.name / f"{stem}.parquet")
-        reasons = quarantined[ingest.REASON].value_counts().to_dict() if len(quarantined) else {}
-        outcome = FileOutcome(
-            landing_file.relative_path, source.name, delivery_date.isoformat(), "accepted",
-            f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
-            raw.rows_read, len(accepted), len(quarantined), reasons,
-        )
-        assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
         record(outcome, sha, landing_file, raw, stem)
         lake_file_of[(source.name, sha)] = stem
 
@@ -328,42 +308,192 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
     return outcomes, entries
 
 
-def _malformed_rows(raw: RawFile) -> pd.DataFrame:
-    """Lines the CSV parser could not split into the header's columns, as quarantine rows."""
-    if not raw.malformed_lines:
-        return pd.DataFrame()
-    count = len(raw.malformed_lines)
-    return pd.DataFrame({
-        "_raw_line": pd.array(raw.malformed_lines, dtype="string"),
-        ingest.ROW: raw.row_numbers()[1],
-        ingest.REASON: pd.array(["malformed_row"] * count, dtype="string"),
-        ingest.REASON_COLUMN: pd.array([None] * count, dtype="string"),
-        ingest.REASON_DETAIL: pd.array(["column count differs from the header"] * count,
-                                       dtype="string"),
-    })
+def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_file: LandingFile,
+                 sha: str, raw: RawFile, seen: ingest.KeysSeen,
+                 placement: dict[str, pd.Series] | None,
+                 pseudonym_key: str | None) -> FileOutcome:
+    """Check one file batch by batch and write its lake, quarantine and moves files together.
 
+    Every output is staged under a temporary name and moved into place only
+    when the whole file has been read, so a file rejected part way leaves
+    nothing behind. ``placement``: the registry's counties (for the registry
+    itself, as of the day before, to find who moved).
 
-def _write_partitions(home: Path, source: Source, stem: str, accepted: pd.DataFrame,
-                      counties: pd.Series) -> None:
-    """One Parquet file per county for a delivered file's accepted rows."""
+    Raises
+    ------
+    FileRejected
+        When the file's rows cannot be read or checked.
+    """
+    label = landing_file.relative_path
+    stem = _stem(delivery_date, sha)
     base = lake_dir(home, source.name)
-    # A run killed midway may have placed some of these rows in other counties
-    # (the registry can differ on a rerun); the manifest does not name this file
-    # yet, so its old pieces can go.
-    for leftover in base.glob(f"county_code=*/{stem}.parquet"):
-        leftover.unlink()
+    accepted_rows = quarantined_rows = read_rows = 0
+    reasons: Counter[str] = Counter()
+    moves: list[pd.DataFrame] = []
+    empty_lake_table: pa.Table | None = None
+    quarantine_schema: pa.Schema | None = None
+    with _StagedFiles() as staged:
+        for batch in raw.batches:
+            try:
+                accepted, counties, quarantined = _check_batch(
+                    batch, source, delivery_date, seen, placement, pseudonym_key, moves)
+            except Exception as error:  # a bug or an input nobody foresaw: lose this file only
+                first_line = str(error).splitlines()[0] if str(error) else ""
+                raise FileRejected(
+                    f"{label}: rows could not be validated ({type(error).__name__}: "
+                    f"{first_line}); please report this file") from error
+            tables = _county_tables(accepted, counties)
+            if empty_lake_table is None:
+                empty_lake_table = pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False)
+            for county, table in tables:
+                staged.write(base / f"county_code={county}" / f"{stem}.parquet", table)
+            quarantined = pd.concat([quarantined, _malformed_rows(batch)], ignore_index=True)
+            if len(quarantined):
+                quarantined = quarantined.assign(_file=label,
+                                                 _delivery_date=delivery_date.isoformat())
+                if quarantine_schema is None:
+                    quarantine_schema = _quarantine_schema(batch.frame)
+                # Text columns as pandas strings in every batch, so that the file's pandas
+                # metadata (taken from its first batch) reads each back the same way.
+                quarantined = quarantined.reindex(columns=quarantine_schema.names).astype(
+                    dict.fromkeys(quarantine_schema.names, "string") | {ingest.ROW: "int64"})
+                staged.write(home / "quarantine" / source.name / f"{stem}.parquet",
+                             pa.Table.from_pandas(quarantined, schema=quarantine_schema,
+                                                  preserve_index=False))
+                reasons.update(quarantined[ingest.REASON].value_counts().to_dict())
+            read_rows += batch.rows_read
+            accepted_rows += len(accepted)
+            quarantined_rows += len(quarantined)
+        if not accepted_rows:
+            # An empty file still marks the delivery, so that a snapshot can be empty.
+            staged.write(base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet",
+                         empty_lake_table)
+        if moves:
+            every_move = pd.concat(moves, ignore_index=True).drop_duplicates(ignore_index=True)
+            if len(every_move):
+                staged.write(moves_dir(home) / f"{stem}.parquet",
+                             pa.Table.from_pandas(every_move, preserve_index=False))
+        # A run killed midway may have placed some of these rows in other counties (the
+        # registry can differ on a rerun); the manifest does not name this file yet, so
+        # its old pieces can go.
+        staged.commit(replacing=base.glob(f"county_code=*/{stem}.parquet"))
+    outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
+                          f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
+                          read_rows, accepted_rows, quarantined_rows, dict(reasons))
+    assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
+    return outcome
+
+
+def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
+                 seen: ingest.KeysSeen, placement: dict[str, pd.Series] | None,
+                 pseudonym_key: str | None, moves: list[pd.DataFrame]
+                 ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Accepted rows with their counties, and quarantined rows, of one batch.
+
+    The accepted rows' keys join ``seen`` (pending); a registry batch adds its
+    county moves to ``moves``.
+    """
+    parsed = ingest.parse_rows(batch.frame, source, delivery_date)
+    if pseudonym_key is not None:
+        parsed = ingest.pseudonymise_rows(parsed, source, pseudonym_key)
+    parsed = ingest.flag_repeated_keys(parsed, source, seen)
+    accepted, quarantined = ingest.split_rows(batch.frame, parsed)
+    if source.name == "registry":
+        accepted = ingest.add_person_facts(accepted)
+        counties = accepted.pop(ingest.COUNTY)
+        moves.append(ingest.county_moves(accepted, counties, placement))
+    else:
+        counties = ingest.place_in_counties(accepted, source, placement)
+    accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
+    return accepted, counties, quarantined
+
+
+def _county_tables(accepted: pd.DataFrame, counties: pd.Series) -> list[tuple[str, pa.Table]]:
+    """Accepted rows as one Arrow table per county, in delivered order within each."""
     if accepted.empty:
-        # An empty file still marks the delivery, so that a snapshot can be empty.
-        write_parquet(accepted, base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet")
-        return
+        return []
     # Convert once, then cut the county slices out of one sorted table (zero-copy).
     codes, uniques = pd.factorize(counties, sort=True)
     order = np.argsort(codes, kind="stable")
     table = pa.Table.from_pandas(accepted.iloc[order], preserve_index=False)
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    for number, county in enumerate(uniques):
-        part = table.slice(bounds[number], bounds[number + 1] - bounds[number])
-        write_table(part, base / f"county_code={county}" / f"{stem}.parquet")
+    return [(county, table.slice(bounds[number], bounds[number + 1] - bounds[number]))
+            for number, county in enumerate(uniques)]
+
+
+def _quarantine_schema(frame: pd.DataFrame) -> pa.Schema:
+    """Quarantine columns: the file's text columns as delivered, the line, row and reason."""
+    text = [name for name in frame.columns if name != ingest.ROW]
+    return pa.schema([*((name, pa.string()) for name in text), ("_raw_line", pa.string()),
+                      (ingest.ROW, pa.int64()),
+                      *((name, pa.string()) for name in (ingest.REASON, ingest.REASON_COLUMN,
+                                                         ingest.REASON_DETAIL, "_file",
+                                                         "_delivery_date"))])
+
+
+class _StagedFiles:
+    """Parquet files written batch by batch under temporary names, moved into place together.
+
+    Nothing reaches its final name before :meth:`commit`; leaving the block
+    with an error removes the temporary files, so a rejected file leaves no
+    part of itself. (A killed process leaves ``.*.tmp`` files that readers
+    never look at and :func:`monitor.io.outputs.remove_leftovers` removes.)
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Path, tuple[Path, pq.ParquetWriter]] = {}
+
+    def __enter__(self) -> _StagedFiles:
+        return self
+
+    def __exit__(self, *error: object) -> None:
+        for temporary, writer in self._open.values():
+            writer.close()
+            temporary.unlink(missing_ok=True)
+        self._open.clear()
+
+    def write(self, target: Path, table: pa.Table) -> None:
+        """Append ``table`` to the file that will become ``target``."""
+        if target not in self._open:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            self._open[target] = (temporary, pq.ParquetWriter(temporary, table.schema))
+        writer = self._open[target][1]
+        if not table.schema.equals(writer.schema, check_metadata=False):
+            # A batch may infer a narrower type (e.g. a column empty throughout it).
+            table = table.cast(writer.schema)
+        writer.write_table(table)
+
+    def commit(self, replacing: Iterable[Path] = ()) -> None:
+        """Close every file and move each into place, removing the ``replacing`` files first."""
+        for _, writer in self._open.values():
+            writer.close()
+        for old in list(replacing):
+            if old not in self._open:
+                old.unlink(missing_ok=True)
+        for target, (temporary, _) in list(self._open.items()):
+            _move_into_place(temporary, target)
+            del self._open[target]
+
+
+def _move_into_place(temporary: Path, target: Path) -> None:
+    """Give a finished file its name (one place, so that a test can kill a run between files)."""
+    os.replace(temporary, target)
+
+
+def _malformed_rows(batch: RawBatch) -> pd.DataFrame:
+    """Lines the CSV parser could not split into the header's columns, as quarantine rows."""
+    if not batch.malformed_lines:
+        return pd.DataFrame()
+    count = len(batch.malformed_lines)
+    return pd.DataFrame({
+        "_raw_line": pd.array(batch.malformed_lines, dtype="string"),
+        ingest.ROW: batch.malformed_rows,
+        ingest.REASON: pd.array(["malformed_row"] * count, dtype="string"),
+        ingest.REASON_COLUMN: pd.array([None] * count, dtype="string"),
+        ingest.REASON_DETAIL: pd.array(["column count differs from the header"] * count,
+                                       dtype="string"),
+    })
 
 
 def _earlier_keys(home: Path, source: Source, delivery_date: dt.date,

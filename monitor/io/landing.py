@@ -13,6 +13,8 @@ import csv
 import datetime as dt
 import hashlib
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from monitor.sources import SOURCES, Source
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 _HEADER_PROBE_BYTES = 1 << 16
 _HASH_CHUNK_BYTES = 1 << 22
+_PARSER_BLOCK_BYTES = 1 << 20
 #: Characters no one can see: byte-order marks and zero-width spaces and joiners.
 INVISIBLE = "[\ufeff\u200b\u200c\u200d\u2060]"
 
@@ -47,31 +50,53 @@ class LandingFile:
     relative_path: str
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How much of a delivered file is held in memory at once.
+
+    A file of any size is read, checked and written batch by batch, so memory
+    follows the batch, not the file: about ``csv_bytes`` of CSV text, or
+    ``parquet_rows`` rows of a Parquet file. A spreadsheet (at most 1,048,576
+    rows) is read whole.
+    """
+
+    csv_bytes: int = 16 << 20
+    parquet_rows: int = 500_000
+
+
+DEFAULT_BATCHING = Batching()
+
+
 @dataclass
-class RawFile:
-    """The text rows of a file, columns renamed to contract names."""
+class RawBatch:
+    """Some rows of a delivered file as text, each with its data-row number in the file.
+
+    ``frame`` has contract-named text columns and ``_row`` (1 = the first row
+    under the header); lines the CSV parser could not split into the header's
+    columns come separately, with their own row numbers.
+    """
 
     frame: pd.DataFrame
-    file_format: str
-    encoding: str | None
     malformed_lines: list[str] = field(default_factory=list)
-    #: Data-row number (1 = first row under the header) of each malformed line.
-    malformed_rows: list[int] = field(default_factory=list)
-
-    def row_numbers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Data-row numbers of the parsed rows and of the malformed lines, as in the file."""
-        total = self.rows_read
-        malformed = np.asarray(self.malformed_rows, dtype=np.int64)
-        if len(malformed) != len(self.malformed_lines):
-            # Positions unknown: number malformed lines after the parsed rows.
-            malformed = np.arange(len(self.frame) + 1, total + 1)
-        parsed = np.setdiff1d(np.arange(1, total + 1), malformed, assume_unique=True)
-        return parsed, malformed
+    malformed_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def rows_read(self) -> int:
-        """Data rows in the file, the malformed ones included."""
+        """Data rows in the batch, the malformed ones included."""
         return len(self.frame) + len(self.malformed_lines)
+
+
+@dataclass
+class RawFile:
+    """A delivered file opened for reading: its format and encoding, and its rows in batches.
+
+    ``batches`` can be iterated once. A read error part way through raises
+    :class:`FileRejected` naming the file.
+    """
+
+    file_format: str
+    encoding: str | None
+    batches: Iterator[RawBatch]
 
 
 def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
@@ -155,14 +180,15 @@ def map_headers(headers: list[str], source: Source, file_label: str) -> dict[str
     return mapping
 
 
-def read_delivered_file(path: Path, source: Source, file_label: str) -> RawFile:
-    """Read a delivered file into contract-named text columns plus each row's number.
+def open_delivered_file(path: Path, source: Source, file_label: str,
+                        batching: Batching = DEFAULT_BATCHING) -> RawFile:
+    """Open a delivered file: check its type, encoding and headers now, read its rows in batches.
 
     Raises
     ------
     FileRejected
         When the file is empty, of an unsupported type, undecodable, or lacks
-        a required column.
+        a required column; later, from the batches, when its rows cannot be read.
     """
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -170,39 +196,84 @@ def read_delivered_file(path: Path, source: Source, file_label: str) -> RawFile:
                            "(send .csv, .xlsx or .parquet)")
     if path.stat().st_size == 0:
         raise FileRejected(f"{file_label}: the file is empty")
-    try:
+    with _as_rejection(kind, file_label):
         if kind == "csv":
-            raw = _read_csv(path, source, file_label)
+            raw = _open_csv(path, source, file_label, batching.csv_bytes)
         elif kind == "xlsx":
             raw = _read_xlsx(path, source, file_label)
         else:
-            raw = _read_parquet(path, source, file_label)
-    except FileRejected:
-        raise
-    except Exception as error:  # any reader failure is this file's problem, not the run's
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise FileRejected(f"{file_label}: cannot read as {kind}: "
-                           f"{type(error).__name__} {first_line}".strip()) from error
-    raw.frame[ROW] = raw.row_numbers()[0]
+            raw = _open_parquet(path, source, file_label, batching.parquet_rows)
+    raw.batches = _rejecting(raw.batches, kind, file_label)
     return raw
 
 
-def _detect_encoding(head: bytes, file_label: str) -> tuple[str, str]:
-    """The encoding of a CSV's first bytes and its decoded text."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        # Incremental, so that a character cut at the end of the probe is no error.
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            return encoding, decoder.decode(head, final=False)
-        except UnicodeDecodeError:
-            continue
-    raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030")
+def read_delivered_file(path: Path, source: Source, file_label: str,
+                        batching: Batching = DEFAULT_BATCHING) -> RawBatch:
+    """Every row of a delivered file as one batch (for small files and tests)."""
+    batches = list(open_delivered_file(path, source, file_label, batching).batches)
+    return RawBatch(
+        pd.concat([batch.frame for batch in batches], ignore_index=True),
+        [line for batch in batches for line in batch.malformed_lines],
+        np.concatenate([batch.malformed_rows for batch in batches]),
+    )
 
 
-def _read_csv(path: Path, source: Source, file_label: str) -> RawFile:
+@contextmanager
+def _as_rejection(kind: str, file_label: str) -> Iterator[None]:
+    """Turn any reader failure into this file's rejection: the file's problem, not the run's."""
+    try:
+        yield
+    except FileRejected:
+        raise
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "straddles" in first_line:
+            raise FileRejected(f"{file_label}: a row runs on longer than the parser's block "
+                               "(is a quote left open?); the file was not ingested") from error
+        raise FileRejected(f"{file_label}: cannot read as {kind}: "
+                           f"{type(error).__name__} {first_line}".strip()) from error
+
+
+def _rejecting(batches: Iterator[RawBatch], kind: str, file_label: str) -> Iterator[RawBatch]:
+    with _as_rejection(kind, file_label):
+        yield from batches
+
+
+def _text_frame(table: pa.Table, rows: np.ndarray) -> pd.DataFrame:
+    """Arrow text columns as pandas strings, with each row's number in its file."""
+    frame = table.to_pandas().astype("string")
+    frame[ROW] = rows
+    return frame
+
+
+def _detect_encoding(path: Path, file_label: str) -> tuple[str, str]:
+    """A CSV's encoding (``utf8`` or ``gb18030``, as Arrow names them) and its first text.
+
+    UTF-8 only if the whole file decodes as UTF-8 (read in chunks): a file
+    whose header is plain ASCII may carry its body in the national encoding.
+    """
     with path.open("rb") as handle:
         head = handle.read(_HEADER_PROBE_BYTES)
-    encoding, text = _detect_encoding(head, file_label)
+    # Incremental, so that a character cut at the end of a chunk is no error.
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        text = decoder.decode(head, final=False)
+        with path.open("rb") as handle:
+            handle.seek(len(head))
+            while chunk := handle.read(_HASH_CHUNK_BYTES):
+                decoder.decode(chunk, final=False)
+        decoder.decode(b"", final=True)
+        return "utf8", text
+    except UnicodeDecodeError:
+        pass
+    try:
+        return "gb18030", codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+    except UnicodeDecodeError:
+        raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030") from None
+
+
+def _open_csv(path: Path, source: Source, file_label: str, block_bytes: int) -> RawFile:
+    encoding, text = _detect_encoding(path, file_label)
     header_line = next(csv.reader(io.StringIO(text)), [])
     if not any(cell.strip() for cell in header_line):
         raise FileRejected(f"{file_label}: no header row")
@@ -216,65 +287,113 @@ def _read_csv(path: Path, source: Source, file_label: str) -> RawFile:
         malformed.append(row)
         return "skip"
 
-    def read(arrow_encoding: str, use_threads: bool = True) -> pa.Table:
-        malformed.clear()
-        return pa_csv.read_csv(
-            path,
-            read_options=pa_csv.ReadOptions(
-                column_names=names, skip_rows=1, encoding=arrow_encoding,
-                use_threads=use_threads,
-            ),
-            parse_options=pa_csv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=skip_malformed
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                include_columns=list(wanted),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(
+            column_names=names, skip_rows=1, encoding=encoding,
+            # The parser reads several blocks ahead; small blocks keep that small.
+            block_size=min(block_bytes, _PARSER_BLOCK_BYTES),
+            # Serial parsing numbers each malformed line in the file.
+            use_threads=False,
+        ),
+        parse_options=pa_csv.ParseOptions(
+            newlines_in_values=True, invalid_row_handler=skip_malformed
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            include_columns=list(wanted),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    contract_names = [wanted[name] for name in reader.schema.names]
+    batches = _csv_batches(_grouped(reader, block_bytes), contract_names, malformed)
+    return RawFile("csv", "UTF-8" if encoding == "utf8" else "GB18030", batches)
 
-    arrow_encoding = "utf8" if encoding == "utf-8-sig" else "gb18030"
-    try:
-        table = read(arrow_encoding)
-    except pa.ArrowInvalid as error:
-        if "invalid UTF8" not in str(error):
-            raise
-        # Only the header was plain ASCII: the body is in the national encoding.
-        arrow_encoding = "gb18030"
-        table = read(arrow_encoding)
-    if malformed:
-        # Only a single-threaded parse says where a bad line is; rare, so read again.
-        table = read(arrow_encoding, use_threads=False)
-    renamed = table.rename_columns([wanted[name] for name in table.column_names])
-    # Invisible characters inside the text (a BOM where two files were joined, zero-width
-    # spaces pasted from the web) would make ids that look right and match nothing.
-    renamed = pa.table({name: pc.replace_substring_regex(renamed.column(name), INVISIBLE, "")
-                        for name in renamed.column_names})
-    frame = renamed.to_pandas().astype("string")
-    # The parser counts records from the skipped header line (number 1).
-    rows = [row.number - 1 for row in malformed if row.number is not None]
-    return RawFile(frame, "csv", "UTF-8" if arrow_encoding == "utf8" else "GB18030",
-                   [row.text for row in malformed], rows)
+
+def _grouped(reader: pa_csv.CSVStreamingReader, batch_bytes: int) -> Iterator[pa.Table]:
+    """The parser's record batches, joined into tables of about ``batch_bytes`` each."""
+    group: list[pa.RecordBatch] = []
+    size = 0
+    for record_batch in reader:
+        group.append(record_batch)
+        size += record_batch.nbytes
+        if size >= batch_bytes:
+            yield pa.Table.from_batches(group)
+            group, size = [], 0
+    if group:
+        yield pa.Table.from_batches(group)
+
+
+def _csv_batches(tables: Iterator[pa.Table], names: list[str],
+                 malformed: list[pa_csv.InvalidRow]) -> Iterator[RawBatch]:
+    """Number each batch's rows in the file, and hand out the malformed lines among them.
+
+    The parser reports a malformed line as it meets it, which may be ahead of
+    the batch being returned: a line goes with the batch its number falls in.
+    """
+    before = 0  # data rows (parsed or malformed) before the current batch
+    handed_out = 0  # malformed lines already given to a batch
+    yielded = False
+    for table in tables:
+        table = table.rename_columns(names)
+        # Invisible characters inside the text (a BOM where two files were joined,
+        # zero-width spaces pasted from the web) would make ids that look right and
+        # match nothing.
+        table = pa.table({name: pc.replace_substring_regex(table.column(name), INVISIBLE, "")
+                          for name in names})
+        pending = malformed[handed_out:]
+        # The parser counts records from the skipped header line (number 1); a line whose
+        # number it does not know is numbered after the file's last row.
+        pending_rows = np.array([row.number - 1 for row in pending if row.number is not None],
+                                dtype=np.int64)
+        candidates = np.arange(before + 1, before + 1 + table.num_rows + len(pending_rows))
+        rows = np.setdiff1d(candidates, pending_rows, assume_unique=True)[:table.num_rows]
+        last = int(rows[-1]) if len(rows) else before
+        mine = [row for row in pending if row.number is not None and row.number - 1 <= last]
+        handed_out += len(mine)
+        before = last
+        yielded = True
+        yield RawBatch(_text_frame(table, rows), [row.text for row in mine],
+                       np.array([row.number - 1 for row in mine], dtype=np.int64))
+    rest = malformed[handed_out:]
+    if rest or not yielded:
+        known = [row.number - 1 for row in rest if row.number is not None]
+        after = max([before, *known])
+        unknown = np.arange(after + 1, after + 1 + len(rest) - len(known))
+        empty = pa.table({name: pa.array([], pa.string()) for name in names})
+        yield RawBatch(_text_frame(empty, np.empty(0, dtype=np.int64)),
+                       [row.text for row in rest],
+                       np.concatenate([np.array(known, dtype=np.int64), unknown]))
 
 
 def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
     frame = pd.read_excel(path, sheet_name=0, header=0, dtype=str, engine="openpyxl")
     mapping = map_headers([str(c) for c in frame.columns], source, file_label)
     frame.columns = [str(c) for c in frame.columns]
-    frame = frame[list(mapping)].rename(columns=mapping).astype("string")
-    return RawFile(frame.reset_index(drop=True), "xlsx", None)
+    frame = frame[list(mapping)].rename(columns=mapping).astype("string").reset_index(drop=True)
+    frame[ROW] = np.arange(1, len(frame) + 1)
+    return RawFile("xlsx", None, iter([RawBatch(frame)]))
 
 
-def _read_parquet(path: Path, source: Source, file_label: str) -> RawFile:
-    table = pq.read_table(path)
-    mapping = map_headers(table.column_names, source, file_label)
-    columns = {}
-    for original, name in mapping.items():
-        column = table.column(original)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.date32(), safe=False)
-        columns[name] = column.cast(pa.string())
-    frame = pa.table(columns).to_pandas().astype("string")
-    return RawFile(frame, "parquet", None)
+def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) -> RawFile:
+    parquet = pq.ParquetFile(path)
+    mapping = map_headers(parquet.schema_arrow.names, source, file_label)
+
+    def batches() -> Iterator[RawBatch]:
+        before = 0
+        for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=list(mapping)):
+            columns = {}
+            for original, name in mapping.items():
+                column = record_batch.column(original)
+                if pa.types.is_timestamp(column.type):
+                    column = column.cast(pa.date32(), safe=False)
+                columns[name] = column.cast(pa.string())
+            rows = np.arange(before + 1, before + 1 + record_batch.num_rows)
+            before += record_batch.num_rows
+            yield RawBatch(_text_frame(pa.table(columns), rows))
+        if not before:
+            empty = pa.table({name: pa.array([], pa.string()) for name in mapping.values()})
+            yield RawBatch(_text_frame(empty, np.empty(0, dtype=np.int64)))
+
+    return RawFile("parquet", None, batches())

@@ -161,7 +161,11 @@ def remove_leftovers(home: Path) -> list[Path]:
                   *(home / "models").glob(".*.staging"),
                   *(home / "tune").glob(".*.staging"), *(home / "tune").glob(".*.replaced"),
                   *home.joinpath(*STATE_DIR).glob(".*.pending"),
-                  *home.joinpath(*EVENTS_DIR).glob(".*.pending")]
+                  *home.joinpath(*EVENTS_DIR).glob(".*.pending"),
+                  # Lake, quarantine and state files being written by an ingest.
+                  *(home / "lake").glob("*/county_code=*/.*.tmp"),
+                  *(home / "quarantine").glob("*/.*.tmp"),
+                  *(home / "state").rglob(".*.tmp")]
     leftovers = []
     for path in candidates:
         pid = path.name.rsplit(".", 2)[-2]
