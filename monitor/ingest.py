@@ -246,17 +246,22 @@ class KeysSeen:
 
         Equal for equal keys whatever the string storage or the time unit.
         """
-        normal = {}
+        columns = []
         for column in self.key:
             values = keys[column]
             if pd.api.types.is_datetime64_any_dtype(values.dtype):
-                normal[column] = values.astype("datetime64[ns]").to_numpy().view(np.int64)
+                # pandas hashes a 64-bit number one to one: equal hashes, equal times.
+                columns.append(values.astype("datetime64[ns]").to_numpy().view(np.int64))
             else:
-                normal[column] = values.astype("string")
-        frame = pd.DataFrame(normal, index=keys.index)
-        return np.column_stack([
-            pd.util.hash_pandas_object(frame, index=False, hash_key=hash_key).to_numpy()
-            for hash_key in self._HASH_KEYS]).reshape(len(frame), 2)
+                # Converted once for both hashes; keys are mostly distinct, so not categorised.
+                columns.append(values.astype("string").to_numpy(dtype=object, na_value=""))
+        halves = []
+        for hash_key in self._HASH_KEYS:
+            parts = {number: pd.util.hash_array(values, hash_key=hash_key, categorize=False)
+                     for number, values in enumerate(columns)}
+            halves.append(parts[0] if len(parts) == 1 else pd.util.hash_pandas_object(
+                pd.DataFrame(parts), index=False, hash_key=hash_key).to_numpy())
+        return np.column_stack(halves).reshape(len(keys), 2)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """Whether each hash is that of a key seen (committed or pending)."""

@@ -329,14 +329,16 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     base = lake_dir(home, source.name)
     accepted_rows = quarantined_rows = read_rows = 0
     reasons: Counter[str] = Counter()
-    moves: list[pd.DataFrame] = []
+    # The registry's keys and counties, to find who moved once the whole file is read (one
+    # lookup in the previous placement, not one per batch).
+    placed: list[pd.DataFrame] = []
     empty_lake_table: pa.Table | None = None
     quarantine_schema: pa.Schema | None = None
     with _StagedFiles() as staged:
         for batch in raw.batches:
             try:
                 accepted, counties, quarantined = _check_batch(
-                    batch, source, delivery_date, seen, placement, pseudonym_key, moves)
+                    batch, source, delivery_date, seen, placement, pseudonym_key, placed)
             except Exception as error:  # a bug or an input nobody foresaw: lose this file only
                 first_line = str(error).splitlines()[0] if str(error) else ""
                 raise FileRejected(
@@ -368,11 +370,12 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
             # An empty file still marks the delivery, so that a snapshot can be empty.
             staged.write(base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet",
                          empty_lake_table)
-        if moves:
-            every_move = pd.concat(moves, ignore_index=True).drop_duplicates(ignore_index=True)
-            if len(every_move):
+        if placed:
+            registry = pd.concat(placed, ignore_index=True)
+            moves = ingest.county_moves(registry, registry[ingest.COUNTY], placement)
+            if len(moves):
                 staged.write(moves_dir(home) / f"{stem}.parquet",
-                             pa.Table.from_pandas(every_move, preserve_index=False))
+                             pa.Table.from_pandas(moves, preserve_index=False))
         # A run killed midway may have placed some of these rows in other counties (the
         # registry can differ on a rerun); the manifest does not name this file yet, so
         # its old pieces can go.
@@ -386,12 +389,12 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
 
 def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
                  seen: ingest.KeysSeen, placement: dict[str, pd.Series] | None,
-                 pseudonym_key: str | None, moves: list[pd.DataFrame]
+                 pseudonym_key: str | None, placed: list[pd.DataFrame]
                  ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """Accepted rows with their counties, and quarantined rows, of one batch.
 
     The accepted rows' keys join ``seen`` (pending); a registry batch adds its
-    county moves to ``moves``.
+    keys and counties to ``placed``.
     """
     parsed = ingest.parse_rows(batch.frame, source, delivery_date)
     if pseudonym_key is not None:
@@ -401,7 +404,9 @@ def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
     if source.name == "registry":
         accepted = ingest.add_person_facts(accepted)
         counties = accepted.pop(ingest.COUNTY)
-        moves.append(ingest.county_moves(accepted, counties, placement))
+        placed.append(pd.DataFrame({"household_id": accepted["household_id"],
+                                    "id_number": accepted["id_number"],
+                                    ingest.COUNTY: counties}))
     else:
         counties = ingest.place_in_counties(accepted, source, placement)
     accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
