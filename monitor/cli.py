@@ -112,11 +112,14 @@ def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption =
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
     from monitor.io.lake import ingest_landing
     from monitor.io.lock import HomeBusy, home_lock
+    from monitor.io.outputs import remove_leftovers
     from monitor.io.pseudonyms import PseudonymError
 
     run_date = _run_date(date)
     try:
         with home_lock(home, "monitor ingest", wait), console.status("ingesting") as status:
+            # What a killed ingest left half-written (a large file's staged lake files).
+            remove_leftovers(home)
             report = ingest_landing(home, run_date, progress=lambda what: status.update(
                 f"ingesting {what}"))
     except (HomeBusy, PseudonymError) as error:

@@ -546,3 +546,78 @@ def test_a_file_rejected_part_way_leaves_nothing_and_its_keys_do_not_count(home)
     assert read_source(home, "income", DELIVERY)["household_id"].tolist() == ["0001"]
     assert not list(home.rglob("*.tmp"))
     assert len(list((home / "lake" / "income").rglob("*.parquet"))) == 1
+
+
+def _trailing_commas(home, rows: int, every: int) -> None:
+    """An income file in which every ``every``-th row ends with a comma (one cell too many)."""
+    folder = home / "landing" / "income" / DELIVERY.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{number:012d},2024-01-01,100,0" + ("," if number % every == 0 else "")
+             for number in range(1, rows + 1)]
+    (folder / "data.csv").write_text(
+        "household_id,assess_date,annual_income,employment_cost\n" + "\n".join(lines) + "\n",
+        encoding="utf-8")
+
+
+def test_malformed_lines_are_quarantined_batch_by_batch_under_their_row_numbers(home):
+    from monitor.io.landing import Batching
+
+    _trailing_commas(home, 600, every=3)
+    # The parser meets malformed lines a block (here about 23) ahead of the rows it returns.
+    outcome = ingest_landing(home, DELIVERY, batching=Batching(csv_bytes=2048,
+                                                               malformed_lines=200)).files[0]
+    assert (outcome.status, outcome.rows_read, outcome.rows_accepted,
+            outcome.rows_quarantined) == ("accepted", 600, 400, 200)
+    quarantined = pd.read_parquet(next((home / "quarantine" / "income").glob("*.parquet")))
+    assert sorted(quarantined["_row"]) == list(range(3, 601, 3))
+    assert (quarantined["_raw_line"].str[:12].astype(int) == quarantined["_row"]).all()
+    assert sorted(lake_rows(home, "income")["_row"]) == [n for n in range(1, 601) if n % 3]
+
+
+@pytest.mark.parametrize("rows", [30, 100])
+def test_a_file_of_malformed_lines_is_refused_past_the_limit_without_showing_them(home, rows):
+    from monitor.io.landing import Batching
+
+    _trailing_commas(home, rows, every=1)
+    outcome = ingest_landing(home, DELIVERY, batching=Batching(malformed_lines=40)).files[0]
+    if rows <= 40:
+        # Under the limit, every line is quarantined as before.
+        assert (outcome.status, outcome.rows_quarantined) == ("accepted", rows)
+        assert outcome.reasons == {"malformed_row": rows}
+        return
+    # Past it the parser returns no row at all: the file is refused, its lines not shown.
+    assert outcome.status == "rejected"
+    assert outcome.message.startswith("landing/income/2024-06-30/data.csv: more than 40 lines")
+    assert "header's 4 columns" in outcome.message
+    assert "000000000001" not in outcome.message
+    assert not list((home / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("failure", [ValueError("unforeseen"), OSError(28, "No space left")])
+def test_a_failure_part_way_rejects_the_file_but_a_disk_failure_stops_the_ingest(
+        home, monkeypatch, failure):
+    from monitor.io.landing import Batching
+
+    _trailing_commas(home, 300, every=1000)
+    real_check = lake._check_batch
+    calls = {"n": 0}
+
+    def failing_check(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise failure
+        return real_check(*args)
+
+    monkeypatch.setattr(lake, "_check_batch", failing_check)
+    small = Batching(csv_bytes=2048)
+    if isinstance(failure, OSError):
+        with pytest.raises(OSError):
+            ingest_landing(home, DELIVERY, batching=small)
+    else:
+        outcome = ingest_landing(home, DELIVERY, batching=small).files[0]
+        assert outcome.status == "rejected"
+        assert outcome.message == ("landing/income/2024-06-30/data.csv: rows could not be "
+                                   "validated (ValueError: unforeseen); please report this file")
+    # Either way the two batches written before are gone.
+    assert calls["n"] == 3
+    assert not list(home.rglob("*.tmp")) and not list((home / "lake").rglob("*.parquet"))

@@ -334,37 +334,45 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     placed: list[pd.DataFrame] = []
     empty_lake_table: pa.Table | None = None
     quarantine_schema: pa.Schema | None = None
+    def stage(batch: RawBatch, staged: _StagedFiles) -> tuple[int, pd.DataFrame]:
+        """Check one batch and append it to the staged files: rows accepted, rows quarantined."""
+        nonlocal empty_lake_table, quarantine_schema
+        accepted, counties, quarantined = _check_batch(
+            batch, source, delivery_date, seen, placement, pseudonym_key, placed)
+        if empty_lake_table is None:
+            empty_lake_table = pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False)
+        for county, table in _county_tables(accepted, counties):
+            staged.write(base / f"county_code={county}" / f"{stem}.parquet", table)
+        quarantined = pd.concat([quarantined, _malformed_rows(batch)], ignore_index=True)
+        if len(quarantined):
+            if quarantine_schema is None:
+                quarantine_schema = _quarantine_schema(batch.frame)
+            # Text columns as pandas strings in every batch, so that the file's pandas
+            # metadata (taken from its first batch) reads each back the same way.
+            quarantined = quarantined.assign(
+                _file=label, _delivery_date=delivery_date.isoformat()
+            ).reindex(columns=quarantine_schema.names).astype(
+                dict.fromkeys(quarantine_schema.names, "string") | {ingest.ROW: "int64"})
+            staged.write(home / "quarantine" / source.name / f"{stem}.parquet",
+                         pa.Table.from_pandas(quarantined, schema=quarantine_schema,
+                                              preserve_index=False))
+        return len(accepted), quarantined
+
     with _StagedFiles() as staged:
         for batch in raw.batches:
             try:
-                accepted, counties, quarantined = _check_batch(
-                    batch, source, delivery_date, seen, placement, pseudonym_key, placed)
+                accepted_count, quarantined = stage(batch, staged)
+            except OSError:
+                raise  # the disk's or the folder's problem, not this file's
             except Exception as error:  # a bug or an input nobody foresaw: lose this file only
                 first_line = str(error).splitlines()[0] if str(error) else ""
                 raise FileRejected(
                     f"{label}: rows could not be validated ({type(error).__name__}: "
                     f"{first_line}); please report this file") from error
-            tables = _county_tables(accepted, counties)
-            if empty_lake_table is None:
-                empty_lake_table = pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False)
-            for county, table in tables:
-                staged.write(base / f"county_code={county}" / f"{stem}.parquet", table)
-            quarantined = pd.concat([quarantined, _malformed_rows(batch)], ignore_index=True)
-            if len(quarantined):
-                quarantined = quarantined.assign(_file=label,
-                                                 _delivery_date=delivery_date.isoformat())
-                if quarantine_schema is None:
-                    quarantine_schema = _quarantine_schema(batch.frame)
-                # Text columns as pandas strings in every batch, so that the file's pandas
-                # metadata (taken from its first batch) reads each back the same way.
-                quarantined = quarantined.reindex(columns=quarantine_schema.names).astype(
-                    dict.fromkeys(quarantine_schema.names, "string") | {ingest.ROW: "int64"})
-                staged.write(home / "quarantine" / source.name / f"{stem}.parquet",
-                             pa.Table.from_pandas(quarantined, schema=quarantine_schema,
-                                                  preserve_index=False))
-                reasons.update(quarantined[ingest.REASON].value_counts().to_dict())
+            reasons.update(quarantined[ingest.REASON].value_counts().to_dict()
+                           if len(quarantined) else {})
             read_rows += batch.rows_read
-            accepted_rows += len(accepted)
+            accepted_rows += accepted_count
             quarantined_rows += len(quarantined)
         if not accepted_rows:
             # An empty file still marks the delivery, so that a snapshot can be empty.

@@ -62,6 +62,16 @@ class Batching:
 
     csv_bytes: int = 16 << 20
     parquet_rows: int = 500_000
+    #: Malformed lines held at once (the parser meets them up to one block, 1 MiB,
+    #: ahead of the rows it returns); past either limit the file is refused as laid
+    #: out wrongly.
+    malformed_lines: int = 300_000
+    malformed_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        if min(self.csv_bytes, self.parquet_rows, self.malformed_lines,
+               self.malformed_bytes) < 1:
+            raise ValueError(f"every batching size must be positive: {self}")
 
 
 DEFAULT_BATCHING = Batching()
@@ -198,7 +208,7 @@ def open_delivered_file(path: Path, source: Source, file_label: str,
         raise FileRejected(f"{file_label}: the file is empty")
     with _as_rejection(kind, file_label):
         if kind == "csv":
-            raw = _open_csv(path, source, file_label, batching.csv_bytes)
+            raw = _open_csv(path, source, file_label, batching)
         elif kind == "xlsx":
             raw = _read_xlsx(path, source, file_label)
         else:
@@ -272,7 +282,7 @@ def _detect_encoding(path: Path, file_label: str) -> tuple[str, str]:
         raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030") from None
 
 
-def _open_csv(path: Path, source: Source, file_label: str, block_bytes: int) -> RawFile:
+def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -> RawFile:
     encoding, text = _detect_encoding(path, file_label)
     header_line = next(csv.reader(io.StringIO(text)), [])
     if not any(cell.strip() for cell in header_line):
@@ -281,90 +291,144 @@ def _open_csv(path: Path, source: Source, file_label: str, block_bytes: int) -> 
     # Unique placeholder names so that blank or repeated headers do not upset the parser.
     names = [f"c{i}" for i in range(len(header_line))]
     wanted = {f"c{i}": mapping[h] for i, h in enumerate(header_line) if h in mapping}
-    malformed: list[pa_csv.InvalidRow] = []
-
-    def skip_malformed(row: pa_csv.InvalidRow) -> str:
-        malformed.append(row)
-        return "skip"
-
-    reader = pa_csv.open_csv(
-        path,
-        read_options=pa_csv.ReadOptions(
-            column_names=names, skip_rows=1, encoding=encoding,
-            # The parser reads several blocks ahead; small blocks keep that small.
-            block_size=min(block_bytes, _PARSER_BLOCK_BYTES),
-            # Serial parsing numbers each malformed line in the file.
-            use_threads=False,
-        ),
-        parse_options=pa_csv.ParseOptions(
-            newlines_in_values=True, invalid_row_handler=skip_malformed
-        ),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            include_columns=list(wanted),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    malformed = _MalformedLines(batching, file_label, len(header_line))
+    with malformed.refusing_too_many():
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(
+                column_names=names, skip_rows=1, encoding=encoding,
+                # The parser reads several blocks ahead; small blocks keep that small.
+                block_size=min(batching.csv_bytes, _PARSER_BLOCK_BYTES),
+                # Serial parsing numbers each malformed line in the file.
+                use_threads=False,
+            ),
+            parse_options=pa_csv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=malformed.skip
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                include_columns=list(wanted),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
     contract_names = [wanted[name] for name in reader.schema.names]
-    batches = _csv_batches(_grouped(reader, block_bytes), contract_names, malformed)
+    batches = _csv_batches(reader, contract_names, malformed, batching.csv_bytes)
     return RawFile("csv", "UTF-8" if encoding == "utf8" else "GB18030", batches)
 
 
-def _grouped(reader: pa_csv.CSVStreamingReader, batch_bytes: int) -> Iterator[pa.Table]:
-    """The parser's record batches, joined into tables of about ``batch_bytes`` each."""
-    group: list[pa.RecordBatch] = []
-    size = 0
-    for record_batch in reader:
-        group.append(record_batch)
-        size += record_batch.nbytes
-        if size >= batch_bytes:
-            yield pa.Table.from_batches(group)
-            group, size = [], 0
-    if group:
-        yield pa.Table.from_batches(group)
+class _MalformedLines:
+    """The parser's handler of lines that do not split into the header's columns.
 
-
-def _csv_batches(tables: Iterator[pa.Table], names: list[str],
-                 malformed: list[pa_csv.InvalidRow]) -> Iterator[RawBatch]:
-    """Number each batch's rows in the file, and hand out the malformed lines among them.
-
-    The parser reports a malformed line as it meets it, which may be ahead of
-    the batch being returned: a line goes with the batch its number falls in.
+    It keeps each line until a batch takes it. The parser meets them ahead of
+    the rows it returns, and returns no rows at all while every line is
+    malformed (a comma at the end of every row): so past a limit the file is
+    refused, with a message that shows no line's text (it may hold id numbers).
     """
-    before = 0  # data rows (parsed or malformed) before the current batch
-    handed_out = 0  # malformed lines already given to a batch
+
+    def __init__(self, batching: Batching, file_label: str, columns: int) -> None:
+        self._lines: list[pa_csv.InvalidRow] = []
+        self._limits = (batching.malformed_lines, batching.malformed_bytes)
+        self._file_label, self._columns = file_label, columns
+        # Counted up by the parser's thread and by the reader's alone, so no update is lost.
+        self._reported = self._taken = 0
+        self._reported_bytes = self._taken_bytes = 0
+        self.too_many = False
+        #: A batch takes the lines it holds by then; so past the limit, the parser met
+        #: that many with no row between them that it could return.
+        self.cut_lines = max(1, batching.malformed_lines // 4)
+
+    def skip(self, row: pa_csv.InvalidRow) -> str:
+        """Keep the line and skip it; stop the parser past the limit."""
+        self._lines.append(row)
+        self._reported += 1
+        self._reported_bytes += len(row.text)
+        if (self._reported - self._taken > self._limits[0]
+                or self._reported_bytes - self._taken_bytes > self._limits[1]):
+            self.too_many = True
+            return "error"
+        return "skip"
+
+    def pending(self) -> tuple[int, int]:
+        """Lines reported and not yet taken, and their bytes."""
+        return self._reported - self._taken, self._reported_bytes - self._taken_bytes
+
+    def take(self) -> list[pa_csv.InvalidRow]:
+        """The lines reported so far and not yet taken."""
+        count = len(self._lines)
+        taken = self._lines[:count]
+        del self._lines[:count]
+        self._taken += count
+        self._taken_bytes += sum(len(row.text) for row in taken)
+        return taken
+
+    @contextmanager
+    def refusing_too_many(self) -> Iterator[None]:
+        """Turn the parser's stop at the limit into this file's rejection."""
+        try:
+            yield
+        except pa.ArrowInvalid:
+            if not self.too_many:
+                raise
+            first = self._lines[0].number if self._lines and self._lines[0].number else None
+            where = f" (from data row {first - 1})" if first else ""
+            lines, size = self._limits
+            raise FileRejected(
+                f"{self._file_label}: more than {lines:,} lines (or {size >> 20} MiB) one after "
+                f"another{where} do not split into the header's {self._columns} columns; "
+                "check the separator, the quotes and any comma at the end of the rows; "
+                "the file was not ingested") from None
+
+
+def _csv_batches(reader: pa_csv.CSVStreamingReader, names: list[str],
+                 malformed: _MalformedLines, batch_bytes: int) -> Iterator[RawBatch]:
+    """The parser's record batches, joined into batches of about ``batch_bytes`` of text.
+
+    Each batch numbers its rows in the file and takes the malformed lines
+    reported so far, each with its own number. The parser reports a line
+    ahead of the rows it returns, so the numbers of lines taken but not yet
+    passed are kept (``later``), to be skipped when numbering later rows.
+    """
+    before = 0  # data rows (parsed or malformed) before the next batch's rows
+    later: list[int] = []  # numbers of malformed lines taken that lie after `before`
     yielded = False
-    for table in tables:
-        table = table.rename_columns(names)
+
+    def batch(records: list[pa.RecordBatch]) -> RawBatch:
+        nonlocal before, later
+        table = (pa.Table.from_batches(records).rename_columns(names) if records
+                 else pa.table({name: pa.array([], pa.string()) for name in names}))
         # Invisible characters inside the text (a BOM where two files were joined,
         # zero-width spaces pasted from the web) would make ids that look right and
         # match nothing.
         table = pa.table({name: pc.replace_substring_regex(table.column(name), INVISIBLE, "")
                           for name in names})
-        pending = malformed[handed_out:]
-        # The parser counts records from the skipped header line (number 1); a line whose
-        # number it does not know is numbered after the file's last row.
-        pending_rows = np.array([row.number - 1 for row in pending if row.number is not None],
-                                dtype=np.int64)
-        candidates = np.arange(before + 1, before + 1 + table.num_rows + len(pending_rows))
-        rows = np.setdiff1d(candidates, pending_rows, assume_unique=True)[:table.num_rows]
-        last = int(rows[-1]) if len(rows) else before
-        mine = [row for row in pending if row.number is not None and row.number - 1 <= last]
-        handed_out += len(mine)
-        before = last
-        yielded = True
-        yield RawBatch(_text_frame(table, rows), [row.text for row in mine],
-                       np.array([row.number - 1 for row in mine], dtype=np.int64))
-    rest = malformed[handed_out:]
-    if rest or not yielded:
-        known = [row.number - 1 for row in rest if row.number is not None]
-        after = max([before, *known])
-        unknown = np.arange(after + 1, after + 1 + len(rest) - len(known))
-        empty = pa.table({name: pa.array([], pa.string()) for name in names})
-        yield RawBatch(_text_frame(empty, np.empty(0, dtype=np.int64)),
-                       [row.text for row in rest],
-                       np.concatenate([np.array(known, dtype=np.int64), unknown]))
+        lines = malformed.take()
+        # The parser counts records from the skipped header line (number 1); it knows
+        # every number when it parses serially (0 would mean it did not).
+        numbers = [row.number - 1 if row.number is not None else 0 for row in lines]
+        later = [*later, *(number for number in numbers if number > before)]
+        candidates = np.arange(before + 1, before + 1 + table.num_rows + len(later))
+        rows = np.setdiff1d(candidates, np.array(later, dtype=np.int64),
+                            assume_unique=True)[:table.num_rows]
+        before = int(rows[-1]) if len(rows) else before
+        later = [number for number in later if number > before]
+        return RawBatch(_text_frame(table, rows), [row.text for row in lines],
+                        np.array(numbers, dtype=np.int64))
+
+    group: list[pa.RecordBatch] = []
+    size = 0
+    with malformed.refusing_too_many():
+        for record_batch in reader:
+            group.append(record_batch)
+            size += record_batch.nbytes
+            lines, line_bytes = malformed.pending()
+            # Cut early on many malformed lines: they cost memory that their bytes understate.
+            if size + line_bytes >= batch_bytes or lines >= malformed.cut_lines:
+                yielded = True
+                yield batch(group)
+                group, size = [], 0
+    if group or malformed.pending()[0] or not yielded:
+        yield batch(group)
 
 
 def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
