@@ -26,7 +26,7 @@ FIRST, DAY = dt.date(2026, 6, 29), dt.date(2026, 6, 30)
 
 #: Stage -> (module, function to replace, the call of it that kills the process).
 KILLS = {
-    "ingest": ("monitor.io.lake", "write_table", 3),  # a lake file or two written, not all
+    "ingest": ("monitor.io.lake", "_move_into_place", 3),  # two files in place, not all
     "counties": ("flows.nightly", "evaluate_county", 1),
     "lifecycle": ("flows.nightly", "track", 1),
     "triage": ("flows.nightly", "triage", 1),
@@ -118,6 +118,9 @@ def test_a_run_killed_at_any_stage_is_repaired_by_the_next(stage, homes, killed)
     assert tree(home / "out" / FIRST.isoformat()) == earlier
     if stage != "state":  # killed before its outputs were moved into place: none of them
         assert not (home / "out" / DAY.isoformat()).exists()
+    if stage == "ingest":  # killed between a delivered file's staged lake files
+        assert list((home / "lake").rglob(".*.tmp"))
     run(home, DAY)
     assert outputs(home, DAY) == expected
     assert not list((home / "out").glob(".*")), "a killed run's leftovers remain"
+    assert not list(home.rglob("*.tmp")), "a killed ingest's staged files remain"
