@@ -78,16 +78,21 @@ def manifest_path(home: Path) -> Path:
     return home / "state" / "ingest_manifest.parquet"
 
 
+def temporary_path(target: Path) -> Path:
+    """The name a file has while it is written: hidden, with the writer's process id.
+
+    Two processes never share one; readers never look at it (it lacks the
+    ``.parquet`` suffix), and :func:`monitor.io.outputs.remove_leftovers`
+    removes a dead process's.
+    """
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; move it into place only if the block succeeds.
-
-    The temporary name carries the process id, so two processes never share
-    one; a leftover from a killed process is overwritten or ignored (it never
-    has the ``.parquet`` suffix that readers look for).
-    """
+    """Yield a :func:`temporary_path` for ``target``; move it into place if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary = temporary_path(target)
     try:
         yield temporary
         os.replace(temporary, target)
@@ -448,9 +453,8 @@ class _StagedFiles:
     """Parquet files written batch by batch under temporary names, moved into place together.
 
     Nothing reaches its final name before :meth:`commit`; leaving the block
-    with an error removes the temporary files, so a rejected file leaves no
-    part of itself. (A killed process leaves ``.*.tmp`` files that readers
-    never look at and :func:`monitor.io.outputs.remove_leftovers` removes.)
+    with an error removes the temporary files (:func:`temporary_path`), so a
+    rejected file leaves no part of itself.
     """
 
     def __init__(self) -> None:
@@ -469,7 +473,7 @@ class _StagedFiles:
         """Append ``table`` to the file that will become ``target``."""
         if target not in self._open:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            temporary = temporary_path(target)
             self._open[target] = (temporary, pq.ParquetWriter(temporary, table.schema))
         writer = self._open[target][1]
         if not table.schema.equals(writer.schema, check_metadata=False):

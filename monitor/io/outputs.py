@@ -45,9 +45,10 @@ def out_dir(home: Path, run_date: dt.date) -> Path:
     return Path(home) / "out" / run_date.isoformat()
 
 
-def _dated_files(folder: Path) -> dict[dt.date, Path]:
+def _dated_files(folder: Path, pattern: str = "*.parquet") -> dict[dt.date, Path]:
+    """The entries of a folder named by a date (``2026-06-30.parquet``, ``2026-06-30/``)."""
     files = {}
-    for path in folder.glob("*.parquet"):
+    for path in folder.glob(pattern):
         try:
             files[dt.date.fromisoformat(path.stem)] = path
         except ValueError:
@@ -96,16 +97,11 @@ def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.D
 
 def recent_manifests(home: Path, run_date: dt.date, count: int) -> list[dict]:
     """The run manifests of up to ``count`` latest runs before ``run_date``, oldest first."""
-    earlier = []
-    for folder in (Path(home) / "out").glob("*"):
-        try:
-            day = dt.date.fromisoformat(folder.name)
-        except ValueError:
-            continue
-        if day < run_date and (folder / "run_manifest.json").exists():
-            earlier.append((day, folder / "run_manifest.json"))
-    chosen = sorted(earlier)[-count:] if count > 0 else []
-    return [json.loads(path.read_text(encoding="utf-8")) for _, path in chosen]
+    manifests = {day: folder / "run_manifest.json"
+                 for day, folder in _dated_files(Path(home) / "out", "*").items()
+                 if day < run_date and (folder / "run_manifest.json").exists()}
+    chosen = sorted(manifests)[-count:] if count > 0 else []
+    return [json.loads(manifests[day].read_text(encoding="utf-8")) for day in chosen]
 
 
 def warning_history(home: Path) -> pd.DataFrame:
