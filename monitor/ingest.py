@@ -257,10 +257,10 @@ class KeysSeen:
                 columns.append(values.astype("string").to_numpy(dtype=object, na_value=""))
         halves = []
         for hash_key in self._HASH_KEYS:
-            parts = {number: pd.util.hash_array(values, hash_key=hash_key, categorize=False)
-                     for number, values in enumerate(columns)}
+            parts = [pd.util.hash_array(values, hash_key=hash_key, categorize=False)
+                     for values in columns]
             halves.append(parts[0] if len(parts) == 1 else pd.util.hash_pandas_object(
-                pd.DataFrame(parts), index=False, hash_key=hash_key).to_numpy())
+                pd.DataFrame(dict(enumerate(parts))), index=False, hash_key=hash_key).to_numpy())
         return np.column_stack(halves).reshape(len(keys), 2)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:

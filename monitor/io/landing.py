@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +256,11 @@ def _text_frame(table: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     return frame
 
 
+def _no_text(names: Iterable[str]) -> pa.Table:
+    """A table of text columns with no rows (a file with a header only)."""
+    return pa.table({name: pa.array([], pa.string()) for name in names})
+
+
 def _detect_encoding(path: Path, file_label: str) -> tuple[str, str]:
     """A CSV's encoding (``utf8`` or ``gb18030``, as Arrow names them) and its first text.
 
@@ -330,8 +335,7 @@ class _MalformedLines:
         self._lines: list[pa_csv.InvalidRow] = []
         self._limits = (batching.malformed_lines, batching.malformed_bytes)
         self._file_label, self._columns = file_label, columns
-        # Counted up by the parser's thread and by the reader's alone, so no update is lost.
-        self._reported = self._taken = 0
+        # Each counted up by one side alone (the parser, the reader), so no update is lost.
         self._reported_bytes = self._taken_bytes = 0
         self.too_many = False
         #: A batch takes the lines it holds by then; so past the limit, the parser met
@@ -341,9 +345,8 @@ class _MalformedLines:
     def skip(self, row: pa_csv.InvalidRow) -> str:
         """Keep the line and skip it; stop the parser past the limit."""
         self._lines.append(row)
-        self._reported += 1
         self._reported_bytes += len(row.text)
-        if (self._reported - self._taken > self._limits[0]
+        if (len(self._lines) > self._limits[0]
                 or self._reported_bytes - self._taken_bytes > self._limits[1]):
             self.too_many = True
             return "error"
@@ -351,14 +354,13 @@ class _MalformedLines:
 
     def pending(self) -> tuple[int, int]:
         """Lines reported and not yet taken, and their bytes."""
-        return self._reported - self._taken, self._reported_bytes - self._taken_bytes
+        return len(self._lines), self._reported_bytes - self._taken_bytes
 
     def take(self) -> list[pa_csv.InvalidRow]:
         """The lines reported so far and not yet taken."""
         count = len(self._lines)
         taken = self._lines[:count]
         del self._lines[:count]
-        self._taken += count
         self._taken_bytes += sum(len(row.text) for row in taken)
         return taken
 
@@ -396,7 +398,7 @@ def _csv_batches(reader: pa_csv.CSVStreamingReader, names: list[str],
     def batch(records: list[pa.RecordBatch]) -> RawBatch:
         nonlocal before, later
         table = (pa.Table.from_batches(records).rename_columns(names) if records
-                 else pa.table({name: pa.array([], pa.string()) for name in names}))
+                 else _no_text(names))
         # Invisible characters inside the text (a BOM where two files were joined,
         # zero-width spaces pasted from the web) would make ids that look right and
         # match nothing.
@@ -457,7 +459,6 @@ def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) 
             before += record_batch.num_rows
             yield RawBatch(_text_frame(pa.table(columns), rows))
         if not before:
-            empty = pa.table({name: pa.array([], pa.string()) for name in mapping.values()})
-            yield RawBatch(_text_frame(empty, np.empty(0, dtype=np.int64)))
+            yield RawBatch(_text_frame(_no_text(mapping.values()), np.empty(0, dtype=np.int64)))
 
     return RawFile("parquet", None, batches())
