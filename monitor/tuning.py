@@ -23,14 +23,14 @@ backtest over several months is one frame per table.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from monitor import regions
 from monitor.evaluation import score_households
-from monitor.facts import Facts, build_facts, history_needed
+from monitor.facts import FACT_PARAMETERS, Facts, build_facts, history_needed
 from monitor.labels import LabelSettings, outcome_labels
 from monitor.lifecycle import warning_ids
 from monitor.model import MAXIMUM_SCORE, RiskModel
@@ -415,9 +415,18 @@ def evaluate_county_sides(county: str, sources: dict[str, pd.DataFrame], as_of: 
     """
     sides, outcomes = {}, None
     end = horizon_end(as_of, history)
+    built = build_facts(sources, as_of, parameters[CURRENT])
+    regions = built.households["region_code"]
+    # Facts read parameters only through FACT_PARAMETERS (windows, age limits): when the
+    # candidate leaves those alone, its facts are the current side's.
+    same_facts = parameters[CANDIDATE].frame(regions, as_of, FACT_PARAMETERS).equals(
+        parameters[CURRENT].frame(regions, as_of, FACT_PARAMETERS))
     for side in SIDES:
-        # Facts are built per side: a window or an age limit is a parameter too.
-        facts = build_facts(sources, as_of, parameters[side])
+        if side == CURRENT or same_facts:
+            # Each side adds its own scores to the households: a copy each.
+            facts = replace(built, households=built.households.copy())
+        else:
+            facts = build_facts(sources, as_of, parameters[side])
         sides[side] = evaluate_side(facts, parameters[side], rules, model)
         if side == CURRENT and end > as_of:
             labels = outcome_labels(facts, history.assistance, history.feedback, end,
