@@ -31,6 +31,7 @@ from monitor.io.lock import home_lock
 from monitor.io.models import write_model
 from monitor.io.outputs import remove_leftovers
 from monitor.io.permissions import keep_private
+from monitor.labels import LABEL_COLUMNS
 from monitor.model import ModelSettings
 from monitor.model_card import model_card
 from monitor.params import Parameters
@@ -45,9 +46,6 @@ from monitor.training import (
     train_model,
     training_plan,
 )
-
-LABEL_COLUMNS = {"assistance": ["id_number", "program", "start_date"],
-                 "feedback": ["household_id", "verified", "closed_date"]}
 
 
 @io_task(task_run_name="rows {snapshot.role} {snapshot.as_of}")

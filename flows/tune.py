@@ -36,6 +36,7 @@ from monitor.io.lake import counties_as_of, read_as_of, read_manifest, read_sour
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
 from monitor.io.permissions import keep_private
+from monitor.labels import LABEL_COLUMNS
 from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.rules import Rule, parse_rules
@@ -55,8 +56,8 @@ from monitor.tuning import (
 
 #: The region-code prefix of the whole bureau (Chongqing).
 BUREAU_REGION = "50"
-HISTORY_COLUMNS = {"assistance": ["id_number", "program", "start_date"],
-                   "feedback": ["warning_id", "household_id", "verified", "closed_date"]}
+#: The outcome labels' columns, and the warning a verdict is about (precision by rule).
+HISTORY_COLUMNS = {**LABEL_COLUMNS, "feedback": ["warning_id", *LABEL_COLUMNS["feedback"]]}
 
 
 def tune_name(tune_date: dt.date, candidate: Path, from_date: dt.date | None,

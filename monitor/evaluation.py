@@ -113,9 +113,18 @@ def combine(evaluations: list[CountyEvaluation]) -> tuple[pd.DataFrame, pd.DataF
                                    HOUSEHOLD_COLUMNS}).assign(living_members=0, risk_score=0)
         return (pd.DataFrame({name: pd.Series(dtype="string") for name in HIT_COLUMNS}),
                 households.rename_axis("household_id"))
-    hits = pd.concat([evaluation.hits for evaluation in ordered], ignore_index=True)
-    households = pd.concat([evaluation.households for evaluation in ordered])
-    # A household registered across two counties is evaluated in each; its head's county speaks.
-    households = households[~households.index.duplicated(keep="first")]
-    hits = hits.drop_duplicates(["household_id", "rule"], keep="first", ignore_index=True)
+    households, hits = first_county_only(
+        pd.concat([evaluation.households for evaluation in ordered]),
+        pd.concat([evaluation.hits for evaluation in ordered], ignore_index=True))
     return hits, households
+
+
+def first_county_only(households: pd.DataFrame, hits: pd.DataFrame
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Counties' households and hits, concatenated in county order, each household once.
+
+    A household registered across two counties is evaluated in each; its first
+    county's evaluation is kept.
+    """
+    return (households[~households.index.duplicated(keep="first")],
+            hits.drop_duplicates(["household_id", "rule"], keep="first", ignore_index=True))

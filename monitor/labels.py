@@ -43,6 +43,11 @@ HOUSEHOLD_FLAG = {program: HOUSEHOLD_PROGRAMS[flag] for program, flag in PROGRAM
                    if flag in HOUSEHOLD_PROGRAMS}
 
 
+#: The columns of each history source that :func:`outcome_labels` reads.
+LABEL_COLUMNS = {"assistance": ["id_number", "program", "start_date"],
+                 "feedback": ["household_id", "verified", "closed_date"]}
+
+
 def outcome_labels(facts: Facts, assistance: pd.DataFrame, feedback: pd.DataFrame,
                    end: dt.date, settings: LabelSettings) -> pd.DataFrame:
     """Each household's outcome over ``(facts.as_of, end]``.

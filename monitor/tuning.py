@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from monitor import regions
-from monitor.evaluation import score_households
+from monitor.evaluation import first_county_only, score_households
 from monitor.facts import FACT_PARAMETERS, Facts, build_facts, history_needed
 from monitor.labels import LabelSettings, outcome_labels
 from monitor.lifecycle import warning_ids
@@ -199,8 +199,7 @@ def flagged_tables(sides: dict[str, SideEvaluation], rules: list[Rule], capacity
 
     by_township = _side_by_side(*_counts(sides, "township_code", "households").values(),
                                 "township_code").sort_values("township_code", ignore_index=True)
-    by_township.insert(0, "county_code", by_township["township_code"].str.slice(
-        0, regions.COUNTY_DIGITS))
+    by_township.insert(0, "county_code", regions.county_of(by_township["township_code"]))
     by_township.insert(1, "county_name", by_township["county_code"].map(county_names))
     by_township.insert(3, "township_name", by_township["township_code"].map(township_names))
     by_township = by_township.assign(
@@ -445,11 +444,10 @@ def combine_counties(counties: list[CountyComparison]
     ordered = sorted(counties, key=lambda comparison: comparison.county)
     sides = {}
     for side in SIDES:
-        households = pd.concat([county.sides[side].households for county in ordered])
-        hits = pd.concat([county.sides[side].hits for county in ordered], ignore_index=True)
-        sides[side] = SideEvaluation(
-            households[~households.index.duplicated(keep="first")],
-            hits.drop_duplicates(["household_id", "rule"], keep="first", ignore_index=True))
+        households, hits = first_county_only(
+            pd.concat([county.sides[side].households for county in ordered]),
+            pd.concat([county.sides[side].hits for county in ordered], ignore_index=True))
+        sides[side] = SideEvaluation(households, hits)
     known = [county.outcomes for county in ordered if county.outcomes is not None]
     outcomes = None
     if known and len(known) == len(ordered):
