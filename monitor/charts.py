@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import matplotlib as mpl
 import matplotlib.dates as mdates
@@ -181,25 +182,12 @@ def bar_chart(values: pd.Series, *, title: str, value_label: str, font_family: s
     if values.empty:
         return _no_data(title, font_family)
     labels = _labels(values.index)
-    lengths = values.to_numpy(dtype="float64")
     palette = colors or {}
-    bar_colors = [palette.get(label, DEFAULT_COLOR) for label in labels]
-
-    def draw(figure: Figure) -> None:
-        axes = figure.add_subplot()
-        positions = np.arange(len(labels))
-        plot = axes.barh if horizontal else axes.bar
-        bars = plot(positions, np.nan_to_num(lengths), color=bar_colors)
-        _category_axis(axes, labels, positions, horizontal)
-        _value_axis(axes, horizontal)
-        if len(labels) <= MAX_LABELLED_BARS:
-            axes.bar_label(bars, labels=_value_texts(lengths), padding=2, fontsize=8)
-            # Room for the label beyond the longest bar.
-            axes.margins(**{"x" if horizontal else "y": 0.1})
-        (axes.set_xlabel if horizontal else axes.set_ylabel)(value_label)
-        axes.set_title(title)
-
-    return _render(draw, font_family=font_family, figsize=_bar_figsize(len(labels), horizontal))
+    bars = [_Bars(None, values.to_numpy(dtype="float64"),
+                  [palette.get(label, DEFAULT_COLOR) for label in labels])]
+    return _render(lambda figure: _draw_bars(figure, labels, bars, title, value_label,
+                                             horizontal, label_size=8),
+                   font_family=font_family, figsize=_bar_figsize(len(labels), horizontal))
 
 
 def grouped_bar_chart(frame: pd.DataFrame, *, title: str, value_label: str, font_family: str,
@@ -226,33 +214,49 @@ def grouped_bar_chart(frame: pd.DataFrame, *, title: str, value_label: str, font
     if frame.empty:
         return _no_data(title, font_family)
     labels = _labels(frame.index)
-    series = _labels(frame.columns)
     values = frame.to_numpy(dtype="float64")
-    width = 0.8 / len(series)
-    offsets = (np.arange(len(series)) - (len(series) - 1) / 2) * width
-    label_bars = values.size <= MAX_LABELLED_BARS
-
-    def draw(figure: Figure) -> None:
-        axes = figure.add_subplot()
-        positions = np.arange(len(labels))
-        plot = axes.barh if horizontal else axes.bar
-        for number, (name, offset) in enumerate(zip(series, offsets, strict=True)):
-            column = values[:, number]
-            bars = plot(positions + offset, np.nan_to_num(column), width, label=name,
-                        color=f"C{number}")
-            if label_bars:
-                axes.bar_label(bars, labels=_value_texts(column), padding=2, fontsize=7)
-        if label_bars:
-            axes.margins(**{"x" if horizontal else "y": 0.1})
-        _category_axis(axes, labels, positions, horizontal)
-        _value_axis(axes, horizontal)
-        (axes.set_xlabel if horizontal else axes.set_ylabel)(value_label)
-        axes.set_title(title)
-        axes.legend(frameon=False)
-
+    bars = [_Bars(name, values[:, number], f"C{number}")
+            for number, name in enumerate(_labels(frame.columns))]
     # A group of bars needs more room than one bar, though less than that many bars alone.
-    figsize = _bar_figsize(len(labels) * (1 + (len(series) - 1) / 2), horizontal)
-    return _render(draw, font_family=font_family, figsize=figsize)
+    figsize = _bar_figsize(len(labels) * (1 + (len(bars) - 1) / 2), horizontal)
+    return _render(lambda figure: _draw_bars(figure, labels, bars, title, value_label,
+                                             horizontal, label_size=7),
+                   font_family=font_family, figsize=figsize)
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """One series of bars: its legend name (None: no legend), lengths and colour(s)."""
+
+    name: str | None
+    lengths: np.ndarray
+    color: str | list[str]
+
+
+def _draw_bars(figure: Figure, labels: list[str], series: list[_Bars], title: str,
+               value_label: str, horizontal: bool, label_size: int) -> None:
+    """A group of bars per category label, a bar per series side by side; values shown if few."""
+    axes = figure.add_subplot()
+    positions = np.arange(len(labels))
+    plot = axes.barh if horizontal else axes.bar
+    width = 0.8 / len(series)
+    label_bars = len(labels) * len(series) <= MAX_LABELLED_BARS
+    for number, bars in enumerate(series):
+        offset = (number - (len(series) - 1) / 2) * width
+        drawn = plot(positions + offset, np.nan_to_num(bars.lengths), width, label=bars.name,
+                     color=bars.color)
+        if label_bars:
+            axes.bar_label(drawn, labels=_value_texts(bars.lengths), padding=2,
+                           fontsize=label_size)
+    if label_bars:
+        # Room for the label beyond the longest bar.
+        axes.margins(**{"x" if horizontal else "y": 0.1})
+    _category_axis(axes, labels, positions, horizontal)
+    _value_axis(axes, horizontal)
+    (axes.set_xlabel if horizontal else axes.set_ylabel)(value_label)
+    axes.set_title(title)
+    if any(bars.name is not None for bars in series):
+        axes.legend(frameon=False)
 
 
 def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: str,
@@ -302,9 +306,7 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
         handles = [axes.plot(x, frame[column].to_numpy(dtype="float64"), label=str(column),
                              color=palette.get(str(column), f"C{number}"), linewidth=1.8)[0]
                    for number, column in enumerate(primary)]
-        axes.yaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
-        axes.grid(axis="y", color="#dddddd", linewidth=0.8)
-        axes.set_axisbelow(True)
+        _value_axis(axes, horizontal=False)
         if is_dates:
             # A few dates (monthly backtests): a tick on each; more (a month of runs): spaced.
             if len(x) <= MAX_DATE_TICKS:

@@ -185,20 +185,21 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             by_level.set_index("level")["households"], title="按最高等级的核查户数",
             value_label="户数", colors=charts.LEVEL_COLORS, **chart))],
         tables=[("按等级", _shown(by_level))])
+
+    def bars_and_table(title: str, table: pd.DataFrame, values: pd.Series, chart_title: str,
+                       value_label: str) -> Section:
+        """A section of one chart of horizontal bars and the table behind it."""
+        return Section(title=title, tables=[(title, _shown(table))], charts=[(
+            title, charts.bar_chart(values, title=chart_title, value_label=value_label,
+                                    horizontal=True, **chart))])
+
     listed_rules = by_rule[by_rule["warnings"] > 0]
-    rules_section = Section(
-        title="按规则",
-        charts=[("按规则", charts.bar_chart(
-            listed_rules.set_index("name")["warnings"], title="按规则的预警条数",
-            value_label="预警条数", horizontal=True, **chart))],
-        tables=[("按规则", _shown(by_rule))])
+    rules_section = bars_and_table("按规则", by_rule, listed_rules.set_index("name")["warnings"],
+                                   "按规则的预警条数", "预警条数")
     counties = tables["by_county"]
-    county_section = Section(
-        title="按区县",
-        charts=[("按区县", charts.bar_chart(
-            counties.set_index("county_name")["households"], title="按区县的核查户数",
-            value_label="户数", horizontal=True, **chart))],
-        tables=[("按区县", _shown(counties))])
+    county_section = bars_and_table("按区县", counties,
+                                    counties.set_index("county_name")["households"],
+                                    "按区县的核查户数", "户数")
     trend_section = Section(
         title="近期趋势",
         paragraphs=[f"最近 {len(trend):,} 次运行（含本次）列入核查名单的户数。"],
