@@ -199,10 +199,11 @@ def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
 
 
 @io_task
-def report_inputs(home: Path, run_date: dt.date) -> tuple[list[dict], pd.DataFrame]:
+def report_inputs(home: Path, run_date: dt.date, ingest_manifest: pd.DataFrame
+                  ) -> tuple[list[dict], pd.DataFrame]:
     """The recent earlier runs' manifests (the trend) and this date's quarantined rows."""
     return (recent_manifests(home, run_date, TREND_RUNS - 1),
-            quarantine_counts(home, run_date))
+            quarantine_counts(home, run_date, ingest_manifest))
 
 
 @quiet_task
@@ -240,9 +241,8 @@ def report(run_date: dt.date, summary: dict, quarantined: dict[str, int], model:
     return markdown
 
 
-def _inputs(home: Path, run_date: dt.date) -> list[dict]:
+def _inputs(manifest: pd.DataFrame, run_date: dt.date) -> list[dict]:
     """Every landing file delivered up to the run date, with its hash and row counts."""
-    manifest = read_manifest(home)
     manifest = manifest[pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(run_date)]
     columns = ["source", "delivery_date", "file", "sha256", "status", "rows_read",
                "rows_accepted", "rows_quarantined", "message"]
@@ -332,6 +332,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     summary = run_summary(lifecycle, referrals)
     ingested = ingest_report.by_source().to_dict("records")
     quarantined = {row["source"]: int(row["rows_quarantined"]) for row in ingested}
+    ingest_manifest = read_manifest(home)
     manifest = {
         "run_date": run_date.isoformat(),
         "code_version": code_version(),
@@ -344,18 +345,21 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
         "notices": ingest_report.notices,
         "rejected_files": [outcome.message for outcome in ingest_report.files
                            if outcome.status == "rejected"],
-        "inputs": _inputs(home, run_date),
+        "inputs": _inputs(ingest_manifest, run_date),
         **summary,
     }
     mark = time.perf_counter()
     try:
-        report_html = render_report(run_date, summary, report_inputs(home, run_date),
+        report_html = render_report(run_date, summary,
+                                    report_inputs(home, run_date, ingest_manifest),
                                     configuration, manifest["rejected_files"])
+        report_notices = []
     except Exception as error:
         # The referral lists matter more than their report: write them without it, and say so.
         report_html = (None, {})
-        manifest["notices"] = [*manifest["notices"], f"report.html not written: "
-                               f"{type(error).__name__}: {' '.join(str(error).split())}"]
+        report_notices = [f"report.html not written: "
+                          f"{type(error).__name__}: {' '.join(str(error).split())}"]
+    manifest["notices"] = [*manifest["notices"], *report_notices]
     timings["report"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -366,4 +370,4 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
             "ingest": ingest_report, "model": configuration.model_manifest,
-            "notices": manifest["notices"][len(ingest_report.notices):]}
+            "notices": report_notices}

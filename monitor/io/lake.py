@@ -727,14 +727,16 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     return sorted(counties - {ingest.UNMATCHED_COUNTY})
 
 
-def quarantine_counts(home: Path, ingested_on: dt.date) -> pd.DataFrame:
+def quarantine_counts(home: Path, ingested_on: dt.date, manifest: pd.DataFrame | None = None
+                      ) -> pd.DataFrame:
     """Quarantined rows per source, reason and column, in the files the run of a date ingested.
 
     (By the manifest's ``ingested_on``, so that running the date again reports
-    the same rows although it ingests nothing new.)
+    the same rows although it ingests nothing new.) ``manifest``: the ingest
+    manifest, when the caller has read it already.
     """
     home = Path(home)
-    manifest = read_manifest(home)
+    manifest = read_manifest(home) if manifest is None else manifest
     files = manifest[(manifest["ingested_on"].astype("string") == ingested_on.isoformat())
                      & (manifest["rows_quarantined"] > 0)]
     columns = ["source", "reason", "column", "rows"]
