@@ -30,6 +30,7 @@ from monitor.io.config import (
     load_model_settings,
     load_parameters,
     load_rule_definitions,
+    read_candidate,
 )
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
 from monitor.io.lake import counties_as_of, read_as_of, read_manifest, read_source
@@ -133,8 +134,10 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     if not dates:
         raise ValueError(f"no registry delivered on or before {tune_date}: nothing to tune on")
     current = load_parameters(home, tune_date)
-    parameters = {CURRENT: current,
-                  CANDIDATE: load_candidate_parameters(current, candidate, tune_date)}
+    # Read once: the copy kept beside the report and its hash are of the bytes evaluated.
+    candidate_text = read_candidate(candidate)
+    parameters = {CURRENT: current, CANDIDATE: load_candidate_parameters(
+        current, candidate, tune_date, candidate_text)}
     for params in parameters.values():
         for as_of in dates:
             params.check_in_force(as_of)
@@ -155,7 +158,6 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
         per_date.append(compare(counties, as_of, rules, history, capacity, model))
     tables = combine_dates(per_date)
     tables["parameters"] = changed_parameters(current, parameters[CANDIDATE], tune_date)
-    candidate_text = candidate.read_bytes()
     about = {
         "tune_date": tune_date.isoformat(),
         "as_of_dates": [day.isoformat() for day in dates],

@@ -21,9 +21,11 @@ RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 OVERRIDE_NAME = "parameters.yaml"
 
 
-def _read_yaml(path: Path) -> object:
+def _read_yaml(path: Path, content: bytes | None = None) -> object:
+    """A YAML file's data (``content``: its bytes, when the caller has read them)."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8") if content is None else content.decode("utf-8")
+        return yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as error:
         raise ParameterError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:
@@ -51,16 +53,26 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
     return params
 
 
-def load_candidate_parameters(current: Parameters, path: Path, as_of: dt.date) -> Parameters:
+def read_candidate(path: Path) -> bytes:
+    """A candidate parameter file's bytes; a missing file is a :class:`ParameterError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such parameter file")
+    return path.read_bytes()
+
+
+def load_candidate_parameters(current: Parameters, path: Path, as_of: dt.date,
+                              content: bytes | None = None) -> Parameters:
     """The parameters in force with a candidate file (``monitor tune --parameters``) on top.
 
     The candidate file has the form of ``<home>/parameters.yaml``; errors name
     it. Checked for every township on ``as_of``, as the parameters of a run are.
+    ``content``: the file's bytes, when the caller keeps them (the tune stores
+    the very bytes it evaluated).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ParameterError(f"{path}: no such parameter file")
-    candidate = current.with_override(_read_yaml(path), str(path))
+    content = read_candidate(path) if content is None else content
+    candidate = current.with_override(_read_yaml(path, content), str(path))
     candidate.check_in_force(as_of, townships()["township_code"] + "000")
     return candidate
 
