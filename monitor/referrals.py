@@ -158,9 +158,7 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
               + "】" + listed["reason"])
     measure = listed["rule"].map({code: rule.measure for code, rule in rule_of.items()})
     office = listed["rule"].map({code: rule.office for code, rule in rule_of.items()})
-    names = regions.townships()
-    county_names = names.drop_duplicates("county_code").set_index("county_code")["county_name"]
-    township_names = names.set_index("township_code")["township_name"]
+    county_names, township_names = regions.county_names(), regions.township_names()
     all_new = np.logical_and.reduceat((listed["status"] == NEW).to_numpy(dtype=bool), starts) \
         if groups else np.zeros(0, dtype=bool)
     level_of = smallest(levels)

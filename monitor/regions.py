@@ -29,6 +29,29 @@ def townships() -> pd.DataFrame:
         return pd.read_csv(handle, dtype="string")
 
 
+@cache
+def county_names() -> pd.Series:
+    """County names by 6-digit county code.
+
+    Examples
+    --------
+    >>> county_names()["500101"]
+    '万州区'
+    """
+    return townships().drop_duplicates("county_code").set_index("county_code")["county_name"]
+
+
+@cache
+def township_names() -> pd.Series:
+    """Township names by 9-digit township code."""
+    return townships().set_index("township_code")["township_name"]
+
+
+def township_regions() -> pd.Series:
+    """A region code in every township (its ``000`` village): to check each township's values."""
+    return townships()["township_code"] + "000"
+
+
 def county_of(region_codes: pd.Series) -> pd.Series:
     """The 6-digit county code of 12-digit region codes."""
     return region_codes.astype("string").str.slice(0, COUNTY_DIGITS)

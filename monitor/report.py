@@ -63,8 +63,7 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
     ``model`` is the run manifest's model entry: which model gave 风险评分, or none.
     """
     warnings, households = summary["warnings"], summary["households"]
-    county_names = (regions.townships().drop_duplicates("county_code")
-                    .set_index("county_code")["county_name"])
+    county_names = regions.county_names()
     parts = [
         f"# 监测预警 {run_date}",
         f"{households['listed']:,} households listed in {households['townships']:,} townships "
@@ -110,7 +109,6 @@ def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine:
     ``quarantine`` the rows quarantined per source, reason and column.
     """
     warnings, households = summary["warnings"], summary["households"]
-    names = regions.townships().drop_duplicates("county_code").set_index("county_code")
     name_of = {rule.code: rule.name for rule in rules}
     by_rule = pd.DataFrame({"rule": list(warnings["by_rule"]),
                             "warnings": list(warnings["by_rule"].values())})
@@ -119,7 +117,7 @@ def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine:
     by_county = pd.DataFrame({"county_code": list(households["by_county"]),
                               "households": list(households["by_county"].values())},
                              columns=["county_code", "households"])
-    by_county.insert(1, "county_name", by_county["county_code"].map(names["county_name"]))
+    by_county.insert(1, "county_name", by_county["county_code"].map(regions.county_names()))
     runs = [*earlier, {"run_date": run_date, **summary}]
     trend = pd.DataFrame({
         "run_date": pd.to_datetime([run["run_date"] for run in runs]),

@@ -176,9 +176,7 @@ def flagged_tables(sides: dict[str, SideEvaluation], rules: list[Rule], capacity
     and once in its county and township. ``capacity`` is the households a
     township's caseworkers can verify; townships listing more are marked.
     """
-    names = regions.townships()
-    county_names = names.drop_duplicates("county_code").set_index("county_code")["county_name"]
-    township_names = names.set_index("township_code")["township_name"]
+    county_names, township_names = regions.county_names(), regions.township_names()
 
     by_rule = _side_by_side(*_counts(sides, "rule", "hits").values(), "rule")
     rule_of = {rule.code: rule for rule in rules}
@@ -226,8 +224,7 @@ def changes(sides: dict[str, SideEvaluation]) -> pd.DataFrame:
     frame = pd.concat([current.loc[changed, ["county_code", "township_code"]],
                        current.loc[changed, columns].add_suffix(f"_{CURRENT}"),
                        candidate.loc[changed, columns].add_suffix(f"_{CANDIDATE}")], axis=1)
-    names = regions.townships().set_index("township_code")["township_name"]
-    frame.insert(2, "township_name", frame["township_code"].map(names))
+    frame.insert(2, "township_name", frame["township_code"].map(regions.township_names()))
     frame.insert(0, "change", change[changed])
     order = {NEWLY_FLAGGED: 0, DROPPED: 1, RULES_CHANGED: 2}
     frame = frame.rename_axis("household_id").reset_index()
@@ -382,7 +379,7 @@ def changed_parameters(current: Parameters, candidate: Parameters, as_of: dt.dat
     >>> changed_parameters(shipped, candidate, dt.date(2026, 6, 30)).to_dict("records")
     [{'parameter': 'edge_ratio', 'current': 1.5, 'candidate': 1.6, 'townships': 52}]
     """
-    places = regions.townships()["township_code"] + "000"
+    places = regions.township_regions()
     before = current.frame(places, as_of)
     after = candidate.frame(places, as_of, list(before.columns))
     rows = []

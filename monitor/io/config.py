@@ -15,7 +15,7 @@ import yaml
 
 from monitor.model import ModelSettings
 from monitor.params import ParameterError, Parameters
-from monitor.regions import townships
+from monitor.regions import township_regions
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 OVERRIDE_NAME = "parameters.yaml"
@@ -49,7 +49,7 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
         params = Parameters.from_files(_read_yaml(shipped), str(shipped))
     if as_of is not None:
         # Every township must have every value: a gap found mid-run would be too late.
-        params.check_in_force(as_of, townships()["township_code"] + "000")
+        params.check_in_force(as_of, township_regions())
     return params
 
 
@@ -73,7 +73,7 @@ def load_candidate_parameters(current: Parameters, path: Path, as_of: dt.date,
     path = Path(path)
     content = read_candidate(path) if content is None else content
     candidate = current.with_override(_read_yaml(path, content), str(path))
-    candidate.check_in_force(as_of, townships()["township_code"] + "000")
+    candidate.check_in_force(as_of, township_regions())
     return candidate
 
 
