@@ -117,6 +117,7 @@ class _TextCollector(HTMLParser):
 
 
 def _page_text(body: str) -> str:
+    """Every character the page shows, once each, sorted (the font subset's key)."""
     collector = _TextCollector()
     collector.feed(body)
     collector.close()
@@ -284,8 +285,8 @@ def _subset_of_characters(font: bytes, characters: str) -> bytes:
     return subset_font(font, characters)
 
 
-def _font_face(font: bytes, text: str) -> str:
-    characters = "".join(sorted(set(text)))
+def _font_face(font: bytes, characters: str) -> str:
+    """The @font-face rule of the font's subset for ``characters`` (:func:`_page_text`)."""
     data = base64.b64encode(_subset_of_characters(font, characters)).decode("ascii")
     return (f'@font-face {{ font-family: "{EMBEDDED_FAMILY}"; font-style: normal; '
             f'font-weight: normal; font-display: block; '
