@@ -37,6 +37,7 @@ from monitor.model import MAXIMUM_SCORE, RiskModel
 from monitor.params import Parameters
 from monitor.referrals import RULE_SEPARATOR, TEXT_SEPARATOR, join_in_groups
 from monitor.rules import LEVELS, RULE_CODES, Rule, evaluate
+from monitor.training import months_before
 
 CURRENT, CANDIDATE = "current", "candidate"
 SIDES = (CURRENT, CANDIDATE)
@@ -100,10 +101,8 @@ def months_back(last: dt.date, first: dt.date) -> list[dt.date]:
     start = pd.Timestamp(first).to_period("M")
     months = (end.to_period("M") - start).n
     if end.is_month_end:
-        days = [(start + step).to_timestamp(how="end").normalize() for step in range(months + 1)]
-    else:
-        days = [end - pd.DateOffset(months=months - step) for step in range(months + 1)]
-    return [day.date() for day in days]
+        return [(start + step).to_timestamp(how="end").date() for step in range(months + 1)]
+    return [months_before(last, months - step) for step in range(months + 1)]
 
 
 def history_needed_by_all(parameters: dict[str, Parameters], as_of: dt.date
@@ -247,10 +246,10 @@ def verdicts(feedback: pd.DataFrame, key: str, start: dt.date, end: dt.date) -> 
             .drop_duplicates(key, keep="last").set_index(key)["verified"].astype("string"))
 
 
-def horizon_end(as_of: dt.date, history: History) -> dt.date:
-    """The end of the outcome window of an as-of date: the horizon, cut at the tune date."""
-    end = (pd.Timestamp(as_of) + pd.DateOffset(months=history.label.horizon_months)).date()
-    return min(end, history.known_until)
+def horizon_end(as_of: dt.date, history: History) -> tuple[dt.date, bool]:
+    """An as-of date's outcome window end (the horizon cut at the tune date), and if whole."""
+    whole = (pd.Timestamp(as_of) + pd.DateOffset(months=history.label.horizon_months)).date()
+    return min(whole, history.known_until), history.known_until >= whole
 
 
 def history_tables(as_of: dt.date, sides: dict[str, SideEvaluation],
@@ -267,13 +266,11 @@ def history_tables(as_of: dt.date, sides: dict[str, SideEvaluation],
     ``window_complete`` says whether the whole horizon is known); it is missing
     when nothing is known after the date yet.
     """
-    end = horizon_end(as_of, history)
-    since = (pd.Timestamp(as_of) - pd.DateOffset(months=history.label.horizon_months)).date()
+    end, complete = horizon_end(as_of, history)
+    since = months_before(as_of, history.label.horizon_months)
     by_household = verdicts(history.feedback, "household_id", since, history.known_until)
     by_warning = verdicts(history.feedback, "warning_id", since, history.known_until)
     verified_value = history.label.verified_value
-    complete = end >= (pd.Timestamp(as_of) + pd.DateOffset(
-        months=history.label.horizon_months)).date()
     overall, by_rule = [], []
     for side, evaluation in sides.items():
         households, hits = evaluation.households, evaluation.hits
@@ -410,7 +407,7 @@ def evaluate_county_sides(county: str, sources: dict[str, pd.DataFrame], as_of: 
     of that date would use, or None.
     """
     sides, outcomes = {}, None
-    end = horizon_end(as_of, history)
+    end, _ = horizon_end(as_of, history)
     built = build_facts(sources, as_of, parameters[CURRENT])
     regions = built.households["region_code"]
     # Facts read parameters only through FACT_PARAMETERS (windows, age limits): when the
