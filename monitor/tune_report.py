@@ -59,6 +59,13 @@ def _sides(frame: pd.DataFrame, index: str) -> pd.DataFrame:
     return frame.set_index(index)[[CURRENT, CANDIDATE]].rename(columns=SIDE_NAMES)
 
 
+def _long_sides(frame: pd.DataFrame, index: str, values: str, label: str) -> pd.DataFrame:
+    """A long table's ``values``, a column per side named like 召回率（现行参数）."""
+    return (frame.pivot_table(index=index, columns="side", values=values)
+            .reindex(columns=list(SIDE_NAMES))
+            .rename(columns=lambda side: f"{label}（{SIDE_NAMES[side]}）"))
+
+
 def _changes_shown(changes: pd.DataFrame) -> pd.DataFrame:
     """The changed households as the report lists them: one reason column, the one that applies.
 
@@ -158,10 +165,8 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
     measured = history.dropna(subset=["recall"])
     # Only whole horizons: a recent date's shorter window would flatter its recall.
     whole = measured[measured["window_complete"].astype(bool)]
-    trend = (whole.pivot_table(index="as_of", columns="side", values="recall")
-             .reindex(columns=list(SIDE_NAMES)).rename(columns=lambda side:
-                                                        f"召回率（{SIDE_NAMES[side]}）")
-             if len(whole) else pd.DataFrame())
+    trend = (_long_sides(whole, "as_of", "recall", "召回率") if len(whole)
+             else pd.DataFrame())
     programs = "、".join(about["programs_entered"])
     by_rule_history = tables["history_by_rule"]
     last_measured = measured["as_of"].max() if len(measured) else latest
@@ -193,9 +198,7 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
         top = max([int(listing.max()) + 1 if len(listing) else 0,
                    *(value + CURVE_MARGIN for value in thresholds.values())])
         curve = curve[curve["threshold"] <= top]
-        wide = (curve.pivot_table(index="threshold", columns="side", values="referred")
-                .reindex(columns=list(SIDE_NAMES))
-                .rename(columns=lambda side: f"转介户数（{SIDE_NAMES[side]}）"))
+        wide = _long_sides(curve, "threshold", "referred", "转介户数")
         wide["预期召回率（候选参数）"] = curve[curve["side"] == CANDIDATE].set_index(
             "threshold")["expected_recall"]
         markers = {f"{SIDE_NAMES[side]} {value:g}": value for side, value in thresholds.items()}
