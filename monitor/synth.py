@@ -19,7 +19,8 @@ The model, in short:
   失业登记, disaster losses, dropouts, income falls) are dated when the shock
   happens; program entries (低保, 低保边缘, 临时救助) follow them with a lag of
   a few months, so that a model can learn to anticipate them.
-- Snapshot sources are views of the full history as of a delivery date;
+- Snapshot sources are views of the full history as of a delivery date
+  (the registry and assistance monthly, the others every 6 months);
   events sources are the events grouped by monthly delivery.
 - :func:`faulty_text` turns a delivery into the strings written to a file and
   injects a small, deterministic share of row faults.
@@ -41,6 +42,9 @@ from monitor.sources import SOURCES
 
 HISTORY_MONTHS = 36
 SNAPSHOT_EVERY_MONTHS = 6
+#: Snapshot sources delivered every month (as ``rules/deliveries.yaml`` expects of them); the
+#: other snapshot sources come every ``SNAPSHOT_EVERY_MONTHS``.
+MONTHLY_SNAPSHOT_SOURCES = ("registry", "assistance")
 #: Months simulated before the first delivery, delivered as backlog in the first events delivery.
 WARMUP_MONTHS = 12
 EVENT_DELIVERY_DAY = 5
@@ -122,6 +126,9 @@ class Calendar:
         The last delivery date.
     snapshot_dates : tuple of datetime.date
         Snapshot deliveries, every 6 months from ``as_of`` minus 36 months to ``as_of``.
+    monthly_snapshot_dates : tuple of datetime.date
+        The deliveries of :data:`MONTHLY_SNAPSHOT_SOURCES`: every month over the same span
+        (``snapshot_dates`` among them).
     event_months : tuple of int
         Month indices (``year * 12 + month - 1``) covered by the monthly events
         deliveries; the first also carries the warm-up backlog.
@@ -136,6 +143,7 @@ class Calendar:
 
     as_of: dt.date
     snapshot_dates: tuple[dt.date, ...]
+    monthly_snapshot_dates: tuple[dt.date, ...]
     event_months: tuple[int, ...]
     event_dates: tuple[dt.date, ...]
     start_month: int
@@ -146,6 +154,12 @@ class Calendar:
     def history_start(self) -> dt.date:
         """The first delivery date (``as_of`` minus 36 months)."""
         return self.snapshot_dates[0]
+
+    def snapshot_dates_of(self, source: str) -> tuple[dt.date, ...]:
+        """The delivery dates of one snapshot source."""
+        if source in MONTHLY_SNAPSHOT_SOURCES:
+            return self.monthly_snapshot_dates
+        return self.snapshot_dates
 
 
 def calendar(as_of: dt.date, history_months: int = HISTORY_MONTHS) -> Calendar:
@@ -164,6 +178,7 @@ def calendar(as_of: dt.date, history_months: int = HISTORY_MONTHS) -> Calendar:
     )
     if snapshots[-1] != as_of:
         snapshots = (*snapshots, as_of)
+    monthly = tuple(add_months(as_of, -k) for k in range(history_months, -1, -1))
     first, last = _month_index(snapshots[0]), _month_index(as_of)
     months = tuple(range(first, last + 1))
     dates = tuple(
@@ -172,7 +187,7 @@ def calendar(as_of: dt.date, history_months: int = HISTORY_MONTHS) -> Calendar:
     )
     start = first - WARMUP_MONTHS
     starts = np.array([_month_start(m) for m in range(start, last + 2)], dtype="datetime64[D]")
-    return Calendar(as_of, snapshots, months, dates, start, last - start + 1, starts)
+    return Calendar(as_of, snapshots, monthly, months, dates, start, last - start + 1, starts)
 
 
 def event_delivery_index(dates: np.ndarray, cal: Calendar) -> np.ndarray:

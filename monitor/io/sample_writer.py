@@ -181,13 +181,27 @@ def delivery_plan(as_of: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
     for source in SOURCES:
         ext = FORMATS[source][0]
         if source in synth.SNAPSHOT_SOURCES:
-            plan[source] = [(d, f"{source}_{d.isoformat()}.{ext}") for d in cal.snapshot_dates]
+            plan[source] = [(d, f"{source}_{d.isoformat()}.{ext}")
+                            for d in cal.snapshot_dates_of(source)]
         else:
             plan[source] = [
                 (d, f"{source}_{m // 12:04d}-{m % 12 + 1:02d}.{ext}")
                 for m, d in zip(cal.event_months, cal.event_dates, strict=True)
             ]
     return plan
+
+
+def _fault_stream(cal: synth.Calendar, source: str, k: int, day: dt.date) -> int:
+    """The random stream of a delivery's faults: its number in the half-yearly schedule.
+
+    The monthly snapshots in between take numbers after those, so that adding
+    them left every half-yearly delivery's file as it was.
+    """
+    if source not in synth.SNAPSHOT_SOURCES or source not in synth.MONTHLY_SNAPSHOT_SOURCES:
+        return k
+    if day in cal.snapshot_dates:
+        return cal.snapshot_dates.index(day)
+    return len(cal.snapshot_dates) + k
 
 
 def write_sample(
@@ -242,7 +256,8 @@ def write_sample(
 
     def emit(source: str, k: int, frame, chunk: int) -> None:
         day = plan[source][k][0]
-        rng = np.random.default_rng([seed, chunk, source_index[source], k, 1])
+        rng = np.random.default_rng([seed, chunk, source_index[source],
+                                     _fault_stream(cal, source, k, day), 1])
         text, counts = synth.faulty_text(frame, source, rng, day)
         sinks[(source, k)].append(text)
         entry = summary[source]
@@ -260,7 +275,7 @@ def write_sample(
                                       places=places)
             taken = np.union1d(taken, pop.new_ids)
             for source in synth.SNAPSHOT_SOURCES:
-                for k, day in enumerate(cal.snapshot_dates):
+                for k, (day, _) in enumerate(plan[source]):
                     emit(source, k, synth.snapshot(pop, source, day), chunk)
             for source in synth.EVENT_SOURCES:
                 for k, frame in synth.event_deliveries(pop, source, cal).items():
