@@ -2,7 +2,8 @@
 
 Thin orchestration; every task is one call into :mod:`monitor`::
 
-    ingest → for each county: read → evaluate (facts, rules, score)
+    ingest → delivery health (held and stale sources; warnings resting on them)
+           → for each county: read → evaluate (facts, rules, score)
            → track warnings (lifecycle) → triage → report.html → write outputs
            → summary artifact
 
@@ -26,14 +27,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from monitor import deliveries
+from monitor.deliveries import DeliveryExpectations
 from monitor.evaluation import CountyEvaluation, combine, evaluate_county
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     configuration_versions,
+    load_delivery_expectations,
     load_parameters,
     load_rule_definitions,
     load_scoring,
 )
+from monitor.io.deliveries import home_delivery_health
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
 from monitor.io.lake import (
     IngestReport,
@@ -49,6 +54,7 @@ from monitor.io.models import load_latest_model
 from monitor.io.outputs import (
     code_version,
     commit_state,
+    previous_hits,
     previous_state,
     recent_manifests,
     remove_leftovers,
@@ -57,7 +63,7 @@ from monitor.io.outputs import (
 )
 from monitor.io.permissions import keep_private
 from monitor.io.pseudonyms import lake_pseudonym_key
-from monitor.lifecycle import Lifecycle, track
+from monitor.lifecycle import Lifecycle, carried_warnings, track
 from monitor.model import RiskModel
 from monitor.params import Parameters
 from monitor.referrals import triage
@@ -109,6 +115,8 @@ class Configuration:
     rules: list[Rule]
     scoring: RulesOnlyScore
     versions: dict[str, str]
+    #: What each source's deliveries are expected to be (held and stale sources).
+    deliveries: DeliveryExpectations
     #: The newest model trained for the run date or earlier; None: rules alone.
     model: RiskModel | None = None
 
@@ -140,15 +148,47 @@ def load_configuration(home: Path, run_date: dt.date) -> Configuration:
     params = load_parameters(home, run_date)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
+    expectations = load_delivery_expectations(home)
     model = load_latest_model(home, run_date)
     lake_pseudonym_key(home, create=False)  # the key fits the lake, or there is none to fit
-    return Configuration(params, rules, scoring, configuration_versions(home), model)
+    return Configuration(params, rules, scoring, configuration_versions(home), expectations,
+                         model)
+
+
+@dataclass
+class PreviousRun:
+    """The warning state the latest earlier run left, and the warnings it keeps open today."""
+
+    state: pd.DataFrame
+    #: Open warnings of rules that read a stale source, with that run's reasons and evidence:
+    #: they stay listed while the source is stale (see monitor.deliveries).
+    carried: pd.DataFrame
 
 
 @io_task
-def ingest(home: Path, run_date: dt.date) -> IngestReport:
-    """Ingest the deliveries dated on or before the run date that are new."""
-    return ingest_landing(home, run_date)
+def ingest(home: Path, run_date: dt.date, expectations: DeliveryExpectations) -> IngestReport:
+    """Ingest the deliveries dated on or before the run date that are new (holding broken ones)."""
+    return ingest_landing(home, run_date, expectations=expectations)
+
+
+@io_task
+def check_deliveries(home: Path, run_date: dt.date, expectations: DeliveryExpectations,
+                     manifest: pd.DataFrame) -> pd.DataFrame:
+    """Each source's last delivery, age, rows and status (ok, stale, held) on the run date."""
+    return home_delivery_health(home, expectations, run_date, manifest)
+
+
+@io_task
+def read_previous_run(home: Path, run_date: dt.date, health: pd.DataFrame,
+                      configuration: Configuration) -> PreviousRun:
+    """The latest earlier run's warning state, and its open warnings resting on stale sources."""
+    state, previous_date = previous_state(home, run_date)
+    resting = deliveries.stale_rules(health, configuration.rules)
+    if not resting or previous_date is None:
+        return PreviousRun(state, carried_warnings(state.iloc[:0], resting, None))
+    candidates = state[state["rule"].isin(list(resting)).to_numpy(dtype=bool)]
+    return PreviousRun(state, carried_warnings(
+        candidates, resting, previous_hits(home, previous_date, candidates["warning_id"])))
 
 
 @io_task
@@ -168,11 +208,12 @@ def read_county(home: Path, run_date: dt.date, county: str, params: Parameters
 
 
 @quiet_task(task_run_name="evaluate {county.county}")
-def evaluate(county: CountySources, run_date: dt.date, configuration: Configuration
-             ) -> CountyEvaluation:
+def evaluate(county: CountySources, run_date: dt.date, configuration: Configuration,
+             carried: pd.DataFrame) -> CountyEvaluation:
     """Facts, rule hits and risk scores for one county (and how long its read took)."""
     result = evaluate_county(county.county, county.sources, run_date, configuration.params,
-                             configuration.rules, configuration.scoring, configuration.model)
+                             configuration.rules, configuration.scoring, configuration.model,
+                             carried)
     result.timings["read"] = county.seconds
     return result
 
@@ -183,19 +224,20 @@ def read_feedback(home: Path, run_date: dt.date) -> pd.DataFrame:
     return read_source(home, "feedback", run_date)
 
 
-@io_task
-def track_warnings(home: Path, run_date: dt.date, hits: pd.DataFrame, feedback: pd.DataFrame
-                   ) -> Lifecycle:
+@quiet_task
+def track_warnings(previous: PreviousRun, run_date: dt.date, hits: pd.DataFrame,
+                   feedback: pd.DataFrame) -> Lifecycle:
     """Carry the warnings of the latest earlier run forward to this run."""
-    previous, _ = previous_state(home, run_date)
-    return track(previous, hits, feedback, run_date)
+    return track(previous.state, hits, feedback, run_date)
 
 
 @quiet_task(name="triage")
 def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
-                      configuration: Configuration, run_date: dt.date) -> pd.DataFrame:
+                      configuration: Configuration, run_date: dt.date,
+                      health: pd.DataFrame) -> pd.DataFrame:
     """One referral row per household with a listed warning."""
-    return triage(lifecycle.hits, households, configuration.rules, configuration.params, run_date)
+    return triage(lifecycle.hits, households, configuration.rules, configuration.params, run_date,
+                  deliveries.stale_remarks(health))
 
 
 @io_task
@@ -208,12 +250,13 @@ def report_inputs(home: Path, run_date: dt.date, ingest_manifest: pd.DataFrame
 
 @quiet_task
 def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd.DataFrame],
-                  configuration: Configuration, rejected_files: list[str]
-                  ) -> tuple[str, dict[str, pd.DataFrame]]:
+                  configuration: Configuration, rejected_files: list[str],
+                  ingest_manifest: pd.DataFrame) -> tuple[str, dict[str, pd.DataFrame]]:
     """The run's report.html and its tables, Chinese set in the font the project installs."""
     earlier, quarantine = inputs
     tables = report_tables(run_date.isoformat(), summary, earlier, quarantine,
-                           configuration.rules)
+                           configuration.rules,
+                           deliveries.delivery_rows(ingest_manifest, run_date))
     html = nightly_report(run_date.isoformat(), summary, tables, configuration.model_manifest,
                           rejected_files, font_family=use_cjk_font(), font=cjk_font_bytes())
     return html, tables
@@ -304,14 +347,24 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     started = time.perf_counter()
     configuration = load_configuration(home, run_date)
     remove_leftovers(home)
-    ingest_report = ingest(home, run_date)
+    ingest_report = ingest(home, run_date, configuration.deliveries)
     timings["ingest"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    ingest_manifest = read_manifest(home)
+    health = check_deliveries(home, run_date, configuration.deliveries, ingest_manifest)
+    previous = read_previous_run(home, run_date, health, configuration)
+    timings["deliveries"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     counties = list_counties(home, run_date)
     reads = [read_county.submit(home, run_date, county, configuration.params)
              for county in counties]
-    evaluations = [evaluate.submit(read, run_date, configuration) for read in reads]
+    carried = previous.carried.groupby("county_code", sort=False)
+    evaluations = [evaluate.submit(read, run_date, configuration,
+                                   carried.get_group(county) if county in carried.groups
+                                   else previous.carried.iloc[:0])
+                   for read, county in zip(reads, counties, strict=True)]
     feedback = read_feedback.submit(home, run_date)
     results = [_county_result(read, evaluation)
                for read, evaluation in zip(reads, evaluations, strict=True)]
@@ -322,17 +375,18 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
 
     mark = time.perf_counter()
     hits, households = combine(results)
-    lifecycle = track_warnings(home, run_date, hits, feedback.result())
+    lifecycle = track_warnings(previous, run_date, hits, feedback.result())
     timings["lifecycle"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    referrals = triage_households(lifecycle, households, configuration, run_date)
+    referrals = triage_households(lifecycle, households, configuration, run_date, health)
     timings["triage"] = time.perf_counter() - mark
 
-    summary = run_summary(lifecycle, referrals)
+    summary = {**run_summary(lifecycle, referrals),
+               "deliveries": deliveries.deliveries_summary(health, ingest_report.decisions,
+                                                           lifecycle.hits)}
     ingested = ingest_report.by_source().to_dict("records")
     quarantined = {row["source"]: int(row["rows_quarantined"]) for row in ingested}
-    ingest_manifest = read_manifest(home)
     manifest = {
         "run_date": run_date.isoformat(),
         "code_version": code_version(),
@@ -352,7 +406,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     try:
         report_html = render_report(run_date, summary,
                                     report_inputs(home, run_date, ingest_manifest),
-                                    configuration, manifest["rejected_files"])
+                                    configuration, manifest["rejected_files"], ingest_manifest)
         report_notices = []
     except Exception as error:
         # The referral lists matter more than their report: write them without it, and say so.
@@ -370,4 +424,4 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
             "ingest": ingest_report, "model": configuration.model_manifest,
-            "notices": report_notices}
+            "notices": report_notices, "deliveries": summary["deliveries"]}

@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.nightly import as_date, default_task_runner, ingest, io_task, quiet_task
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
+    load_delivery_expectations,
     load_model_settings,
     load_parameters,
     load_rule_definitions,
@@ -110,7 +111,7 @@ def _train(home: Path, train_date: dt.date) -> dict:
     remove_leftovers(home)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
-    ingest(home, train_date)
+    ingest(home, train_date, load_delivery_expectations(home))
     timings["ingest"] = time.perf_counter() - started
 
     mark = time.perf_counter()

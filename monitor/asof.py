@@ -18,15 +18,27 @@ from monitor.sources import SNAPSHOT, Source
 
 DELIVERY_DATE = "_delivery_date"
 LIVE_STATUSES = ("accepted", "duplicate")
+#: The manifest column that holds a delivery back from the state (see monitor.deliveries).
+HOLD = "hold"
+
+
+def is_live(manifest: pd.DataFrame) -> np.ndarray:
+    """Which manifest entries' rows count: accepted (or the same bytes as such) and not held.
+
+    A held delivery (``hold`` set: waiting for an operator, refused or
+    superseded) is in the lake, but not part of any source's state.
+    """
+    held = manifest[HOLD].notna() if HOLD in manifest else pd.Series(False, index=manifest.index)
+    return (manifest["status"].isin(LIVE_STATUSES) & ~held).to_numpy(dtype=bool)
 
 
 def deliveries_in_force_all(manifest: pd.DataFrame, source: Source, as_of: dt.date
                             ) -> pd.DataFrame:
     """Every live delivery of ``source`` on or before ``as_of``, oldest first, one per lake file."""
     return manifest[
-        (manifest["source"] == source.name)
-        & manifest["status"].isin(LIVE_STATUSES)
-        & (pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(as_of))
+        (manifest["source"] == source.name).to_numpy(dtype=bool)
+        & is_live(manifest)
+        & (pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(as_of)).to_numpy(dtype=bool)
     ].sort_values(["delivery_date", "ingest_order"]).drop_duplicates("lake_file", keep="last")
 
 

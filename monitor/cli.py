@@ -17,6 +17,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -32,6 +33,8 @@ errors = Console(stderr=True)
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 ERROR_LINE_LENGTH = 500
+#: `monitor run --strict`: the run completed, but a delivery is held or a source is stale.
+STRICT_EXIT = 3
 #: Seconds a command-line run waits for Prefect's temporary server to start.
 TEMPORARY_SERVER_STARTUP_SECONDS = 120
 
@@ -99,39 +102,45 @@ def sample(
 
 
 def _print_ingest_problems(report: object) -> None:
-    """Notices about skipped paths and rejected files, on stderr."""
+    """Notices about skipped paths, rejected files and held deliveries, on stderr."""
     for notice in report.notices:
-        errors.print(f"[yellow]notice[/]: {escape(notice)}")
+        errors.print(f"[yellow]notice[/]: {escape(notice)}", soft_wrap=True)
     for outcome in report.files:
         if outcome.status == "rejected":
-            errors.print(f"[red]rejected[/]: {escape(outcome.message)}")
+            errors.print(f"[red]rejected[/]: {escape(outcome.message)}", soft_wrap=True)
+    for decision in report.decisions:
+        errors.print(f"[yellow]{decision.decision}[/]: {decision.source} {decision.delivery_date}: "
+                     f"{escape(decision.reasons)}", soft_wrap=True)
 
 
 @app.command("ingest")
 def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption = 0) -> None:
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
+    from monitor.io.config import load_delivery_expectations
     from monitor.io.lake import ingest_landing
     from monitor.io.lock import HomeBusy, home_lock
     from monitor.io.outputs import remove_leftovers
     from monitor.io.pseudonyms import PseudonymError
+    from monitor.params import ParameterError
 
     run_date = _run_date(date)
     try:
+        expectations = load_delivery_expectations(home)
         with home_lock(home, "monitor ingest", wait), console.status("ingesting") as status:
             # What a killed ingest left half-written (a large file's staged lake files).
             remove_leftovers(home)
             report = ingest_landing(home, run_date, progress=lambda what: status.update(
-                f"ingesting {what}"))
-    except (HomeBusy, PseudonymError) as error:
+                f"ingesting {what}"), expectations=expectations)
+    except (HomeBusy, PseudonymError, ParameterError) as error:
         errors.print(escape(f"ingest not started: {_one_line(error)}"), soft_wrap=True)
         raise typer.Exit(1) from None
     _print_ingest_problems(report)
     totals = report.by_source()
     table = Table(title=f"Ingested deliveries up to {run_date}")
-    for column in ("source", "files", "rejected", "read", "accepted", "quarantined"):
+    for column in ("source", "files", "rejected", "held", "read", "accepted", "quarantined"):
         table.add_column(column, justify="left" if column == "source" else "right")
     for row in totals.to_dict("records"):
-        table.add_row(row["source"], str(row["files"]), str(row["rejected"]),
+        table.add_row(row["source"], str(row["files"]), str(row["rejected"]), str(row["held"]),
                       f"{row['rows_read']:,}", f"{row['rows_accepted']:,}",
                       f"{row['rows_quarantined']:,}")
     console.print(table)
@@ -182,6 +191,105 @@ def rules_command(
     if missing:
         errors.print(f"no value in force for region {region} on {run_date}: {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+FormatOption = Annotated[str, typer.Option(
+    "--format", help="table (for a terminal) or json (for a script).")]
+
+
+@app.command("deliveries")
+def deliveries_command(home: HomeOption, date: DateOption = None,
+                       output_format: FormatOption = "table") -> None:
+    """One line per source: its last accepted delivery, age, rows and status (ok, stale, held).
+
+    A held delivery waits for `monitor release` or `monitor reject`; a stale
+    source's rules keep their warnings open.
+    """
+    import json
+
+    from monitor.deliveries import health_records
+    from monitor.io.config import load_delivery_expectations
+    from monitor.io.deliveries import home_delivery_health
+    from monitor.params import ParameterError
+
+    as_of = _run_date(date)
+    if output_format not in ("table", "json"):
+        errors.print(f"--format: '{output_format}' is not table or json")
+        raise typer.Exit(2)
+    try:
+        health = home_delivery_health(home, load_delivery_expectations(home), as_of)
+    except ParameterError as error:
+        errors.print(escape(str(error)), soft_wrap=True)
+        raise typer.Exit(1) from None
+    records = health_records(health)
+    if output_format == "json":
+        print(json.dumps({"as_of": as_of.isoformat(), "sources": records}, ensure_ascii=False,
+                         indent=2))
+        return
+    # Fits 80 columns; the held deliveries and their reasons follow, a line each.
+    table = Table(title=f"Deliveries on {as_of}", box=box.SIMPLE_HEAD)
+    for column in ("source", "status", "last delivery", "age", "max age", "rows"):
+        table.add_column(column, justify="right" if column in ("age", "max age", "rows")
+                         else "left", no_wrap=True)
+    colours = {"ok": "green", "stale": "yellow", "held": "red", "never delivered": "yellow"}
+    for row in records:
+        table.add_row(row["source"], f"[{colours[row['status']]}]{row['status']}[/]",
+                      row["last_delivery"] or "-", _count(row["age_days"]),
+                      _count(row["max_age_days"]), _count(row["rows"]))
+    console.print(table)
+    for row in records:
+        if row["held_deliveries"]:
+            why = row["hold_reasons"] or row["held_deliveries"]
+            console.print(escape(f"{row['source']} held {why}"), soft_wrap=True)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _decide(home: Path, source: str, delivery: str, reason: str, release: bool,
+            wait: float) -> None:
+    """Release or reject a held delivery under the home's lock; one line either way."""
+    from monitor.io.deliveries import record_decision
+    from monitor.io.lock import HomeBusy, home_lock
+
+    what = "release" if release else "reject"
+    day = _run_date(delivery)
+    if not reason.strip():
+        errors.print(f"{what}: --reason must say why (it is recorded with the decision)")
+        raise typer.Exit(2)
+    try:
+        with home_lock(home, f"monitor {what}", wait):
+            decision = record_decision(home, source, day, release, reason.strip())
+    except (HomeBusy, ValueError) as error:
+        errors.print(escape(f"{what}: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    effect = ("the next run uses it" if release else
+              "its rows never count; the source's previous delivery stays in use")
+    console.print(f"{decision.source} {decision.delivery_date} {decision.decision}: {effect}. "
+                  f"Recorded in {Path(home) / 'state' / 'delivery_decisions.parquet'}.",
+                  soft_wrap=True)
+
+
+SourceOption = Annotated[str, typer.Option("--source", help="The source of the held delivery.")]
+DeliveryOption = Annotated[str, typer.Option(
+    "--delivery", help="The held delivery's date YYYY-MM-DD (its landing folder).")]
+ReasonOption = Annotated[str, typer.Option(
+    "--reason", help="Why (recorded with the time, e.g. who confirmed it with the department).")]
+
+
+@app.command("release")
+def release_command(home: HomeOption, source: SourceOption, delivery: DeliveryOption,
+                    reason: ReasonOption, wait: WaitOption = 0) -> None:
+    """Release a held delivery: the next run uses it (see `monitor deliveries`)."""
+    _decide(home, source, delivery, reason, release=True, wait=wait)
+
+
+@app.command("reject")
+def reject_command(home: HomeOption, source: SourceOption, delivery: DeliveryOption,
+                   reason: ReasonOption, wait: WaitOption = 0) -> None:
+    """Reject a held delivery: its rows never count; the previous delivery stays in use."""
+    _decide(home, source, delivery, reason, release=False, wait=wait)
 
 
 def _prefect_defaults(verbose: bool) -> None:
@@ -260,6 +368,9 @@ def run_command(
         "--dask-address", help="Run the per-county tasks on this Dask scheduler "
                                "(tcp://HOST:PORT); workers need this package and the home's "
                                "path.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 3 (after a completed run) when a delivery is held or a source "
+                         "is stale, so that cron mails it.")] = False,
 ) -> None:
     """The nightly job: ingest new deliveries, evaluate every household, write referral lists."""
     run_date = _run_date(date)
@@ -280,6 +391,14 @@ def run_command(
                            lambda: _nightly_flow(nightly, dask_address)(
                                home=home, run_date=run_date), home, wait)
     _print_run(result)
+    from monitor.deliveries import attention_line
+
+    attention = attention_line(result["deliveries"])
+    if attention:
+        # Last, so that a cron log's final line says what needs doing.
+        errors.print(f"[yellow]{escape(attention)}[/]", soft_wrap=True)
+        if strict:
+            raise typer.Exit(STRICT_EXIT)
 
 
 def _print_run(result: dict) -> None:
@@ -328,13 +447,18 @@ def train_command(
     train_date = _run_date(date)
     _prefect_defaults(verbose)
     from flows.training import train
-    from monitor.io.config import load_model_settings, load_parameters
+    from monitor.io.config import (
+        load_delivery_expectations,
+        load_model_settings,
+        load_parameters,
+    )
     from monitor.io.pseudonyms import PseudonymError, lake_pseudonym_key
     from monitor.model import ModelSettingsError
     from monitor.params import ParameterError
 
     result = _checked_flow("training", lambda: (load_parameters(home, train_date),
                                                 load_model_settings(),
+                                                load_delivery_expectations(home),
                                                 lake_pseudonym_key(home, create=False)),
                            (ParameterError, ModelSettingsError, PseudonymError),
                            lambda: train(home=home, train_date=train_date), home, wait)

@@ -26,7 +26,7 @@ from monitor.scoring import RulesOnlyScore
 
 #: Columns of the hits a county evaluation returns (no full id number among them).
 HIT_COLUMNS = ["household_id", "rule", "level", "county_code", "township_code", "reason",
-               "evidence", "person_id_masked"]
+               "evidence", "person_id_masked", "stale_sources"]
 
 
 @dataclass
@@ -63,16 +63,38 @@ def score_households(facts: Facts, params: Parameters, model: RiskModel) -> np.n
     return probabilities
 
 
+def with_carried(hits: pd.DataFrame, carried: pd.DataFrame, households: pd.Index
+                 ) -> pd.DataFrame:
+    """Today's hits, and the carried warnings of households here that no rule hits today.
+
+    ``carried`` (:func:`monitor.lifecycle.carried_warnings`) keeps their
+    earlier reason and evidence, and names the stale sources they rest on. A
+    household no longer in the registry snapshot is not carried: the
+    registry says it is gone (and while the registry itself is stale, its
+    old snapshot still lists it).
+    """
+    present = households.get_indexer(carried["household_id"]) >= 0
+    already = pd.MultiIndex.from_frame(hits[["household_id", "rule"]].astype("string"))
+    wanted = pd.MultiIndex.from_frame(carried[["household_id", "rule"]])
+    kept = carried[present & (already.get_indexer(wanted) < 0)]
+    if kept.empty:
+        return hits
+    return pd.concat([hits, kept.reindex(columns=hits.columns)], ignore_index=True)
+
+
 def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.date,
                     params: Parameters, rules: list[Rule], scoring: RulesOnlyScore,
-                    model: RiskModel | None = None) -> CountyEvaluation:
+                    model: RiskModel | None = None, carried: pd.DataFrame | None = None
+                    ) -> CountyEvaluation:
     """Facts, rule hits and scores for one county's households as of ``as_of``.
 
     With a ``model``, every household gets its 风险评分 from the model before
     the rules run (MODEL_RISK reads it), and a household at or above the
     ``model_threshold`` in force gets the reasons for its score
     (``risk_factors``, which MODEL_RISK's 预警原因 quotes). Without one, the
-    listed households are scored by the rules alone.
+    listed households are scored by the rules alone. ``carried``: the
+    county's warnings kept open while a source they rest on is stale
+    (:func:`with_carried`).
     """
     timings = {}
     started = time.perf_counter()
@@ -89,6 +111,11 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
     timings["rules"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    hits = hits.assign(person_id_masked=mask_id_numbers(hits["person_id_number"]),
+                       stale_sources=pd.Series(pd.NA, index=hits.index, dtype="string")
+                       ).drop(columns="person_id_number")
+    if carried is not None and len(carried):
+        hits = with_carried(hits, carried, facts.households.index)
     hit_index = pd.Index(hits["household_id"].unique())
     if model is None:
         scores = scoring.scores(hits)
@@ -98,8 +125,7 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
     hit_households["risk_score"] = scores
     place = hit_households.loc[hits["household_id"], ["county_code", "township_code"]]
     hits = hits.assign(county_code=place["county_code"].to_numpy(),
-                       township_code=place["township_code"].to_numpy(),
-                       person_id_masked=mask_id_numbers(hits["person_id_number"]))[HIT_COLUMNS]
+                       township_code=place["township_code"].to_numpy())[HIT_COLUMNS]
     timings["score"] = time.perf_counter() - started
     return CountyEvaluation(county, hits, hit_households, len(facts.households),
                             len(facts.persons), timings)

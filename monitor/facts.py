@@ -121,6 +121,37 @@ SOURCE_COLUMNS = {
 }
 
 
+#: The facts each source feeds, the registry's aside: every fact rests on the registry (who
+#: lives in the household, their ages), and the model's score on every source. A rule that
+#: names one of these facts reads the source (:func:`monitor.deliveries.rules_reading`
+#: names the rules of a stale source from it); ``tests/test_deliveries.py`` checks it
+#: against what the builders do.
+FACTS_FROM_SOURCE: dict[str, frozenset[str]] = {
+    "assistance": frozenset({*PROGRAM_FLAGS.values(), *HOUSEHOLD_PROGRAMS.values(),
+                             "any_program_active", "tekun_monthly_amount"}),
+    "income": frozenset({"annual_income", "employment_cost", "income_assess_date",
+                         "per_capita_income"}),
+    "rural_revitalization": frozenset({"revitalization_status", "revitalization_since",
+                                       "is_monitored_for_relapse"}),
+    "medical": frozenset({"medical_out_of_pocket", "recent_medical_out_of_pocket",
+                          "major_illness_claims"}),
+    "disability": frozenset({"disability_type", "disability_level", "self_care", "is_disabled",
+                             "is_intellectual_or_mental", "is_dependent",
+                             "is_severely_disabled", "working_age_able"}),
+    "employment": frozenset({"latest_employment_event", "latest_employment_date",
+                             "is_away_for_work", "is_unemployed", "working_age_at_home",
+                             "working_age_away", "working_age_unemployed",
+                             "head_couple_away"}),
+    "education": frozenset({"school_status", "school_status_date", "is_school_dropout"}),
+    "housing": frozenset({"housing_rating", "housing_assess_date", "housing_unsafe"}),
+    "disaster": frozenset({"disaster_loss", "latest_disaster_date"}),
+    "assets": frozenset({"vehicles", "properties", "businesses", "financial_assets",
+                         "financial_assets_per_capita"}),
+}
+#: Facts that every source may move (the model's score reads them all).
+FACTS_FROM_EVERY_SOURCE = frozenset({"risk_score", "risk_factors"})
+
+
 #: Events the facts look at only within a window: source -> (date column, window parameter).
 WINDOWED_SOURCES = {"medical": ("settle_date", "medical_window_days"),
                     "disaster": ("event_date", "sudden_window_days")}

@@ -198,6 +198,33 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
     return state, events, unmatched
 
 
+#: Columns of the warnings a run keeps open because a source they rest on is stale.
+CARRIED_COLUMNS = ["warning_id", "household_id", "rule", "level", "county_code",
+                   "township_code", "reason", "evidence", "person_id_masked", "stale_sources"]
+STALE_SEPARATOR = ";"
+
+
+def carried_warnings(state: pd.DataFrame, resting: dict[str, tuple[str, ...]],
+                     said: pd.DataFrame | None) -> pd.DataFrame:
+    """The open warnings of rules that read a stale source, as the previous run listed them.
+
+    ``resting`` maps a rule code to the stale sources it reads
+    (:func:`monitor.deliveries.stale_rules`); ``said`` is what the previous
+    run wrote of these warnings (:func:`monitor.io.outputs.previous_hits`).
+    A county's evaluation lists them again when no rule hits them today
+    (:func:`monitor.evaluation.evaluate_county`), so that a warning never
+    closes because the data behind it stopped arriving.
+    """
+    candidates = state[(state["status"] == OPEN).to_numpy(dtype=bool)
+                       & state["rule"].isin(list(resting)).to_numpy(dtype=bool)]
+    said = said if said is not None else pd.DataFrame(columns=["warning_id"])
+    carried = candidates.merge(said.drop_duplicates("warning_id"), on="warning_id", how="left",
+                               validate="one_to_one")
+    carried["stale_sources"] = carried["rule"].map(
+        {rule: STALE_SEPARATOR.join(sources) for rule, sources in resting.items()})
+    return carried.reindex(columns=CARRIED_COLUMNS).astype("string").reset_index(drop=True)
+
+
 def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
           as_of: dt.date) -> Lifecycle:
     """Carry the warnings forward to ``as_of``.

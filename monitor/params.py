@@ -31,10 +31,14 @@ class ParameterError(ValueError):
     """A parameter file that cannot be used; the message names the file, parameter and problem."""
 
 
-def _entries(name: str, raw: object, origin: str) -> list[dict]:
-    """Validate one parameter's entries (a list, or a mapping with ``values``)."""
+def parse_entries(name: str, raw: object, origin: str, what: str = "parameter") -> list[dict]:
+    """Validate one parameter's entries (a list, or a mapping with ``values``).
+
+    ``what`` names the kind of thing in messages (``rules/deliveries.yaml``
+    has settings, not parameters).
+    """
     def fail(problem: str) -> ParameterError:
-        return ParameterError(f"{origin}: parameter '{name}': {problem}")
+        return ParameterError(f"{origin}: {what} '{name}': {problem}")
 
     entries = raw.get("values") if isinstance(raw, dict) else raw
     if not isinstance(entries, list) or not entries:
@@ -96,7 +100,7 @@ def parse_parameter_file(document: object, origin: str, known: set[str] | None =
         if known is not None and name not in known:
             raise ParameterError(f"{origin}: parameter '{name}': unknown name "
                                  f"(known: {', '.join(sorted(known))})")
-        rows.extend(_entries(str(name), raw, origin))
+        rows.extend(parse_entries(str(name), raw, origin))
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

@@ -31,8 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from monitor import regions
+from monitor.deliveries import stale_note
 from monitor.idcard import mask_id_numbers
-from monitor.lifecycle import CONTINUING, NEW
+from monitor.lifecycle import CONTINUING, NEW, STALE_SEPARATOR
 from monitor.params import Parameters
 from monitor.rules import LEVELS, RULE_CODES, Rule
 
@@ -89,8 +90,24 @@ def defuse(values: pd.Series) -> pd.Series:
     return text.mask(risky, DEFUSE_PREFIX + text)
 
 
+def _stale_notes(listed: pd.DataFrame, household_ids: pd.Index,
+                 remarks: dict[str, str]) -> np.ndarray:
+    """The note ending each household's 预警原因 when warnings of it rest on stale sources."""
+    notes = np.full(len(household_ids), "", dtype=object)
+    if "stale_sources" not in listed or not remarks:
+        return notes
+    resting = listed[listed["stale_sources"].notna().to_numpy(dtype=bool)]
+    if resting.empty:
+        return notes
+    sources = (resting.assign(source=resting["stale_sources"].str.split(STALE_SEPARATOR))
+               .explode("source").groupby("household_id", sort=False)["source"].agg(list))
+    positions = household_ids.get_indexer(sources.index)
+    notes[positions] = [stale_note(names, remarks) for names in sources.tolist()]
+    return notes
+
+
 def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], params: Parameters,
-           as_of: dt.date) -> pd.DataFrame:
+           as_of: dt.date, stale_remarks: dict[str, str] | None = None) -> pd.DataFrame:
     """One referral row per household with a listed warning, in the contract's columns.
 
     Parameters
@@ -108,6 +125,10 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         For the verification deadlines in force in each household's region.
     as_of : datetime.date
         The run date.
+    stale_remarks : dict of str to str, optional
+        For each stale source, what the note ending 预警原因 says of it
+        (:func:`monitor.deliveries.stale_remarks`), for the warnings kept
+        open because they rest on it (their ``stale_sources``).
 
     Returns
     -------
@@ -121,7 +142,8 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     level_rank = {level: rank for rank, level in enumerate(LEVELS)}
     listed = hits.loc[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool),
                       ["household_id", "rule", "level", "reason", "warning_id", "status",
-                       "first_warning_date"]]
+                       "first_warning_date",
+                       *(["stale_sources"] if "stale_sources" in hits else [])]]
     # Households as sorted integer codes; 触发规则 are sorted by code, and the reasons
     # and measures follow the same order. Each household's rows are then contiguous.
     group, household_ids = pd.factorize(listed["household_id"], sort=True)
@@ -175,7 +197,8 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         "预警等级": np.asarray(LEVELS)[level_of],
         "风险评分": facts["risk_score"].to_numpy(dtype="int64"),
         "触发规则": join_in_groups(listed["rule"], every, group, groups, RULE_SEPARATOR),
-        "预警原因": join_in_groups(reason, every, group, groups, TEXT_SEPARATOR),
+        "预警原因": join_in_groups(reason, every, group, groups, TEXT_SEPARATOR)
+        + _stale_notes(listed, pd.Index(household_ids), stale_remarks or {}),
         "建议措施": join_in_groups(measure, _first_in_group(group, measure.to_numpy(dtype=str)),
                                group, groups, TEXT_SEPARATOR),
         "责任科室": join_in_groups(office, _first_in_group(group, office.to_numpy(dtype=str)),

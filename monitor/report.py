@@ -7,6 +7,7 @@ report (``out/<date>/report.html``) with its charts and tables.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from monitor import charts, regions
@@ -94,7 +95,30 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
     if summary["feedback"]["unmatched_rows"]:
         parts.append(f"{summary['feedback']['unmatched_rows']:,} feedback rows name an unknown "
                      "warning id or another household; they were not applied.")
+    if "deliveries" in summary:
+        parts += _deliveries_markdown(summary["deliveries"])
     return "\n\n".join(parts) + "\n"
+
+
+def _deliveries_markdown(section: dict) -> list[str]:
+    """The artifact's deliveries part: held and stale sources first, then every source."""
+    kept = section["warnings_kept_open"]
+    lines = ["## Deliveries"]
+    if section["held"]:
+        lines.append(f"**Held** (not used until released with `monitor release`): "
+                     f"{', '.join(section['held'])}.")
+    if section["stale"]:
+        lines.append(f"**Stale** (no delivery for longer than expected): "
+                     f"{', '.join(section['stale'])}; {kept['total']:,} warnings resting on "
+                     "them kept open.")
+    if not section["held"] and not section["stale"]:
+        lines.append("Every source delivered on schedule; none held.")
+    lines.append(_table(
+        ["source", "status", "last delivery", "age (days)", "expected within", "rows"],
+        [[row["source"], row["status"], *("" if row[key] is None else str(row[key]) for key in
+                                          ("last_delivery", "age_days", "max_age_days", "rows"))]
+         for row in section["sources"]]))
+    return lines
 
 
 #: How many earlier runs the nightly report's trend shows.
@@ -102,11 +126,14 @@ TREND_RUNS = 30
 
 
 def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine: pd.DataFrame,
-                  rules: list[Rule]) -> dict[str, pd.DataFrame]:
+                  rules: list[Rule], delivery_rows: pd.DataFrame | None = None
+                  ) -> dict[str, pd.DataFrame]:
     """The nightly report's numbers as tables (also written beside it as Parquet and CSV).
 
     ``earlier`` are the run manifests of recent earlier runs (for the trend),
-    ``quarantine`` the rows quarantined per source, reason and column.
+    ``quarantine`` the rows quarantined per source, reason and column,
+    ``delivery_rows`` the rows of each source's recent deliveries
+    (:func:`monitor.deliveries.delivery_rows`).
     """
     warnings, households = summary["warnings"], summary["households"]
     name_of = {rule.code: rule.name for rule in rules}
@@ -140,7 +167,25 @@ def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine:
                                                  for level in LEVELS],
                                   "warnings": [warnings["by_level"][level] for level in LEVELS]}),
         "by_rule": by_rule, "by_county": by_county, "trend": trend, "quarantine": quarantine,
+        **delivery_tables(summary.get("deliveries"), delivery_rows),
     }
+
+
+#: The columns of the report's deliveries table, in order.
+DELIVERY_COLUMNS = ["source", "department", "status", "last_delivery", "age_days",
+                    "max_age_days", "rows", "held_deliveries", "hold_reasons"]
+
+
+def delivery_tables(section: dict | None, rows: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """Each source's delivery health on the run date, and rows per recent delivery."""
+    if section is None:
+        return {}
+    health = pd.DataFrame(section["sources"]).reindex(columns=DELIVERY_COLUMNS)
+    health = health.astype({"age_days": "Int64", "max_age_days": "Int64", "rows": "Int64"})
+    tables = {"deliveries": health}
+    if rows is not None:
+        tables["delivery_rows"] = rows
+    return tables
 
 
 REPORT_HEADERS = {
@@ -148,11 +193,58 @@ REPORT_HEADERS = {
     "name": "规则名称", "county_code": "区县代码", "county_name": "区县", "run_date": "运行日期",
     "new": "新增户", "continuing": "持续户", "source": "数据源", "reason": "隔离原因",
     "column": "字段", "rows": "行数", "department": "交换部门", "explanation": "原因说明",
+    "status": "状态", "last_delivery": "最近采用的交付", "age_days": "已过天数",
+    "max_age_days": "最长间隔天数", "held_deliveries": "暂缓采用的交付",
+    "hold_reasons": "暂缓原因", "delivery_date": "交付日期", "files": "文件数", "held": "暂缓",
 }
+#: A source's delivery status in the report's words.
+DELIVERY_STATUS_ZH = {"ok": "正常", "stale": "逾期未报送", "held": "暂缓采用",
+                      "never delivered": "从未报送"}
 
 
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:
     return readable_table(frame, REPORT_HEADERS)
+
+
+def _relative_rows(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Rows per delivery of each source of one kind, as % of that source's median delivery."""
+    chosen = rows[rows["source"].map({name: source.kind for name, source in SOURCES.items()})
+                  == kind]
+    if chosen.empty:
+        return pd.DataFrame()
+    wide = chosen.pivot_table(index="delivery_date", columns="department", values="rows",
+                              aggfunc="sum")
+    wide.index = pd.to_datetime(wide.index)
+    median = wide.median().astype("float64").replace(0.0, np.nan)
+    return (wide.astype("float64") / median * 100).sort_index()
+
+
+def _deliveries_section(section: dict, tables: dict[str, pd.DataFrame], chart: dict) -> Section:
+    """数据报送情况: each source's last delivery, its age and status, and rows over time."""
+    health = tables["deliveries"].assign(
+        status=tables["deliveries"]["status"].map(DELIVERY_STATUS_ZH))
+    kept = section["warnings_kept_open"]
+    paragraphs = [
+        "各部门数据的最近一次已采用交付、距今天数与行数。快照数据某区县行数明显减少、"
+        "隔离行占比过高或某字段突然大量为空时，该次交付暂缓采用，仍按上一次交付计算，"
+        "待管理员核实后用 monitor release 放行或拒收；数据逾期未报送时，依赖它的规则不因数据中断"
+        "而关闭预警。"]
+    if section["held"]:
+        paragraphs.append(f"暂缓采用的交付：{'、'.join(section['held'])}。")
+    if section["stale"]:
+        paragraphs.append(f"逾期未报送：{'、'.join(section['stale'])}；因此暂不关闭的预警 "
+                          f"{kept['total']:,} 条（预警原因末尾已注明）。")
+    rows = tables.get("delivery_rows", pd.DataFrame())
+    charts_shown = []
+    for kind, title in (("snapshot", "快照数据每次交付的行数（相对中位数，%）"),
+                        ("events", "事件数据每次交付的行数（相对中位数，%）")):
+        relative = _relative_rows(rows, kind) if len(rows) else pd.DataFrame()
+        if len(relative) > 1:
+            charts_shown.append((title, charts.line_chart(
+                relative, title=title, x_label="交付日期", value_label="%", **chart)))
+    return Section(title="数据报送情况", paragraphs=paragraphs, charts=charts_shown,
+                   tables=[("各数据源", _shown(health)),
+                           *([("近期交付", _shown(rows))] if len(rows) else [])])
 
 
 def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame], model: dict,
@@ -219,7 +311,9 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             by_source, title="按数据源的隔离行数", value_label="行数", horizontal=True,
             **chart))] if len(by_source) else []),
         tables=[("隔离原因", _shown(quarantine))])
+    sections = [overview, rules_section, county_section, trend_section, quarantine_section]
+    if "deliveries" in tables:
+        sections.append(_deliveries_section(summary["deliveries"], tables, chart))
     return render_html(
-        f"农村低收入人口动态监测预警 {run_date}", "每日运行报告",
-        [overview, rules_section, county_section, trend_section, quarantine_section],
+        f"农村低收入人口动态监测预警 {run_date}", "每日运行报告", sections,
         font=font, tables_note="完整数据见本报告旁的 tables/ 文件夹（Parquet 与 CSV）。")

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from monitor.deliveries import DeliveryExpectations
 from monitor.model import ModelSettings
 from monitor.params import ParameterError, Parameters
 from monitor.regions import township_regions
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 OVERRIDE_NAME = "parameters.yaml"
+DELIVERIES_NAME = "deliveries.yaml"
 
 
 def _read_yaml(path: Path, content: bytes | None = None) -> object:
@@ -51,6 +53,21 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
         # Every township must have every value: a gap found mid-run would be too late.
         params.check_in_force(as_of, township_regions())
     return params
+
+
+def load_delivery_expectations(home: Path | None = None, rules_dir: Path = RULES_DIR
+                               ) -> DeliveryExpectations:
+    """The shipped delivery expectations, with ``<home>/deliveries.yaml`` applied when it exists.
+
+    Raises :class:`monitor.deliveries.DeliveryExpectationError` (a
+    :class:`ParameterError`) naming the file and the entry.
+    """
+    shipped = rules_dir / DELIVERIES_NAME
+    override = Path(home) / DELIVERIES_NAME if home is not None else None
+    if override is not None and override.exists():
+        return DeliveryExpectations.from_files(_read_yaml(shipped), str(shipped),
+                                               _read_yaml(override), str(override))
+    return DeliveryExpectations.from_files(_read_yaml(shipped), str(shipped))
 
 
 def read_candidate(path: Path) -> bytes:
@@ -97,9 +114,12 @@ def configuration_versions(home: Path | None = None, rules_dir: Path = RULES_DIR
                            ) -> dict[str, str]:
     """The sha256 of each rules and parameters file in use (the run manifest's versions)."""
     files = {"rules": rules_dir / "rules.yaml", "parameters": rules_dir / "parameters.yaml",
-             "model_settings": rules_dir / "model.yaml"}
-    if home is not None and (Path(home) / OVERRIDE_NAME).exists():
-        files["parameters_override"] = Path(home) / OVERRIDE_NAME
+             "model_settings": rules_dir / "model.yaml",
+             "deliveries": rules_dir / DELIVERIES_NAME}
+    for name, key in ((OVERRIDE_NAME, "parameters_override"),
+                      (DELIVERIES_NAME, "deliveries_override")):
+        if home is not None and (Path(home) / name).exists():
+            files[key] = Path(home) / name
     return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
 
 

@@ -31,13 +31,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from monitor import ingest
+from monitor import deliveries, ingest
 from monitor.asof import (
     DELIVERY_DATE,
+    LIVE_STATUSES,
     deliveries_in_force,
     deliveries_in_force_all,
     latest_rows,
 )
+from monitor.deliveries import DeliveryExpectations
 from monitor.io.landing import (
     DEFAULT_BATCHING,
     Batching,
@@ -58,6 +60,12 @@ MANIFEST_COLUMNS = {
     "message": "string", "rows_read": "int64", "rows_accepted": "int64",
     "rows_quarantined": "int64", "lake_file": "string", "ingest_order": "int64",
     "ingested_on": "string",
+    # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
+    # accepted rows per county partition and of empty values per column.
+    "rows_by_county": "string", "empty_by_column": "string",
+    # Set while a delivery is kept from the state: held (waiting for an operator), refused or
+    # superseded (monitor.deliveries); empty for the rest.
+    "hold": "string",
 }
 _SHA_PREFIX = 16
 READ_THREADS = 2
@@ -118,7 +126,8 @@ def read_manifest(home: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in
                              MANIFEST_COLUMNS.items()})
-    return pd.read_parquet(path).astype(MANIFEST_COLUMNS)
+    # reindex: a manifest written before a column was added reads it as missing.
+    return pd.read_parquet(path).reindex(columns=list(MANIFEST_COLUMNS)).astype(MANIFEST_COLUMNS)
 
 
 @dataclass
@@ -134,6 +143,9 @@ class FileOutcome:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Accepted rows per county partition, and accepted rows with each column empty.
+    rows_by_county: dict[str, int] | None = None
+    empty_by_column: dict[str, int] | None = None
 
 
 @dataclass
@@ -142,38 +154,57 @@ class IngestReport:
 
     files: list[FileOutcome] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    #: What was decided about the deliveries ingested: held, accepted once complete, superseded.
+    decisions: list[deliveries.Decision] = field(default_factory=list)
 
     def by_source(self) -> pd.DataFrame:
         """Rows read, accepted and quarantined per source, and files rejected."""
         if not self.files:
-            return pd.DataFrame(columns=["source", "files", "rejected", "rows_read",
+            return pd.DataFrame(columns=["source", "files", "rejected", "held", "rows_read",
                                          "rows_accepted", "rows_quarantined"])
-        frame = pd.DataFrame([vars(outcome) for outcome in self.files])
+        frame = pd.DataFrame([{"source": outcome.source, "file": outcome.file,
+                               "status": outcome.status, "rows_read": outcome.rows_read,
+                               "rows_accepted": outcome.rows_accepted,
+                               "rows_quarantined": outcome.rows_quarantined}
+                              for outcome in self.files])
         frame["rejected"] = frame["status"] == "rejected"
+        frame["held"] = frame["status"] == deliveries.HELD
         return frame.groupby("source", sort=False).agg(
-            files=("file", "size"), rejected=("rejected", "sum"), rows_read=("rows_read", "sum"),
-            rows_accepted=("rows_accepted", "sum"), rows_quarantined=("rows_quarantined", "sum"),
+            files=("file", "size"), rejected=("rejected", "sum"), held=("held", "sum"),
+            rows_read=("rows_read", "sum"), rows_accepted=("rows_accepted", "sum"),
+            rows_quarantined=("rows_quarantined", "sum"),
         ).reset_index()
 
 
 def ingest_landing(home: Path, run_date: dt.date,
                    progress: Callable[[str], None] | None = None,
-                   batching: Batching = DEFAULT_BATCHING) -> IngestReport:
+                   batching: Batching = DEFAULT_BATCHING,
+                   expectations: DeliveryExpectations | None = None) -> IngestReport:
     """Ingest every delivery dated on or before ``run_date`` that has not been ingested yet.
 
     Deliveries are taken in date order, the registry first on each date, so
     that other sources can be placed in the county of their household. Each
     file is read in batches (``batching``), so memory does not grow with it.
+    Each delivery is then checked against the source's previous accepted one
+    (``expectations``, default: the home's, see
+    :func:`monitor.deliveries.judge_delivery`) and held if it looks broken.
     """
+    from monitor.io.config import load_delivery_expectations
+    from monitor.io.deliveries import append_decisions, operator_decided, read_decisions
     from monitor.io.pseudonyms import lake_pseudonym_key
 
     home = Path(home)
     key = lake_pseudonym_key(home)
+    if expectations is None:
+        expectations = load_delivery_expectations(home)
     manifest = read_manifest(home)
+    decisions = read_decisions(home)
+    decided = operator_decided(decisions)
     files, notices = discover(home, run_date)
     report = IngestReport(notices=notices)
     seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
-    live = manifest[manifest["status"].isin(("accepted", "duplicate"))]
+    # Held deliveries included: the same bytes again are not read again (and are judged so).
+    live = manifest[manifest["status"].isin(LIVE_STATUSES)]
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
                                                    live["lake_file"], strict=True)}
     pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
@@ -205,11 +236,27 @@ def ingest_landing(home: Path, run_date: dt.date,
                                              order, run_date, registry_cache, lake_file_of, key,
                                              batching)
         order += len(entries)
-        report.files.extend(outcomes)
         manifest = _append(manifest, entries)
+        manifest, made = deliveries.judge_delivery(
+            manifest, source, delivery_date.isoformat(), expectations,
+            (source_name, delivery_date.isoformat()) in decided)
+        report.files.extend(_with_holds(outcomes, manifest))
+        report.decisions.extend(made)
+        # Before the manifest: killed in between, the rerun judges the delivery again.
+        decisions = append_decisions(home, decisions, made)
         # Written last: the delivery's lake files exist before the manifest names them.
         write_parquet(manifest, manifest_path(home))
     return report
+
+
+def _with_holds(outcomes: list[FileOutcome], manifest: pd.DataFrame) -> list[FileOutcome]:
+    """Outcomes of accepted files whose delivery is held, with the status ``held``."""
+    held = set(manifest.loc[(manifest["hold"] == deliveries.HELD).fillna(False).to_numpy(
+        dtype=bool), "file"])
+    for outcome in outcomes:
+        if outcome.status in LIVE_STATUSES and outcome.file in held:
+            outcome.status = deliveries.HELD
+    return outcomes
 
 
 def _stem(delivery_date: dt.date, sha: str) -> str:
@@ -234,6 +281,10 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
         "message": outcome.message, "rows_read": outcome.rows_read,
         "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
         "lake_file": lake_file, "ingest_order": order, "ingested_on": run_date.isoformat(),
+        "hold": None,
+        **{column: None if getattr(outcome, column) is None else
+           deliveries.profile_text(getattr(outcome, column))
+           for column in deliveries.PROFILE_COLUMNS},
     }
 
 
@@ -334,6 +385,10 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     base = lake_dir(home, source.name)
     accepted_rows = quarantined_rows = read_rows = 0
     reasons: Counter[str] = Counter()
+    # The file's profile, for the delivery checks: accepted rows per county, empty values.
+    by_county: Counter[str] = Counter()
+    empty: Counter[str] = Counter()
+    contract_columns = [spec.name for spec in source.columns]
     # The registry's keys and counties, to find who moved once the whole file is read (one
     # lookup in the previous placement, not one per batch).
     placed: list[pd.DataFrame] = []
@@ -344,6 +399,8 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         nonlocal empty_lake_table, quarantine_schema
         accepted, counties, quarantined = _check_batch(
             batch, source, delivery_date, seen, placement, pseudonym_key, placed)
+        by_county.update(counties.value_counts().to_dict())
+        empty.update(accepted[contract_columns].isna().sum().to_dict())
         if empty_lake_table is None:
             empty_lake_table = pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False)
         for county, table in _county_tables(accepted, counties):
@@ -395,7 +452,8 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         staged.commit(replacing=base.glob(f"county_code=*/{stem}.parquet"))
     outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
                           f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
-                          read_rows, accepted_rows, quarantined_rows, dict(reasons))
+                          read_rows, accepted_rows, quarantined_rows, dict(reasons),
+                          dict(by_county), {column: empty[column] for column in contract_columns})
     assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
     return outcome
 

@@ -66,6 +66,20 @@ def previous_state(home: Path, run_date: dt.date) -> tuple[pd.DataFrame, dt.date
     return pd.read_parquet(earlier[latest]), latest
 
 
+def previous_hits(home: Path, run_date: dt.date, warning_ids: pd.Series) -> pd.DataFrame:
+    """What the run of ``run_date`` said of some warnings: reason, evidence, masked id.
+
+    From its ``warnings.parquet``, read for those warning ids only; empty if
+    that run's outputs are gone.
+    """
+    path = out_dir(home, run_date) / "warnings.parquet"
+    columns = ["warning_id", "reason", "evidence", "person_id_masked"]
+    if not path.exists() or not len(warning_ids):
+        return pd.DataFrame({name: pd.Series(dtype="string") for name in columns})
+    return pd.read_parquet(path, columns=columns,
+                           filters=[("warning_id", "in", list(warning_ids))]).astype("string")
+
+
 def stage_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.DataFrame
                 ) -> list[tuple[Path, Path]]:
     """Write this run's warning state and changes beside their final names; return the moves.
