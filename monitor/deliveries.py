@@ -216,11 +216,15 @@ def profile_text(counts: Mapping[str, int]) -> str:
     return json.dumps({str(key): int(value) for key, value in counts.items()}, sort_keys=True)
 
 
-def _summed(texts: pd.Series) -> dict[str, int] | None:
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _summed(texts: list[object]) -> dict[str, int] | None:
     """The sum of JSON count profiles; None if any is missing (ingested before profiles)."""
     total: dict[str, int] = {}
-    for text in texts.tolist():
-        if text is None or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
+    for text in texts:
+        if _missing(text):
             return None
         for key, value in json.loads(text).items():
             total[key] = total.get(key, 0) + int(value)
@@ -241,15 +245,14 @@ class DeliveryProfile:
     empty_by_column: dict[str, int] | None
 
     @classmethod
-    def of(cls, entries: pd.DataFrame) -> DeliveryProfile:
-        """The profile of a delivery from its manifest entries (read, not duplicate, files)."""
-        read = entries[entries["status"] != "duplicate"]
-        profiles = {column: _summed(entries[column]) if column in entries else None
-                    for column in PROFILE_COLUMNS}
-        return cls(str(entries["delivery_date"].iloc[0]),
-                   tuple(zip(read["file"], read["rows_read"].astype(int),
-                             read["rows_quarantined"].astype(int), strict=True)),
-                   int(entries["rows_accepted"].sum()), **profiles)
+    def of(cls, entries: list[dict]) -> DeliveryProfile:
+        """The profile of a delivery from its manifest entries (duplicates resolved)."""
+        return cls(str(entries[0]["delivery_date"]),
+                   tuple((entry["file"], int(entry["rows_read"]), int(entry["rows_quarantined"]))
+                         for entry in entries),
+                   sum(int(entry["rows_accepted"]) for entry in entries),
+                   **{column: _summed([entry.get(column) for entry in entries])
+                      for column in PROFILE_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -386,7 +389,8 @@ def delivery_health(manifest: pd.DataFrame, expectations: DeliveryExpectations, 
             latest = live[live["delivery_date"] == last]
             age = (as_of - dt.date.fromisoformat(last)).days
             # A file with the bytes of an earlier one holds that one's rows.
-            count = DeliveryProfile.of(_with_originals(latest, manifest)).rows_accepted
+            count = DeliveryProfile.of(_with_originals(
+                latest.to_dict("records"), entries.to_dict("records"))).rows_accepted
             files = len(latest)
         stale = max_age is not None and age is not None and age > max_age
         status = HELD if held else STALE if stale else NEVER if last is None else OK
@@ -494,23 +498,22 @@ class Decision:
     note: str = ""
 
 
-def _with_originals(entries: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Entries with each duplicate replaced by the entry of the file whose bytes it repeats."""
-    duplicate = (entries["status"] == "duplicate").to_numpy(dtype=bool)
-    if not duplicate.any():
+def _with_originals(entries: list[dict], every: list[dict]) -> list[dict]:
+    """Entries with each duplicate replaced by the entry of the file whose bytes it repeats.
+
+    ``every`` holds the source's manifest entries (a duplicate repeats a file
+    of its own source).
+    """
+    if not any(entry["status"] == "duplicate" for entry in entries):
         return entries
-    originals = manifest[(manifest["status"] == "accepted").to_numpy(dtype=bool)]
-    originals = originals.drop_duplicates("lake_file", keep="last").set_index("lake_file")
-    repeated = originals.reindex(entries.loc[duplicate, "lake_file"]).dropna(subset=["file"])
-    return pd.concat([entries[~duplicate], repeated.reset_index()], ignore_index=True)
+    originals = {entry["lake_file"]: entry for entry in every if entry["status"] == "accepted"}
+    return [originals.get(entry["lake_file"]) if entry["status"] == "duplicate" else entry
+            for entry in entries if entry["status"] != "duplicate"
+            or entry["lake_file"] in originals]
 
 
-def _latest_before(manifest: pd.DataFrame, source: Source, delivery_date: str) -> pd.DataFrame:
-    """The entries of the source's newest live delivery dated before ``delivery_date``."""
-    before = manifest[(manifest["source"] == source.name).to_numpy(dtype=bool) & is_live(manifest)
-                      & (manifest["delivery_date"] < delivery_date).to_numpy(dtype=bool)]
-    return before[before["delivery_date"] == before["delivery_date"].max()] if len(before) \
-        else before
+def _entry_is_live(entry: dict) -> bool:
+    return entry["status"] in LIVE_STATUSES and _missing(entry[HOLD])
 
 
 def judge_delivery(manifest: pd.DataFrame, source: Source, delivery_date: str,
@@ -525,38 +528,49 @@ def judge_delivery(manifest: pd.DataFrame, source: Source, delivery_date: str,
     supersedes the source's older deliveries still held. A delivery an
     operator has released or rejected is left as they decided.
     """
-    in_delivery = ((manifest["source"] == source.name)
-                   & (manifest["delivery_date"] == delivery_date)).to_numpy(dtype=bool)
-    members = (in_delivery & manifest["status"].isin(LIVE_STATUSES).to_numpy(dtype=bool)
-               & ~manifest[HOLD].isin([REJECTED, SUPERSEDED]).to_numpy(dtype=bool))
-    if operator_decided or not members.any():
+    # A source's entries are few (one per file delivered): plain records, one pass each.
+    own = manifest[(manifest["source"] == source.name).to_numpy(dtype=bool)]
+    entries = own.to_dict("records")
+    labels = own.index.to_numpy()
+    members = [number for number, entry in enumerate(entries)
+               if entry["delivery_date"] == delivery_date and entry["status"] in LIVE_STATUSES
+               and entry[HOLD] not in (REJECTED, SUPERSEDED)]
+    if operator_decided or not members:
         return manifest, []
-    current = DeliveryProfile.of(_with_originals(manifest[members], manifest))
-    before = _latest_before(manifest, source, delivery_date)
-    previous = DeliveryProfile.of(_with_originals(before, manifest)) if len(before) else None
+    current = DeliveryProfile.of(_with_originals([entries[n] for n in members], entries))
+    earlier = [entry for entry in entries
+               if _entry_is_live(entry) and entry["delivery_date"] < delivery_date]
+    previous = None
+    if earlier:
+        latest = max(entry["delivery_date"] for entry in earlier)
+        previous = DeliveryProfile.of(_with_originals(
+            [entry for entry in earlier if entry["delivery_date"] == latest], entries))
     reasons = hold_reasons(source, current, previous, expectations,
                            dt.date.fromisoformat(delivery_date))
-    was_held = bool((manifest.loc[members, HOLD] == HELD).any())
-    manifest = manifest.copy()
     if reasons:
-        manifest.loc[members, HOLD] = HELD
+        manifest = manifest.copy()
+        manifest.loc[labels[members], HOLD] = HELD
         return manifest, [Decision(source.name, delivery_date, HELD,
                                    "; ".join(reason.text for reason in reasons),
                                    "；".join(reason.text_zh for reason in reasons), BY_INGEST)]
+    was_held = any(entries[n][HOLD] == HELD for n in members)
+    older = [number for number, entry in enumerate(entries)
+             if source.kind == SNAPSHOT and entry[HOLD] == HELD
+             and entry["delivery_date"] < delivery_date]
     decisions = []
+    if not was_held and not older:
+        return manifest, decisions
+    manifest = manifest.copy()
     if was_held:
-        manifest.loc[members, HOLD] = pd.NA
+        manifest.loc[labels[members], HOLD] = pd.NA
         decisions.append(Decision(source.name, delivery_date, ACCEPTED,
                                   "passes its checks with the files delivered since it was held",
                                   "补充文件后通过校验", BY_INGEST))
-    if source.kind == SNAPSHOT:
-        older = ((manifest["source"] == source.name) & (manifest[HOLD] == HELD)
-                 & (manifest["delivery_date"] < delivery_date)).fillna(False).to_numpy(dtype=bool)
-        for day in sorted(set(manifest.loc[older, "delivery_date"])):
-            decisions.append(Decision(source.name, day, SUPERSEDED,
-                                      f"superseded by the {delivery_date} delivery, which passes "
-                                      "its checks", f"已被{delivery_date}的交付取代", BY_INGEST))
-        manifest.loc[older, HOLD] = SUPERSEDED
+    for day in sorted({entries[n]["delivery_date"] for n in older}):
+        decisions.append(Decision(source.name, day, SUPERSEDED,
+                                  f"superseded by the {delivery_date} delivery, which passes "
+                                  "its checks", f"已被{delivery_date}的交付取代", BY_INGEST))
+    manifest.loc[labels[older], HOLD] = SUPERSEDED
     return manifest, decisions
 
 
