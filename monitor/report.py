@@ -242,9 +242,11 @@ def _deliveries_section(section: dict, tables: dict[str, pd.DataFrame], chart: d
         if len(relative) > 1:
             charts_shown.append((title, charts.line_chart(
                 relative, title=title, x_label="交付日期", value_label="%", **chart)))
+    # The page shows each source's last three deliveries; tables/delivery_rows has the year.
+    recent = rows.groupby("source", sort=True).tail(3) if len(rows) else rows
     return Section(title="数据报送情况", paragraphs=paragraphs, charts=charts_shown,
                    tables=[("各数据源", _shown(health)),
-                           *([("近期交付", _shown(rows))] if len(rows) else [])])
+                           *([("各数据源最近三次交付", _shown(recent))] if len(rows) else [])])
 
 
 def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame], model: dict,

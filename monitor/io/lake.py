@@ -63,7 +63,7 @@ MANIFEST_COLUMNS = {
     # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
     # accepted rows per county partition and of empty values per column.
     "rows_by_county": "string", "empty_by_column": "string",
-    # Set while a delivery is kept from the state: held (waiting for an operator), refused or
+    # Set while a delivery is kept from the state: held (waiting for an operator), rejected or
     # superseded (monitor.deliveries); empty for the rest.
     "hold": "string",
 }
