@@ -121,6 +121,11 @@ class Configuration:
     model: RiskModel | None = None
 
     @property
+    def roster_rules(self) -> frozenset[str]:
+        """The codes of the visit rosters (定期探访)."""
+        return frozenset(rule.code for rule in self.rules if rule.roster)
+
+    @property
     def model_manifest(self) -> dict:
         """The run manifest's model entry: which model scored the run, or that none did."""
         if self.model is None:
@@ -226,9 +231,9 @@ def read_feedback(home: Path, run_date: dt.date) -> pd.DataFrame:
 
 @quiet_task
 def track_warnings(previous: PreviousRun, run_date: dt.date, hits: pd.DataFrame,
-                   feedback: pd.DataFrame) -> Lifecycle:
+                   feedback: pd.DataFrame, configuration: Configuration) -> Lifecycle:
     """Carry the warnings of the latest earlier run forward to this run."""
-    return track(previous.state, hits, feedback, run_date)
+    return track(previous.state, hits, feedback, run_date, configuration.roster_rules)
 
 
 @quiet_task(name="triage")
@@ -375,7 +380,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
 
     mark = time.perf_counter()
     hits, households = combine(results)
-    lifecycle = track_warnings(previous, run_date, hits, feedback.result())
+    lifecycle = track_warnings(previous, run_date, hits, feedback.result(), configuration)
     timings["lifecycle"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

@@ -148,6 +148,9 @@ FACTS_FROM_SOURCE: dict[str, frozenset[str]] = {
     "assets": frozenset({"vehicles", "properties", "businesses", "financial_assets",
                          "financial_assets_per_capita"}),
 }
+#: Facts that change by the passing of time alone (a birthday): a settled warning does not
+#: come back when only these moved (:func:`monitor.lifecycle.evidence_hashes`).
+TICKING_FACTS = ("age",)
 #: Facts that every source may move (the model's score reads them all).
 FACTS_FROM_EVERY_SOURCE = frozenset({"risk_score", "risk_factors"})
 

@@ -15,13 +15,21 @@ so far, then compares with today's rule hits:
 
 Feedback is keyed by the warning id printed on the household's referral row
 (its 预警编号). A caseworker verifies the household as a whole, so a
-feedback row closes every warning of that household that was open and
-first listed on or before its 办结日期, with its outcome; a warning answered
-by a row of its own takes that row's outcome. An answer that arrives after
-the run has closed the warning (the household stopped triggering the rule)
-is still recorded, when its 办结日期 falls while the warning was listed.
-Every state change is returned as an event (when, by what, with which
-outcome).
+feedback row closes every verification warning of that household that was
+open and first listed on or before its 办结日期, with its outcome; a warning
+answered by a row of its own takes that row's outcome. An answer that
+arrives after the run has closed the warning (the household stopped
+triggering the rule) is still recorded, when its 办结日期 falls while the
+warning was listed. The evidence compared is the rule's evidence without the
+ages (:data:`monitor.facts.TICKING_FACTS`): a settled household does not
+come back because a birthday passed.
+
+*Roster* rules (定期探访) are answered by visits, never closed by them: an
+answer quoting a roster warning's id records a visit (``last_visit_date``)
+on the household's open roster warnings, and only that; whether the
+household is due again is the cadence's business (:mod:`monitor.referrals`).
+A roster entry ends when the household no longer meets the rule. Every state
+change is returned as an event (when, by what, with which outcome).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from monitor.facts import TICKING_FACTS
 from monitor.keys import hex16
 
 WARNING_ID_PREFIX = "YJ"
@@ -41,6 +50,11 @@ NEW, CONTINUING, SETTLED = "新增", "持续", "已办结"
 OPEN, CLOSED = "open", "closed"
 BY_RUN, BY_FEEDBACK = "run", "feedback"
 OPENED, CLOSED_EVENT, FEEDBACK_EVENT = "opened", "closed", "closed_by_feedback"
+VISITED_EVENT = "visited"
+#: A fact that changes only as time passes, as it stands in a hit's evidence JSON (key and
+#: value, with the separator after it): left out of the fingerprint that decides whether a
+#: settled warning's evidence changed.
+_TICKING_EVIDENCE = "|".join(rf'"{name}": [^,}}]*(?:, )?' for name in TICKING_FACTS)
 
 #: One row per warning ever opened: its current (or last) episode.
 STATE_COLUMNS = {
@@ -49,6 +63,8 @@ STATE_COLUMNS = {
     "first_warning_date": "datetime64[ns]", "last_seen_date": "datetime64[ns]",
     "evidence_hash": "int64", "closed_date": "datetime64[ns]", "closed_by": "string",
     "feedback_warning_id": "string", "verified": "string", "action": "string",
+    #: Roster warnings: the latest visit an answer recorded (missing: never visited).
+    "last_visit_date": "datetime64[ns]",
 }
 #: One row per state change.
 EVENT_COLUMNS = {
@@ -78,8 +94,22 @@ def warning_ids(household_ids: pd.Series, rules: pd.Series) -> pd.Series:
     return pd.Series(WARNING_ID_PREFIX + pd.Series(hex16(_hash_text(keys))), dtype="string")
 
 
-def evidence_hashes(evidence: pd.Series) -> np.ndarray:
-    """A fingerprint of each hit's evidence: the facts behind the rule, as int64."""
+def evidence_hashes(evidence: pd.Series, ages: bool = False) -> np.ndarray:
+    """A fingerprint of each hit's evidence: the facts behind the rule, as int64.
+
+    Ages are left out (unless ``ages``): they change by themselves.
+
+    Examples
+    --------
+    >>> older = pd.Series(['{"age": 95, "elder_age": 60}', '{"is_living": true, "age": 95}'])
+    >>> younger = pd.Series(['{"age": 94, "elder_age": 60}', '{"is_living": true, "age": 94}'])
+    >>> (evidence_hashes(older) == evidence_hashes(younger)).tolist()
+    [True, True]
+    >>> (evidence_hashes(older, ages=True) == evidence_hashes(younger, ages=True)).tolist()
+    [False, False]
+    """
+    if not ages and len(evidence):
+        evidence = evidence.astype("string").str.replace(_TICKING_EVIDENCE, "", regex=True)
     return _hash_text(evidence).view(np.int64)
 
 
@@ -88,13 +118,19 @@ def empty_state() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in STATE_COLUMNS.items()})
 
 
+def as_state(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stored state in :data:`STATE_COLUMNS` (a column added since it was written: missing)."""
+    return frame.reindex(columns=list(STATE_COLUMNS)).astype(STATE_COLUMNS).reset_index(
+        drop=True)
+
+
 def _events(frame: pd.DataFrame, event: str, date: pd.Series | pd.Timestamp,
             run_date: pd.Timestamp, by: pd.Series | str) -> pd.DataFrame:
     return pd.DataFrame({
         "warning_id": frame["warning_id"].to_numpy(), "household_id": frame["household_id"],
         "rule": frame["rule"], "event": event, "date": date, "run_date": run_date, "by": by,
-        "verified": frame["verified"] if event == FEEDBACK_EVENT else pd.NA,
-        "action": frame["action"] if event == FEEDBACK_EVENT else pd.NA,
+        "verified": frame["verified"] if event in (FEEDBACK_EVENT, VISITED_EVENT) else pd.NA,
+        "action": frame["action"] if event in (FEEDBACK_EVENT, VISITED_EVENT) else pd.NA,
     }).astype(EVENT_COLUMNS)
 
 
@@ -146,17 +182,57 @@ def _same_household(warned: pd.Series, answered: pd.Series) -> pd.Series:
     return same
 
 
-def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Timestamp
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Close the warnings that feedback has settled; return (state, events, unmatched rows)."""
-    known = state[["warning_id", "household_id"]].rename(
-        columns={"household_id": "_warned_household"})
+def _match_feedback(state: pd.DataFrame, feedback: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feedback rows with the household and rule of the warning each names; and the unmatched."""
+    known = state[["warning_id", "household_id", "rule"]].rename(
+        columns={"household_id": "_warned_household", "rule": "_rule"})
     matched = feedback.merge(known, on="warning_id", how="left", validate="many_to_one")
     matched["household_id"] = matched["_warned_household"].where(
         _same_household(matched["_warned_household"], matched["household_id"]))
     is_match = matched["household_id"].notna().to_numpy(dtype=bool)
-    unmatched = feedback[~is_match].reset_index(drop=True)
-    matched = matched[is_match].sort_values(["household_id", "closed_date", "warning_id"])
+    return (matched[is_match].sort_values(["household_id", "closed_date", "warning_id"]),
+            feedback[~is_match].reset_index(drop=True))
+
+
+def _record_visits(state: pd.DataFrame, visits: pd.DataFrame, is_roster: np.ndarray,
+                   run_date: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each household's latest visit on its open roster warnings listed by then; the events."""
+    if visits.empty or not is_roster.any():
+        return state, _events(state.iloc[:0], VISITED_EVENT, pd.NaT, run_date, "")
+    latest = visits.drop_duplicates("household_id", keep="last").set_index("household_id")
+    at = latest.index.get_indexer(state["household_id"])
+    visited = latest["closed_date"].to_numpy(dtype="datetime64[ns]")[np.maximum(at, 0)]
+    before = state["last_visit_date"].to_numpy(dtype="datetime64[ns]")
+    records = (is_roster & (at >= 0) & (state["status"] == OPEN).to_numpy(dtype=bool)
+               & (state["first_warning_date"].to_numpy(dtype="datetime64[ns]") <= visited)
+               & (np.isnat(before) | (visited > before)))
+    if not records.any():
+        return state, _events(state.iloc[:0], VISITED_EVENT, pd.NaT, run_date, "")
+    state = state.copy()
+    state.loc[records, "last_visit_date"] = visited[records]
+    done = state[records].assign(
+        verified=latest["verified"].to_numpy()[at[records]],
+        action=latest["action"].to_numpy()[at[records]],
+        feedback_warning_id=latest["warning_id"].to_numpy()[at[records]])
+    return state, _events(done, VISITED_EVENT, done["last_visit_date"], run_date,
+                          "feedback " + done["feedback_warning_id"])
+
+
+def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Timestamp,
+                   roster_rules: frozenset[str] = frozenset()
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Close the warnings that feedback has settled; return (state, events, unmatched rows).
+
+    An answer to a roster warning (a rule in ``roster_rules``) records a visit
+    on the household's roster warnings; an answer to any other warning closes
+    the household's other (verification) warnings.
+    """
+    matched, unmatched = _match_feedback(state, feedback)
+    is_roster = state["rule"].isin(list(roster_rules)).to_numpy(dtype=bool)
+    visit_rows = matched["_rule"].isin(list(roster_rules)).to_numpy(dtype=bool)
+    state, visit_events = _record_visits(state, matched[visit_rows], is_roster, run_date)
+    matched = matched[~visit_rows]
     # The row that speaks for a warning: the caseworker's answer to that warning itself,
     # else the household's latest answer (a row settles the household's whole listing).
     own = matched.drop_duplicates("warning_id", keep="last").set_index("warning_id")
@@ -182,9 +258,10 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
     closed_by_run = ((state["status"] == CLOSED) & (state["closed_by"] == BY_RUN)).fillna(
         False).to_numpy(dtype=bool) & (answered <= state["closed_date"].to_numpy(
             dtype="datetime64[ns]"))
-    settles = (is_open | closed_by_run) & ~np.isnat(answered) & (first <= answered)
+    settles = ((is_open | closed_by_run) & ~np.isnat(answered) & (first <= answered)
+               & ~is_roster)
     if not settles.any():
-        return state, _events(state.iloc[:0], FEEDBACK_EVENT, pd.NaT, run_date, ""), unmatched
+        return state, visit_events, unmatched
     state = state.copy()
     state.loc[settles, "status"] = CLOSED
     state.loc[settles, "closed_by"] = BY_FEEDBACK
@@ -195,7 +272,7 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
     settled = state[settles]
     events = _events(settled, FEEDBACK_EVENT, settled["closed_date"], run_date,
                      "feedback " + settled["feedback_warning_id"])
-    return state, events, unmatched
+    return state, pd.concat([visit_events, events], ignore_index=True), unmatched
 
 
 #: Columns of the warnings a run keeps open because a source they rest on is stale.
@@ -226,7 +303,7 @@ def carried_warnings(state: pd.DataFrame, resting: dict[str, tuple[str, ...]],
 
 
 def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
-          as_of: dt.date) -> Lifecycle:
+          as_of: dt.date, roster_rules: frozenset[str] = frozenset()) -> Lifecycle:
     """Carry the warnings forward to ``as_of``.
 
     Parameters
@@ -241,10 +318,13 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
         ``household_id``, ``verified``, ``action``, ``closed_date``.
     as_of : datetime.date
         The run date.
+    roster_rules : frozenset of str
+        The codes of the roster rules (定期探访): visited, never settled.
     """
     run_date = pd.Timestamp(as_of)
-    previous = previous.astype(STATE_COLUMNS).reset_index(drop=True)
-    state, feedback_events, unmatched = apply_feedback(previous, feedback, run_date)
+    previous = as_state(previous)
+    state, feedback_events, unmatched = apply_feedback(previous, feedback, run_date,
+                                                       roster_rules)
 
     hits = hits.reset_index(drop=True).copy()
     hits["warning_id"] = warning_ids(hits["household_id"], hits["rule"])
@@ -258,15 +338,33 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     def is_(column: str, value: object) -> np.ndarray:
         return before[column].eq(value).fillna(False).to_numpy(dtype=bool)
 
+    def same_evidence(hashes: np.ndarray) -> np.ndarray:
+        return before["evidence_hash"].eq(pd.Series(hashes, dtype="Int64")).fillna(
+            False).to_numpy(dtype=bool)
+
+    roster = hits["rule"].isin(list(roster_rules)).to_numpy(dtype=bool)
     was_open = is_("status", OPEN)
-    unchanged = (is_("status", CLOSED) & is_("closed_by", BY_FEEDBACK)
-                 & before["evidence_hash"].eq(pd.Series(hits["evidence_hash"], dtype="Int64"))
-                 .fillna(False).to_numpy(dtype=bool))
+    settled = is_("status", CLOSED) & is_("closed_by", BY_FEEDBACK) & ~roster
+    unchanged = settled & same_evidence(hits["evidence_hash"].to_numpy())
+    if (settled & ~unchanged).any():
+        # Settled before ages were left out of the fingerprint: compare it as it was taken.
+        again = settled & ~unchanged
+        with_ages = np.zeros(len(hits), dtype=np.int64)
+        with_ages[again] = evidence_hashes(hits["evidence"][again], ages=True)
+        unchanged |= again & same_evidence(with_ages)
     opens = ~was_open & ~unchanged
     hits["status"] = pd.array(np.select([was_open, unchanged], [CONTINUING, SETTLED], NEW),
                               dtype="string")
     hits["first_warning_date"] = before["first_warning_date"].where(
         was_open | unchanged, run_date).astype("datetime64[ns]").to_numpy()
+    # A roster entry keeps its visits while open; one settled before rosters existed starts
+    # again with that answer as its visit.
+    answered_before = is_("closed_by", BY_FEEDBACK)
+    hits["last_visit_date"] = np.where(
+        roster & was_open, before["last_visit_date"].to_numpy(dtype="datetime64[ns]"),
+        np.where(roster & answered_before,
+                 before["closed_date"].to_numpy(dtype="datetime64[ns]"),
+                 np.datetime64("NaT", "ns")))
 
     # The new state: warnings without a hit today, then every hit's warning.
     hit_rows = np.zeros(len(state), dtype=bool)
@@ -286,11 +384,12 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
         # A settled warning keeps the evidence it was settled on.
         "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
             listed, before["evidence_hash"]).to_numpy(dtype="int64"),
+        "last_visit_date": hits["last_visit_date"],
     }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
     for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
         current[column] = before[column].astype(STATE_COLUMNS[column]).where(unchanged)
-    new_state = (pd.concat([quiet, current], ignore_index=True).astype(STATE_COLUMNS)
-                 .sort_values("warning_id", ignore_index=True))
+    new_state = (pd.concat([quiet, current], ignore_index=True)[list(STATE_COLUMNS)]
+                 .astype(STATE_COLUMNS).sort_values("warning_id", ignore_index=True))
 
     events = pd.concat([
         feedback_events,

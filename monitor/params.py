@@ -21,7 +21,7 @@ CONTRACT_PARAMETERS = (
     "tekun_standard_ratio", "medical_window_days", "medical_burden_share",
     "medical_burden_amount", "sudden_window_days", "sudden_loss_amount", "elder_age",
     "left_behind_child_age", "financial_asset_months", "model_threshold",
-    "verify_days_red", "verify_days_orange", "verify_days_yellow",
+    "verify_days_red", "verify_days_orange", "verify_days_yellow", "visit_cadence_days",
 )
 _ENTRY_KEYS = {"region", "from", "value", "source"}
 _COLUMNS = ["name", "region", "from", "value", "source", "origin"]

@@ -106,8 +106,86 @@ def _stale_notes(listed: pd.DataFrame, household_ids: pd.Index,
     return notes
 
 
+#: Which listed warnings :func:`triage` lists: all (the CSV), or one sheet's kind.
+EVERY, VERIFICATION, ROSTER = "every", "verification", "roster"
+#: Columns :func:`triage` adds for the roster sheet (定期探访).
+VISIT_HEADERS = ["上次探访日期", "应探访日期"]
+
+
+def _visits(listed: pd.DataFrame, roster: np.ndarray, cadence: np.ndarray, as_of: dt.date
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each listed hit's visit due date (roster hits), and whether it is listed tonight.
+
+    A roster entry is due when it was never visited, or its last visit is
+    ``visit_cadence_days`` or more before the run date; a verification
+    warning is always listed. Never visited, it is due since first listed.
+    """
+    last = (listed["last_visit_date"].to_numpy(dtype="datetime64[ns]")
+            if "last_visit_date" in listed else np.full(len(listed), np.datetime64("NaT", "ns")))
+    due_on = np.where(np.isnat(last), listed["first_warning_date"].to_numpy(
+        dtype="datetime64[ns]"), last + cadence.astype("timedelta64[D]"))
+    shown = ~roster | (due_on <= np.datetime64(as_of, "ns"))
+    return due_on, shown
+
+
+def _listed_tonight(hits: pd.DataFrame, households: pd.DataFrame, roster_rules: list[str],
+                    params: Parameters, as_of: dt.date, kind: str) -> pd.DataFrame:
+    """The hits listed tonight (新增 or 持续, roster entries only when due), of one kind.
+
+    With ``_visit_due``: the day each roster entry fell (or falls) due.
+    """
+    listed = hits.loc[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool),
+                      ["household_id", "rule", "level", "reason", "warning_id", "status",
+                       "first_warning_date",
+                       *(name for name in ("stale_sources", "last_visit_date") if name in hits)]]
+    roster = listed["rule"].isin(roster_rules).to_numpy(dtype=bool)
+    if kind != EVERY:
+        listed, roster = listed[roster == (kind == ROSTER)], roster[roster == (kind == ROSTER)]
+    if "last_visit_date" not in listed:
+        listed = listed.assign(last_visit_date=pd.Series(pd.NaT, index=listed.index,
+                                                         dtype="datetime64[ns]"))
+    positions = households.index.get_indexer(listed["household_id"])
+    if (positions < 0).any():
+        missing = list(listed["household_id"][positions < 0][:3])
+        raise ValueError(f"triage: no household facts for listed households {missing}")
+    cadence = np.zeros(len(listed), dtype="int64")
+    if roster.any():
+        regions_of = households["region_code"].iloc[positions[roster]].reset_index(drop=True)
+        cadence[roster] = params.lookup("visit_cadence_days", regions_of, as_of).to_numpy(
+            dtype="int64")
+    visit_due, shown = _visits(listed, roster, cadence, as_of)
+    return listed.assign(_visit_due=visit_due)[shown]
+
+
+def _latest_in_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The latest date of each group (rows sorted by group), NaT where a group has none."""
+    if not len(starts):
+        return values[:0]
+    as_int = values.astype("int64")
+    missing = np.iinfo("int64").min
+    return np.maximum.reduceat(np.where(np.isnat(values), missing, as_int), starts).astype(
+        "datetime64[ns]")
+
+
+def _earliest_in_groups(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The earliest date of each group (rows sorted by group), NaT where a group has none."""
+    if not len(starts):
+        return values[:0]
+    as_int = values.astype("int64")
+    latest = np.iinfo("int64").max
+    earliest = np.minimum.reduceat(np.where(np.isnat(values), latest, as_int), starts)
+    return np.where(earliest == latest, np.iinfo("int64").min, earliest).astype("datetime64[ns]")
+
+
+def _dates_text(values: np.ndarray) -> np.ndarray:
+    """Dates as YYYY-MM-DD text; missing ones empty."""
+    text = pd.DatetimeIndex(values).strftime("%Y-%m-%d")
+    return np.asarray(text.fillna(""), dtype=object)
+
+
 def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], params: Parameters,
-           as_of: dt.date, stale_remarks: dict[str, str] | None = None) -> pd.DataFrame:
+           as_of: dt.date, stale_remarks: dict[str, str] | None = None,
+           kind: str = EVERY) -> pd.DataFrame:
     """One referral row per household with a listed warning, in the contract's columns.
 
     Parameters
@@ -129,21 +207,32 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         For each stale source, what the note ending 预警原因 says of it
         (:func:`monitor.deliveries.stale_remarks`), for the warnings kept
         open because they rest on it (their ``stale_sources``).
+    kind : str
+        ``every`` (the CSV: verification warnings and the roster entries due
+        tonight), ``verification`` or ``roster`` (the workbook's two sheets).
 
     Returns
     -------
     pandas.DataFrame
-        :data:`REFERRAL_HEADERS` plus ``county_code`` and ``township_code``
-        (which file the row goes to), ordered by county, township, level,
-        score (highest first) and household. Text is not yet defused.
+        :data:`REFERRAL_HEADERS`, :data:`VISIT_HEADERS` (the household's
+        latest visit and earliest visit due, of its roster entries listed),
+        ``overdue`` (核实时限 passed), plus ``county_code`` and
+        ``township_code`` (which file the row goes to), ordered by county,
+        township, level, score (highest first) and household. Text is not
+        yet defused.
+
+    Notes
+    -----
+    A roster entry is listed only on the nights it is due (:func:`_visits`);
+    its 核实时限 counts from the day it fell due. The row's 预警编号 is a
+    verification warning whenever the household has one, so that an answer
+    quoting it closes those, and a roster warning's only on a visit's row.
     """
     rule_of = {rule.code: rule for rule in rules}
     rule_rank = {code: rank for rank, code in enumerate(RULE_CODES)}
     level_rank = {level: rank for rank, level in enumerate(LEVELS)}
-    listed = hits.loc[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool),
-                      ["household_id", "rule", "level", "reason", "warning_id", "status",
-                       "first_warning_date",
-                       *(["stale_sources"] if "stale_sources" in hits else [])]]
+    roster_rules = [rule.code for rule in rules if rule.roster]
+    listed = _listed_tonight(hits, households, roster_rules, params, as_of, kind)
     # Households as sorted integer codes; 触发规则 are sorted by code, and the reasons
     # and measures follow the same order. Each household's rows are then contiguous.
     group, household_ids = pd.factorize(listed["household_id"], sort=True)
@@ -154,11 +243,7 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     groups = len(household_ids)
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
 
-    positions = households.index.get_indexer(household_ids)
-    if (positions < 0).any():
-        missing = list(household_ids[positions < 0][:3])
-        raise ValueError(f"triage: no household facts for listed households {missing}")
-    facts = households.iloc[positions]
+    facts = households.iloc[households.index.get_indexer(household_ids)]
     levels = listed["level"].map(level_rank).to_numpy(dtype="int64")
     rank = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
     first_listed = listed["first_warning_date"].to_numpy(dtype="datetime64[ns]")
@@ -166,13 +251,18 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
                         list(VERIFY_DAYS.values()))
     verify_days = np.choose(levels, [days[VERIFY_DAYS[level]].to_numpy()[group]
                                      for level in LEVELS]).astype("int64")
-    due = first_listed + verify_days.astype("timedelta64[D]")
+    roster = listed["rule"].isin(roster_rules).to_numpy(dtype=bool)
+    visit_due = listed["_visit_due"].to_numpy(dtype="datetime64[ns]")
+    # A visit's deadline counts from the day it fell due; a warning's from its first listing.
+    due = np.where(roster, visit_due, first_listed) + verify_days.astype("timedelta64[D]")
+    last_visit = listed["last_visit_date"].to_numpy(dtype="datetime64[ns]")
 
     def smallest(values: np.ndarray) -> np.ndarray:
         return np.minimum.reduceat(values, starts) if groups else values[:0]
 
-    # The row's id: its longest-open warning, then the highest level, then rule order.
-    primary = np.lexsort((rank, levels, first_listed, group))
+    # The row's id: a verification warning if it has one (an answer quoting it closes those),
+    # its longest-open, then the highest level, then rule order.
+    primary = np.lexsort((rank, levels, first_listed, roster, group))
     primary = primary[np.r_[True, group[primary][1:] != group[primary][:-1]]] if groups else \
         primary
     every = np.ones(len(listed), dtype=bool)
@@ -206,13 +296,19 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         "核实时限": pd.DatetimeIndex(smallest(due)).strftime("%Y-%m-%d"),
         "首次预警日期": pd.DatetimeIndex(smallest(first_listed)).strftime("%Y-%m-%d"),
         "状态": np.where(all_new, NEW, CONTINUING),
+        "上次探访日期": _dates_text(_latest_in_groups(np.where(roster, last_visit,
+                                                           np.datetime64("NaT", "ns")), starts)),
+        "应探访日期": _dates_text(_earliest_in_groups(np.where(roster, visit_due,
+                                                           np.datetime64("NaT", "ns")), starts)),
+        "overdue": smallest(due) < np.datetime64(as_of, "ns"),
         "county_code": facts["county_code"].to_numpy(),
         "township_code": facts["township_code"].to_numpy(),
         "_level_rank": level_of,
     }).astype({column: "string" for column in TEXT_HEADERS})
     rows = rows.sort_values(["county_code", "township_code", "_level_rank", "风险评分", "户编号"],
                             ascending=[True, True, True, False, True], ignore_index=True)
-    return rows.drop(columns="_level_rank")
+    return rows.drop(columns="_level_rank").astype({header: "string"
+                                                    for header in VISIT_HEADERS})
 
 
 def _flatten(values: pd.Series) -> pd.Series:

@@ -59,6 +59,8 @@ class Rule:
     reason: str
     evidence: tuple[str, ...]
     after_other_rules: bool = False
+    #: A visit roster (定期探访): answered by visits, due again after ``visit_cadence_days``.
+    roster: bool = False
 
     @property
     def reason_fields(self) -> tuple[str, ...]:
@@ -97,7 +99,8 @@ def parse_rules(definitions: list[dict], origin: str = "rules/rules.yaml") -> li
         rules.append(Rule(code, entry["name"], entry["level"], entry["measure"],
                           entry["office"], entry["scope"], condition, entry["reason"],
                           tuple(entry.get("evidence", ())),
-                          bool(entry.get("after_other_rules", False))))
+                          bool(entry.get("after_other_rules", False)),
+                          bool(entry.get("roster", False))))
     codes = [rule.code for rule in rules]
     if sorted(codes) != sorted(RULE_CODES):
         missing = sorted(set(RULE_CODES) - set(codes))
