@@ -48,6 +48,7 @@ from monitor.io.lake import (
     read_as_of,
     read_manifest,
     read_source,
+    rows_ingested_on,
 )
 from monitor.io.lock import home_lock
 from monitor.io.models import load_latest_model
@@ -66,7 +67,7 @@ from monitor.io.pseudonyms import lake_pseudonym_key
 from monitor.lifecycle import Lifecycle, carried_warnings, track
 from monitor.model import RiskModel
 from monitor.params import Parameters
-from monitor.referrals import triage
+from monitor.referrals import TownshipLists, overdue_by_township, township_lists
 from monitor.report import (
     TREND_RUNS,
     nightly_report,
@@ -76,6 +77,7 @@ from monitor.report import (
 )
 from monitor.rules import Rule, parse_rules
 from monitor.scoring import RulesOnlyScore
+from monitor.workbook import TownshipWorkbooks, feedback_receipts
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -239,10 +241,26 @@ def track_warnings(previous: PreviousRun, run_date: dt.date, hits: pd.DataFrame,
 @quiet_task(name="triage")
 def triage_households(lifecycle: Lifecycle, households: pd.DataFrame,
                       configuration: Configuration, run_date: dt.date,
-                      health: pd.DataFrame) -> pd.DataFrame:
-    """One referral row per household with a listed warning."""
-    return triage(lifecycle.hits, households, configuration.rules, configuration.params, run_date,
-                  deliveries.stale_remarks(health))
+                      health: pd.DataFrame) -> TownshipLists:
+    """One referral row per household listed; and apart, its warnings and its visits due."""
+    return township_lists(lifecycle.hits, households, configuration.rules, configuration.params,
+                          run_date, deliveries.stale_remarks(health))
+
+
+@io_task
+def read_answers(home: Path, run_date: dt.date, ingest_manifest: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The feedback rows the run of this date took in: accepted and quarantined."""
+    return rows_ingested_on(home, "feedback", run_date, ingest_manifest)
+
+
+@quiet_task
+def receipts_of(answers: tuple[pd.DataFrame, pd.DataFrame], lifecycle: Lifecycle,
+                configuration: Configuration) -> pd.DataFrame:
+    """What each township sent back, and what became of each row (the workbook's 反馈回执)."""
+    accepted, quarantined = answers
+    return feedback_receipts(accepted, quarantined, lifecycle.state,
+                             lifecycle.unmatched_feedback, configuration.roster_rules)
 
 
 @io_task
@@ -256,12 +274,13 @@ def report_inputs(home: Path, run_date: dt.date, ingest_manifest: pd.DataFrame
 @quiet_task
 def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd.DataFrame],
                   configuration: Configuration, rejected_files: list[str],
-                  ingest_manifest: pd.DataFrame) -> tuple[str, dict[str, pd.DataFrame]]:
+                  ingest_manifest: pd.DataFrame, overdue: pd.DataFrame
+                  ) -> tuple[str, dict[str, pd.DataFrame]]:
     """The run's report.html and its tables, Chinese set in the font the project installs."""
     earlier, quarantine = inputs
     tables = report_tables(run_date.isoformat(), summary, earlier, quarantine,
                            configuration.rules,
-                           deliveries.delivery_rows(ingest_manifest, run_date))
+                           deliveries.delivery_rows(ingest_manifest, run_date), overdue)
     html = nightly_report(run_date.isoformat(), summary, tables, configuration.model_manifest,
                           rejected_files, font_family=use_cjk_font(), font=cjk_font_bytes())
     return html, tables
@@ -269,13 +288,15 @@ def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd
 
 @io_task
 def write_run(home: Path, run_date: dt.date, referrals: pd.DataFrame, lifecycle: Lifecycle,
-              manifest: dict, report: tuple[str | None, dict[str, pd.DataFrame]]) -> Path:
+              manifest: dict, report: tuple[str | None, dict[str, pd.DataFrame]],
+              workbooks: TownshipWorkbooks) -> Path:
     """Write the outputs (one rename at the end) and keep the warning state for the next run."""
     # The state for the next run goes into place right after the outputs, never before:
     # a run that fails leaves neither (and rerunning its date repairs either).
     staged = stage_state(home, run_date, lifecycle.state, lifecycle.events)
     html, tables = report
-    target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest, html, tables)
+    target = write_outputs(home, run_date, referrals, lifecycle.hits, manifest, html, tables,
+                           workbooks)
     commit_state(staged)
     return target
 
@@ -289,11 +310,17 @@ def report(run_date: dt.date, summary: dict, quarantined: dict[str, int], model:
     return markdown
 
 
+def _unanswered(manifest: pd.DataFrame, run_date: dt.date) -> int:
+    """Rows of the township workbooks this date's run took in that nobody answered."""
+    took = (manifest["source"] == "feedback") & (manifest["ingested_on"] == run_date.isoformat())
+    return int(manifest.loc[took.to_numpy(dtype=bool), "rows_unanswered"].sum())
+
+
 def _inputs(manifest: pd.DataFrame, run_date: dt.date) -> list[dict]:
     """Every landing file delivered up to the run date, with its hash and row counts."""
     manifest = manifest[pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(run_date)]
     columns = ["source", "delivery_date", "file", "sha256", "status", "rows_read",
-               "rows_accepted", "rows_quarantined", "message"]
+               "rows_accepted", "rows_quarantined", "rows_unanswered", "message"]
     return manifest.sort_values(["delivery_date", "source", "file"])[columns].to_dict("records")
 
 
@@ -384,10 +411,15 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     timings["lifecycle"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    referrals = triage_households(lifecycle, households, configuration, run_date, health)
+    lists = triage_households(lifecycle, households, configuration, run_date, health)
+    referrals = lists.every
+    receipts = receipts_of(read_answers(home, run_date, ingest_manifest), lifecycle,
+                           configuration)
+    overdue = overdue_by_township(lists)
     timings["triage"] = time.perf_counter() - mark
 
-    summary = {**run_summary(lifecycle, referrals),
+    summary = {**run_summary(lifecycle, referrals, overdue, receipts,
+                             _unanswered(ingest_manifest, run_date)),
                "deliveries": deliveries.deliveries_summary(health, ingest_report.decisions,
                                                            lifecycle.hits)}
     ingested = ingest_report.by_source().to_dict("records")
@@ -411,7 +443,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     try:
         report_html = render_report(run_date, summary,
                                     report_inputs(home, run_date, ingest_manifest),
-                                    configuration, manifest["rejected_files"], ingest_manifest)
+                                    configuration, manifest["rejected_files"], ingest_manifest,
+                                    overdue)
         report_notices = []
     except Exception as error:
         # The referral lists matter more than their report: write them without it, and say so.
@@ -423,7 +456,9 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
 
     mark = time.perf_counter()
     manifest["stage_seconds"] = timings
-    target = write_run(home, run_date, referrals, lifecycle, manifest, report_html)
+    target = write_run(home, run_date, referrals, lifecycle, manifest, report_html,
+                       TownshipWorkbooks(lists.verification, lists.roster, receipts,
+                                         configuration.rules, run_date))
     timings["outputs"] = time.perf_counter() - mark
     report(run_date, summary, quarantined, configuration.model_manifest)
     timings["total"] = time.perf_counter() - started

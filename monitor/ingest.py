@@ -46,7 +46,12 @@ REASONS: dict[str, str] = {
     "out_of_pocket_above_total": "个人自付高于医疗总费用",
     "end_before_start": "终止日期早于起始日期",
     "invalid_value": "取值不符合数据规范",
+    "other_township": "该行属于其他乡镇（街道）的名单，不予采用",
 }
+#: Columns a returned township workbook's rows carry (see monitor.io.landing): its sheet,
+#: the row's 村(社区) and the township the workbook was written for.
+SHEET, VILLAGE, WORKBOOK_TOWNSHIP = "_sheet", "_village", "_workbook_township"
+TOWNSHIP_DIGITS = 9
 
 _PARSERS = {
     "date": (normalize.parse_dates, "bad_date"),
@@ -133,6 +138,15 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     faults = _Faults.empty(n)
     typed = {}
     delivery = pd.Timestamp(delivery_date)
+    if WORKBOOK_TOWNSHIP in raw and VILLAGE in raw:
+        # A row copied in from another township's workbook answers for households that are
+        # not this township's: it changes nothing (checked first: it is the row's fault).
+        village = raw[VILLAGE].astype("string").str.strip()
+        township = raw[WORKBOOK_TOWNSHIP].astype("string").str.strip()
+        elsewhere = (village.notna() & township.notna()
+                     & (village.str.slice(0, TOWNSHIP_DIGITS) != township)).fillna(False)
+        faults.flag(elsewhere.to_numpy(dtype=bool), "other_township", "warning_id",
+                    "the row's 村(社区) is not in the workbook's township")
     for spec in source.columns:
         # As delivered; each parser trims and treats empty text as missing itself.
         column = raw[spec.name] if spec.name in raw else pd.Series(

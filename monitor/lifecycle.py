@@ -258,8 +258,15 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
     closed_by_run = ((state["status"] == CLOSED) & (state["closed_by"] == BY_RUN)).fillna(
         False).to_numpy(dtype=bool) & (answered <= state["closed_date"].to_numpy(
             dtype="datetime64[ns]"))
-    settles = ((is_open | closed_by_run) & ~np.isnat(answered) & (first <= answered)
-               & ~is_roster)
+    # A corrected answer (the same row delivered again with another outcome) replaces the
+    # outcome it settled before.
+    by_same_row = ((state["closed_by"] == BY_FEEDBACK) & (chosen["warning_id"] == state[
+        "feedback_warning_id"])).fillna(False).to_numpy(dtype=bool)
+    changed = ~((chosen["verified"] == state["verified"]) & (chosen["action"] == state["action"])
+                & (chosen["closed_date"] == state["closed_date"])).fillna(False).to_numpy(
+                    dtype=bool)
+    settles = (((is_open | closed_by_run) | (by_same_row & changed)) & ~np.isnat(answered)
+               & (first <= answered) & ~is_roster)
     if not settles.any():
         return state, visit_events, unmatched
     state = state.copy()

@@ -23,6 +23,7 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -309,6 +310,40 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
                             ascending=[True, True, True, False, True], ignore_index=True)
     return rows.drop(columns="_level_rank").astype({header: "string"
                                                     for header in VISIT_HEADERS})
+
+
+@dataclass(frozen=True)
+class TownshipLists:
+    """A night's lists: the CSV's rows, and the workbook's two sheets (:func:`triage` kinds)."""
+
+    every: pd.DataFrame
+    verification: pd.DataFrame
+    roster: pd.DataFrame
+
+
+def township_lists(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule],
+                   params: Parameters, as_of: dt.date,
+                   stale_remarks: dict[str, str] | None = None) -> TownshipLists:
+    """The CSV's rows (verification warnings and visits due) and each kind apart."""
+    return TownshipLists(*(triage(hits, households, rules, params, as_of, stale_remarks, kind)
+                           for kind in (EVERY, VERIFICATION, ROSTER)))
+
+
+OVERDUE_COLUMNS = ["county_code", "township_code", "households", "overdue", "visits_due",
+                   "visits_overdue"]
+
+
+def overdue_by_township(lists: TownshipLists) -> pd.DataFrame:
+    """Per township: households to verify and those past 核实时限; visits due and overdue."""
+    keys = ["county_code", "township_code"]
+    counted = [frame.groupby(keys, sort=True).agg(**{count: ("户编号", "size"),
+                                                    late: ("overdue", "sum")})
+               for frame, count, late in ((lists.verification, "households", "overdue"),
+                                          (lists.roster, "visits_due", "visits_overdue"))]
+    table = pd.concat(counted, axis="columns").fillna(0).astype("int64").reset_index()
+    return table.reindex(columns=OVERDUE_COLUMNS).astype(
+        {name: "int64" for name in OVERDUE_COLUMNS[2:]} | {"county_code": "string",
+                                                           "township_code": "string"})
 
 
 def _flatten(values: pd.Series) -> pd.Series:

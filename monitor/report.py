@@ -25,8 +25,16 @@ def _counts(values: pd.Series, order: list[str] | tuple[str, ...] | None = None)
     return {str(key): int(counts.get(key, 0)) for key in keys}
 
 
-def run_summary(lifecycle: Lifecycle, referrals: pd.DataFrame) -> dict:
-    """Counts of this run's warnings and referral rows (listed means 新增 or 持续)."""
+def run_summary(lifecycle: Lifecycle, referrals: pd.DataFrame,
+                overdue: pd.DataFrame | None = None, receipts: pd.DataFrame | None = None,
+                unanswered: int = 0) -> dict:
+    """Counts of this run's warnings and referral rows (listed means 新增 or 持续).
+
+    ``overdue`` is :func:`monitor.referrals.overdue_by_township`'s table,
+    ``receipts`` the answers this run took in
+    (:func:`monitor.workbook.feedback_receipts`), ``unanswered`` the rows of
+    returned workbooks nobody answered.
+    """
     hits = lifecycle.hits
     listed = hits[hits["status"].isin([NEW, CONTINUING]).to_numpy(dtype=bool)]
     events = lifecycle.events
@@ -49,7 +57,19 @@ def run_summary(lifecycle: Lifecycle, referrals: pd.DataFrame) -> dict:
             "by_county": _counts(referrals["county_code"]),
             "townships": int(referrals["township_code"].nunique()),
         },
-        "feedback": {"unmatched_rows": len(lifecycle.unmatched_feedback)},
+        "feedback": {"unmatched_rows": len(lifecycle.unmatched_feedback),
+                     "answers_taken": 0 if receipts is None else int(
+                         (receipts["结果"] == "已采用").sum()),
+                     "answers_refused": 0 if receipts is None else int(
+                         (receipts["结果"] != "已采用").sum()),
+                     "unanswered_rows": int(unanswered)},
+        **({} if overdue is None else {"overdue": {
+            "households_to_verify": int(overdue["households"].sum()),
+            "households_overdue": int(overdue["overdue"].sum()),
+            "visits_due": int(overdue["visits_due"].sum()),
+            "visits_overdue": int(overdue["visits_overdue"].sum()),
+            "townships_with_overdue": int(((overdue["overdue"] + overdue["visits_overdue"])
+                                           > 0).sum())}}),
     }
 
 
@@ -95,6 +115,18 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
     if summary["feedback"]["unmatched_rows"]:
         parts.append(f"{summary['feedback']['unmatched_rows']:,} feedback rows name an unknown "
                      "warning id or another household; they were not applied.")
+    if "overdue" in summary:
+        late = summary["overdue"]
+        parts.append(f"## Overdue\n\n{late['households_overdue']:,} of "
+                     f"{late['households_to_verify']:,} households to verify are past their "
+                     f"核实时限; {late['visits_overdue']:,} of {late['visits_due']:,} visits due "
+                     f"(定期探访) are overdue; {late['townships_with_overdue']:,} townships "
+                     "have something overdue.")
+    answers = summary["feedback"]
+    if answers.get("answers_taken") or answers.get("answers_refused"):
+        parts.append(f"Answers received: {answers['answers_taken']:,} taken, "
+                     f"{answers['answers_refused']:,} refused (each township's 反馈回执 says "
+                     f"why); {answers['unanswered_rows']:,} workbook rows left unanswered.")
     if "deliveries" in summary:
         parts += _deliveries_markdown(summary["deliveries"])
     return "\n\n".join(parts) + "\n"
@@ -126,8 +158,8 @@ TREND_RUNS = 30
 
 
 def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine: pd.DataFrame,
-                  rules: list[Rule], delivery_rows: pd.DataFrame | None = None
-                  ) -> dict[str, pd.DataFrame]:
+                  rules: list[Rule], delivery_rows: pd.DataFrame | None = None,
+                  overdue: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The nightly report's numbers as tables (also written beside it as Parquet and CSV).
 
     ``earlier`` are the run manifests of recent earlier runs (for the trend),
@@ -168,6 +200,8 @@ def report_tables(run_date: str, summary: dict, earlier: list[dict], quarantine:
                                   "warnings": [warnings["by_level"][level] for level in LEVELS]}),
         "by_rule": by_rule, "by_county": by_county, "trend": trend, "quarantine": quarantine,
         **delivery_tables(summary.get("deliveries"), delivery_rows),
+        **({} if overdue is None else {"overdue_by_township": overdue.assign(
+            township_name=overdue["township_code"].map(regions.township_names()))}),
     }
 
 
@@ -196,6 +230,8 @@ REPORT_HEADERS = {
     "status": "状态", "last_delivery": "最近采用的交付", "age_days": "已过天数",
     "max_age_days": "最长间隔天数", "held_deliveries": "暂缓采用的交付",
     "hold_reasons": "暂缓原因", "delivery_date": "交付日期", "files": "文件数", "held": "暂缓",
+    "township_code": "乡镇代码", "township_name": "乡镇(街道)", "overdue": "逾期未核实户数",
+    "visits_due": "到期应探访户数", "visits_overdue": "逾期未探访户数",
 }
 #: A source's delivery status in the report's words.
 DELIVERY_STATUS_ZH = {"ok": "正常", "stale": "逾期未报送", "held": "暂缓采用",
@@ -217,6 +253,22 @@ def _relative_rows(rows: pd.DataFrame, kind: str) -> pd.DataFrame:
     wide.index = pd.to_datetime(wide.index)
     median = wide.median().astype("float64").replace(0.0, np.nan)
     return (wide.astype("float64") / median * 100).sort_index()
+
+
+def _overdue_section(totals: dict, table: pd.DataFrame) -> Section:
+    """逾期情况: per township, households past 核实时限 and visits due or overdue."""
+    late = table[(table["overdue"] + table["visits_overdue"]) > 0].sort_values(
+        ["overdue", "visits_overdue"], ascending=False)
+    return Section(
+        title="逾期情况",
+        paragraphs=[f"待核查 {totals['households_to_verify']:,} 户，其中超过核实时限 "
+                    f"{totals['households_overdue']:,} 户；到期应探访 {totals['visits_due']:,} "
+                    f"户，其中逾期 {totals['visits_overdue']:,} 户；有逾期的乡镇(街道) "
+                    f"{totals['townships_with_overdue']:,} 个（下表按逾期户数排列，全部乡镇见 "
+                    "tables/overdue_by_township）。"],
+        tables=[("有逾期的乡镇(街道)", _shown(late[["county_code", "township_code",
+                                                   "township_name", "households", "overdue",
+                                                   "visits_due", "visits_overdue"]]))])
 
 
 def _deliveries_section(section: dict, tables: dict[str, pd.DataFrame], chart: dict) -> Section:
@@ -314,6 +366,8 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             **chart))] if len(by_source) else []),
         tables=[("隔离原因", _shown(quarantine))])
     sections = [overview, rules_section, county_section, trend_section, quarantine_section]
+    if "overdue_by_township" in tables:
+        sections.insert(3, _overdue_section(summary["overdue"], tables["overdue_by_township"]))
     if "deliveries" in tables:
         sections.append(_deliveries_section(summary["deliveries"], tables, chart))
     return render_html(

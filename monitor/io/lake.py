@@ -60,6 +60,8 @@ MANIFEST_COLUMNS = {
     "message": "string", "rows_read": "int64", "rows_accepted": "int64",
     "rows_quarantined": "int64", "lake_file": "string", "ingest_order": "int64",
     "ingested_on": "string",
+    # Rows of a returned township workbook that nobody answered: not read, not faults.
+    "rows_unanswered": "int64",
     # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
     # accepted rows per county partition and of empty values per column.
     "rows_by_county": "string", "empty_by_column": "string",
@@ -127,7 +129,8 @@ def read_manifest(home: Path) -> pd.DataFrame:
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in
                              MANIFEST_COLUMNS.items()})
     # reindex: a manifest written before a column was added reads it as missing.
-    return pd.read_parquet(path).reindex(columns=list(MANIFEST_COLUMNS)).astype(MANIFEST_COLUMNS)
+    manifest = pd.read_parquet(path).reindex(columns=list(MANIFEST_COLUMNS))
+    return manifest.fillna({"rows_unanswered": 0}).astype(MANIFEST_COLUMNS)
 
 
 @dataclass
@@ -143,6 +146,8 @@ class FileOutcome:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: Rows of a returned township workbook left unanswered (not read, not faults).
+    rows_unanswered: int = 0
     #: Accepted rows per county partition, and accepted rows with each column empty.
     rows_by_county: dict[str, int] | None = None
     empty_by_column: dict[str, int] | None = None
@@ -280,7 +285,8 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
         "encoding": (raw.encoding if raw else None), "status": outcome.status,
         "message": outcome.message, "rows_read": outcome.rows_read,
         "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
-        "lake_file": lake_file, "ingest_order": order, "ingested_on": run_date.isoformat(),
+        "rows_unanswered": outcome.rows_unanswered, "lake_file": lake_file,
+        "ingest_order": order, "ingested_on": run_date.isoformat(),
         "hold": None,
         **{column: None if getattr(outcome, column) is None else
            deliveries.profile_text(getattr(outcome, column))
@@ -453,7 +459,8 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
                           f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
                           read_rows, accepted_rows, quarantined_rows, dict(reasons),
-                          dict(by_county), {column: empty[column] for column in contract_columns})
+                          raw.unanswered, dict(by_county),
+                          {column: empty[column] for column in contract_columns})
     assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
     return outcome
 
@@ -783,6 +790,31 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     paths = _lake_paths(home, registry, set(entries["lake_file"]), None)
     counties = {path.parent.name.split("=", 1)[1] for path in paths}
     return sorted(counties - {ingest.UNMATCHED_COUNTY})
+
+
+def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,
+                     manifest: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The accepted and the quarantined rows of the files of a source that a date's run ingested.
+
+    Each row with the ``_file`` it came in (a township's answers, for its
+    receipt); by the manifest's ``ingested_on``, so that running the date
+    again shows the same rows.
+    """
+    home = Path(home)
+    source = SOURCES[source_name]
+    manifest = read_manifest(home) if manifest is None else manifest
+    files = manifest[(manifest["source"] == source_name).to_numpy(dtype=bool)
+                     & (manifest["ingested_on"] == ingested_on.isoformat()).to_numpy(dtype=bool)
+                     & (manifest["status"] == "accepted").to_numpy(dtype=bool)]
+    accepted = [_read_lake_files(home, source, files.iloc[[number]]).assign(_file=file)
+                for number, file in enumerate(files["file"])]
+    quarantined = [pd.read_parquet(path) for lake_file in
+                   files.loc[(files["rows_quarantined"] > 0).to_numpy(dtype=bool), "lake_file"]
+                   if (path := home / "quarantine" / source_name / f"{lake_file}.parquet")
+                   .exists()]
+    return (pd.concat(accepted, ignore_index=True) if accepted else _empty_frame(source, None),
+            pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(
+                columns=[ingest.ROW, ingest.REASON, ingest.REASON_COLUMN, "_file"]))
 
 
 def quarantine_counts(home: Path, ingested_on: dt.date, manifest: pd.DataFrame | None = None

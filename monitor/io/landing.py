@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from monitor.ingest import ROW
+from monitor import workbook
+from monitor.ingest import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
 from monitor.sources import SOURCES, Source
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
@@ -107,6 +108,8 @@ class RawFile:
     file_format: str
     encoding: str | None
     batches: Iterator[RawBatch]
+    #: Rows of a returned township workbook that nobody answered (not faults, not read).
+    unanswered: int = 0
 
 
 def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
@@ -433,7 +436,57 @@ def _csv_batches(reader: pa_csv.CSVStreamingReader, names: list[str],
         yield batch(group)
 
 
+def _workbook_township(book: pd.ExcelFile) -> str | None:
+    """The township code written beside :data:`monitor.workbook.TOWNSHIP_MARKER` in 填写说明."""
+    if workbook.GUIDE_SHEET not in book.sheet_names:
+        return None
+    guide = pd.read_excel(book, sheet_name=workbook.GUIDE_SHEET, header=None, dtype=str)
+    if guide.shape[1] < 2:  # noqa: PLR2004 - a label and its value
+        return None
+    found = guide[guide.iloc[:, 0].astype("string").str.strip() == workbook.TOWNSHIP_MARKER]
+    return None if found.empty else str(found.iloc[0, 1]).strip()
+
+
+def _read_township_workbook(path: Path, source: Source, file_label: str) -> RawFile | None:
+    """A township's returned workbook (its 预警核查 and 定期探访 sheets), or None if not one.
+
+    The rows somebody answered (any answer cell filled) are read; the
+    untouched ones are counted as unanswered, not read: they are not faults.
+    """
+    book = pd.ExcelFile(path, engine="openpyxl")
+    sheets = [name for name in workbook.ANSWER_SHEETS if name in book.sheet_names]
+    if not sheets:
+        return None
+    township = _workbook_township(book)
+    frames, unanswered = [], 0
+    for sheet in sheets:
+        frame = pd.read_excel(book, sheet_name=sheet, header=0, dtype=str)
+        frame.columns = [str(column) for column in frame.columns]
+        mapping = map_headers(list(frame.columns), source, f"{file_label} ({sheet})")
+        rows = frame[list(mapping)].rename(columns=mapping).astype("string").reset_index(
+            drop=True)
+        rows[ROW] = np.arange(1, len(rows) + 1)
+        rows[SHEET] = sheet
+        rows[VILLAGE] = (frame["村(社区)"].astype("string").to_numpy() if "村(社区)" in frame
+                         else pd.NA)
+        answers = [name for name in ("verified", "action", "closed_date", "caseworker")
+                   if name in rows]
+        touched = np.zeros(len(rows), dtype=bool)
+        for name in answers:
+            touched |= (rows[name].str.strip().fillna("") != "").to_numpy(dtype=bool)
+        unanswered += int((~touched).sum())
+        frames.append(rows[touched])
+    frame = pd.concat(frames, ignore_index=True)
+    frame[WORKBOOK_TOWNSHIP] = township
+    frame = frame.astype({SHEET: "string", VILLAGE: "string", WORKBOOK_TOWNSHIP: "string"})
+    return RawFile("xlsx", None, iter([RawBatch(frame)]), unanswered=unanswered)
+
+
 def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
+    if source.name == "feedback":
+        returned = _read_township_workbook(path, source, file_label)
+        if returned is not None:
+            return returned
     frame = pd.read_excel(path, sheet_name=0, header=0, dtype=str, engine="openpyxl")
     mapping = map_headers([str(c) for c in frame.columns], source, file_label)
     frame.columns = [str(c) for c in frame.columns]

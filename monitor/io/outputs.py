@@ -25,7 +25,9 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +37,7 @@ from monitor import __version__
 from monitor.io.lake import write_parquet
 from monitor.lifecycle import EVENT_COLUMNS, empty_state
 from monitor.referrals import defuse, referral_files, warnings_table
+from monitor.workbook import TownshipPart, TownshipWorkbooks
 
 STATE_DIR = ("lake", "warning_state")
 EVENTS_DIR = ("lake", "warning_events")
@@ -226,15 +229,50 @@ def write_report_folder(target: Path, html: str, tables: dict[str, pd.DataFrame]
     return Path(target)
 
 
+#: Workbooks are made in worker processes once the lists have this many rows (below, the
+#: start of a process costs more than it saves).
+PARALLEL_WORKBOOK_ROWS = 20_000
+
+
+def _write_workbook(target: Path, part: TownshipPart) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(part.workbook())
+
+
+def write_workbooks(folder: Path, workbooks: TownshipWorkbooks | None,
+                    workers: int | None = None) -> int:
+    """Write each township's workbook as ``<county>/<township>.xlsx``; return how many.
+
+    XlsxWriter is pure Python: a large night's workbooks are made on every
+    core (``workers``, default: all), each process writing its own files.
+    """
+    if workbooks is None:
+        return 0
+    parts = list(workbooks.parts())
+    targets = [folder / part.county / f"{part.township}.xlsx" for part in parts]
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or workbooks.rows < PARALLEL_WORKBOOK_ROWS:  # noqa: PLR2004
+        for target, part in zip(targets, parts, strict=True):
+            _write_workbook(target, part)
+        return len(parts)
+    # Spawned, not forked: the run's threads (Prefect's) must not be copied mid-flight.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_write_workbook, targets, parts, chunksize=4))
+    return len(parts)
+
+
 def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
                   warnings: pd.DataFrame, manifest: dict, report: str | None = None,
-                  report_tables: dict[str, pd.DataFrame] | None = None) -> Path:
+                  report_tables: dict[str, pd.DataFrame] | None = None,
+                  workbooks: TownshipWorkbooks | None = None) -> Path:
     """Write the referral files, warnings.parquet and run_manifest.json; return the folder.
 
     ``referrals`` is :func:`monitor.referrals.triage`'s table, ordered by
     county and township (one file per township with a row); ``manifest`` gets
     the number of files and warnings written. ``report`` (HTML) and its
-    ``report_tables`` go beside them, in the same rename.
+    ``report_tables`` go beside them, in the same rename, and so do the
+    township ``workbooks`` (:func:`monitor.workbook.township_workbooks`), each
+    beside its township's CSV.
     """
     target = out_dir(home, run_date)
     started = time.perf_counter()
@@ -249,9 +287,10 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             written.append(path.relative_to(staging).as_posix())
+        books = write_workbooks(staging / "referrals", workbooks)
         pq.write_table(warnings_table(warnings), staging / "warnings.parquet")
         manifest = {**manifest, "outputs": {"referral_files": len(written),
-                                            "warnings": len(warnings)}}
+                                            "workbooks": books, "warnings": len(warnings)}}
         if "stage_seconds" in manifest:
             manifest["stage_seconds"] = {**manifest["stage_seconds"],
                                          "outputs": time.perf_counter() - started}
