@@ -155,9 +155,9 @@ class Calendar:
         """The first delivery date (``as_of`` minus 36 months)."""
         return self.snapshot_dates[0]
 
-    def snapshot_dates_of(self, source: str) -> tuple[dt.date, ...]:
-        """The delivery dates of one snapshot source."""
-        if source in MONTHLY_SNAPSHOT_SOURCES:
+    def snapshot_dates_of(self, source: str, monthly: bool = True) -> tuple[dt.date, ...]:
+        """The delivery dates of one snapshot source (``monthly``: as scheduled)."""
+        if monthly and source in MONTHLY_SNAPSHOT_SOURCES:
             return self.monthly_snapshot_dates
         return self.snapshot_dates
 

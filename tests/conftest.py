@@ -31,7 +31,8 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory, prefect_server):
-    """A small synthetic county (2,000 households, 36 months) on which `monitor train` ran.
+    """A small synthetic county (2,000 households, 36 months, snapshots half-yearly) on which
+    `monitor train` ran.
 
     Returns the home and the training date. Each test process gets its own
     copy, so tests may run anything on it; it is built once per session (the
@@ -57,7 +58,7 @@ def trained_home(tmp_path_factory, prefect_server):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (built.parent / "ready").exists():
             shutil.rmtree(built.parent, ignore_errors=True)
-            write_sample(built, 2000, 3, day, places=("500102",))
+            write_sample(built, 2000, 3, day, places=("500102",), monthly=False)
             result = CliRunner().invoke(app, ["train", "--home", str(built), "--date",
                                               day.isoformat()])
             assert result.exit_code == 0, result.output

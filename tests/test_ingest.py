@@ -488,7 +488,7 @@ def test_files_read_in_small_batches_give_the_lake_of_files_read_whole(tmp_path)
 
     day = dt.date(2026, 6, 30)
     whole, batched = tmp_path / "whole", tmp_path / "batched"
-    write_sample(whole, 150, 11, day, places=("500101", "500102"))
+    write_sample(whole, 150, 11, day, places=("500101", "500102"), monthly=False)
     # The last two registry deliveries and what came with them: every format, and a move.
     for folder in whole.glob("landing/*/*"):
         if folder.name < "2025-12-30":

@@ -65,7 +65,7 @@ def summary_artifacts() -> dict[str, str]:
 def scenario(tmp_path_factory, prefect_server):
     """Run the sequence once: day 1 twice, day 2, feedback on day 3, day 4, a failing day 5."""
     home = tmp_path_factory.mktemp("nightly") / "home"
-    write_sample(home, 150, 11, DAY, places=PLACES)
+    write_sample(home, 150, 11, DAY, places=PLACES, monthly=False)
     # Other tests may have published summaries to this server already: keep only this run's.
     earlier = summary_artifacts()
     seen = {"cli_output": run(home, DAY), "first": referral_files(home, DAY)}

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import stat
+import zipfile
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 from deliveries import DELIVERY, good_frame, write_delivery
@@ -37,6 +39,11 @@ def texts_of(folder: Path) -> dict[str, str]:
             found[str(path)] = frame.astype(str).to_csv(index=False)
         elif path.suffix in TEXT_SUFFIXES:
             found[str(path)] = path.read_text(encoding="utf-8-sig", errors="replace")
+        elif path.suffix == ".xlsx":
+            # A workbook is zipped XML: every part of it, as text.
+            with zipfile.ZipFile(path) as book:
+                found[str(path)] = "\n".join(book.read(name).decode("utf-8", "replace")
+                                             for name in book.namelist())
     return found
 
 
@@ -97,6 +104,11 @@ def test_each_township_file_lists_only_households_of_that_township(written):
         assert (rows["村(社区)"].str.slice(0, 9) == path.stem).all(), path
         assert (rows["户编号"].map(township_of) == path.stem).all(), path
         assert path.parent.name == path.stem[:6]
+        book = openpyxl.load_workbook(path.with_suffix(".xlsx"), read_only=True)
+        for sheet in ("预警核查", "定期探访"):
+            rows = list(book[sheet].iter_rows(values_only=True))
+            village = rows[0].index("村(社区)")
+            assert all(str(row[village]).startswith(path.stem) for row in rows[1:]), path
 
 
 def modes(folder: Path) -> tuple[set[int], set[int]]:

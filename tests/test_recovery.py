@@ -29,7 +29,7 @@ KILLS = {
     "ingest": ("monitor.io.lake", "_move_into_place", 3),  # two files in place, not all
     "counties": ("flows.nightly", "evaluate_county", 1),
     "lifecycle": ("flows.nightly", "track", 1),
-    "triage": ("flows.nightly", "triage", 1),
+    "triage": ("flows.nightly", "township_lists", 1),
     "outputs": ("monitor.io.outputs", "warnings_table", 1),  # the referral files staged
     "state": ("flows.nightly", "commit_state", 1),  # outputs in place, next state not
 }
@@ -78,7 +78,7 @@ def outputs(home: Path, day: dt.date) -> dict[str, object]:
 def homes(tmp_path_factory, prefect_server):
     """A home run up to the day before, and the outputs of an uninterrupted run of the day."""
     base = tmp_path_factory.mktemp("recovery") / "base"
-    write_sample(base, 40, 13, DAY, places=("500101001",))
+    write_sample(base, 40, 13, DAY, places=("500101001",), monthly=False)
     run(base, FIRST)
     clean = base.with_name("clean")
     shutil.copytree(base, clean)

@@ -68,7 +68,7 @@ def sheet_frame(sheet) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def night(tmp_path_factory, prefect_server) -> Path:
     home = tmp_path_factory.mktemp("workbook") / "home"
-    write_sample(home, 150, 11, DAY, places=PLACES)
+    write_sample(home, 150, 11, DAY, places=PLACES, monthly=False)
     run(home, DAY)
     return home
 

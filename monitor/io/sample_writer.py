@@ -165,8 +165,13 @@ def _normalised_zip(data: bytes) -> bytes:
 _SINKS = {"csv": _CsvSink, "parquet": _ParquetSink, "xlsx": _XlsxSink}
 
 
-def delivery_plan(as_of: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
+def delivery_plan(as_of: dt.date, monthly: bool = True
+                  ) -> dict[str, list[tuple[dt.date, str]]]:
     """Every delivery per source: ``(delivery date, file name)`` in delivery order.
+
+    ``monthly``: the registry and assistance every month, as
+    ``rules/deliveries.yaml`` expects; false, every 6 months like the other
+    snapshots (a lighter history for tests that do not look at the schedule).
 
     Examples
     --------
@@ -182,7 +187,7 @@ def delivery_plan(as_of: dt.date) -> dict[str, list[tuple[dt.date, str]]]:
         ext = FORMATS[source][0]
         if source in synth.SNAPSHOT_SOURCES:
             plan[source] = [(d, f"{source}_{d.isoformat()}.{ext}")
-                            for d in cal.snapshot_dates_of(source)]
+                            for d in cal.snapshot_dates_of(source, monthly)]
         else:
             plan[source] = [
                 (d, f"{source}_{m // 12:04d}-{m % 12 + 1:02d}.{ext}")
@@ -213,6 +218,7 @@ def write_sample(
     chunk_households: int = 50_000,
     progress: Callable[[int], None] | None = None,
     places: tuple[str, ...] | None = None,
+    monthly: bool = True,
 ) -> dict:
     """Generate a synthetic population and write all 12 sources' deliveries under ``home``.
 
@@ -233,6 +239,10 @@ def write_sample(
         Called with the number of households done after each chunk.
     places : tuple of str, optional
         County or township codes to place the households in (default: all).
+    monthly : bool
+        The registry and assistance delivered monthly (the schedule
+        ``rules/deliveries.yaml`` expects); false: every 6 months, as the
+        other snapshots (a lighter history, for tests that need no schedule).
 
     Returns
     -------
@@ -242,7 +252,7 @@ def write_sample(
     """
     home = Path(home)
     cal = synth.calendar(as_of)
-    plan = delivery_plan(as_of)
+    plan = delivery_plan(as_of, monthly)
     sinks: dict[tuple[str, int], object] = {}
     summary: dict[str, dict] = {}
     for source, deliveries in plan.items():
