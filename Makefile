@@ -1,6 +1,5 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates .venv if needed and installs the project into it (without byte-compiling
-# every installed module up front: Python compiles what it imports, once; 30 s less here).
+# Each creates .venv if needed and installs the project into it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
