@@ -272,7 +272,9 @@ def _stem(delivery_date: dt.date, sha: str) -> str:
 def _append(manifest: pd.DataFrame, entries: list[dict]) -> pd.DataFrame:
     if not entries:
         return manifest
-    added = pd.DataFrame(entries).astype(MANIFEST_COLUMNS)
+    # Typed as built (an astype of the whole frame costs more than the few rows).
+    added = pd.DataFrame({name: pd.array([entry[name] for entry in entries], dtype=kind)
+                          for name, kind in MANIFEST_COLUMNS.items()})
     return pd.concat([manifest, added], ignore_index=True) if len(manifest) else added
 
 
@@ -320,23 +322,25 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
         entries.append(_entry(outcome, sha, landing_file, raw, lake_file, order + len(entries),
                               run_date))
 
-    # A key may appear once per delivery, across its files and their batches, and
-    # across files of the same delivery ingested by earlier runs.
-    seen = ingest.KeysSeen(source.key)
-    earlier = _earlier_keys(home, source, delivery_date, manifest)
-    if earlier is not None:
-        seen.add(seen.hashes(earlier))
-        seen.commit()
-    if source.name == "registry":
-        placement = _registry_placement(home, delivery_date - dt.timedelta(days=1), manifest,
-                                        registry_cache)
-    else:
-        placement = _registry_placement(home, delivery_date, manifest, registry_cache)
+    to_read = []
     for landing_file, sha in group_files:
         if (source.name, sha) in lake_file_of or sha in first_of:
             repeats.append((landing_file, sha))
-            continue
-        first_of[sha] = landing_file.relative_path
+        else:
+            first_of[sha] = landing_file.relative_path
+            to_read.append((landing_file, sha))
+    if to_read:
+        # A key may appear once per delivery, across its files and their batches, and
+        # across files of the same delivery ingested by earlier runs.
+        seen = ingest.KeysSeen(source.key)
+        earlier = _earlier_keys(home, source, delivery_date, manifest)
+        if earlier is not None:
+            seen.add(seen.hashes(earlier))
+            seen.commit()
+        placement = _registry_placement(
+            home, delivery_date - dt.timedelta(days=1) if source.name == "registry"
+            else delivery_date, manifest, registry_cache)
+    for landing_file, sha in to_read:
         raw = None
         try:
             raw = open_delivered_file(landing_file.path, source, landing_file.relative_path,
