@@ -287,13 +287,12 @@ def _deliveries_section(section: dict, tables: dict[str, pd.DataFrame], chart: d
         paragraphs.append(f"逾期未报送：{'、'.join(section['stale'])}；因此暂不关闭的预警 "
                           f"{kept['total']:,} 条（预警原因末尾已注明）。")
     rows = tables.get("delivery_rows", pd.DataFrame())
-    charts_shown = []
-    for kind, title in (("snapshot", "快照数据每次交付的行数（相对中位数，%）"),
-                        ("events", "事件数据每次交付的行数（相对中位数，%）")):
-        relative = _relative_rows(rows, kind) if len(rows) else pd.DataFrame()
-        if len(relative) > 1:
-            charts_shown.append((title, charts.line_chart(
-                relative, title=title, x_label="交付日期", value_label="%", **chart)))
+    # Snapshots only: a short one is what gets held; events vary by nature (rows in the table).
+    title = "快照数据每次交付的行数（相对中位数，%）"
+    relative = _relative_rows(rows, "snapshot") if len(rows) else pd.DataFrame()
+    charts_shown = ([(title, charts.line_chart(relative, title=title, x_label="交付日期",
+                                               value_label="%", **chart))]
+                    if len(relative) > 1 else [])
     # The page shows each source's last three deliveries; tables/delivery_rows has the year.
     recent = rows.groupby("source", sort=True).tail(3) if len(rows) else rows
     return Section(title="数据报送情况", paragraphs=paragraphs, charts=charts_shown,
