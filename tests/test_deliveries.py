@@ -166,7 +166,7 @@ def test_an_override_replaces_one_setting_of_one_source(tmp_path):
 def sample(tmp_path_factory) -> Path:
     """A synthetic county's 36 months of deliveries (landing only; snapshots half-yearly)."""
     home = tmp_path_factory.mktemp("deliveries") / "sample"
-    write_sample(home, 300, 11, DAY, places=PLACES, monthly=False)
+    write_sample(home, 200, 11, DAY, places=PLACES, monthly=False)
     return home
 
 
@@ -369,11 +369,31 @@ def run_manifest(home: Path, day: dt.date) -> dict:
     return json.loads((home / "out" / day.isoformat() / "run_manifest.json").read_text("utf-8"))
 
 
+def plant_a_disaster_leaving_its_window(home: Path) -> str:
+    """A disaster whose loss counts on DAY and leaves the window 20 days later: its household."""
+    params = load_parameters(None, DAY)
+    window = int(params.value("sudden_window_days", DAY))
+    registry = read_source(home, "registry", DAY)
+    household = sorted(set(registry.loc[registry["status"] == "正常", "household_id"]))[0]
+    deliver(home, "disaster", pd.DataFrame({
+        "event_id": ["PLANTED-1"], "household_id": [household],
+        "event_date": [(DAY - dt.timedelta(days=window - 20)).isoformat()],
+        "disaster_type": ["洪涝"],
+        "loss_amount": [str(int(params.value("sudden_loss_amount", DAY)) + 5000)]}), DAY,
+        name="planted")
+    return household
+
+
 @pytest.fixture(scope="module")
 def first_run(ingested, tmp_path_factory, prefect_server) -> Path:
-    """The sample after the nightly run of DAY (copy it before running again)."""
+    """The sample after the nightly run of DAY (copy it before running again).
+
+    One household has a disaster that leaves its window between DAY and DAY
+    + 35: a warning that closes by itself when the source is not stale.
+    """
     home = tmp_path_factory.mktemp("first-run") / "home"
     shutil.copytree(ingested, home)
+    plant_a_disaster_leaving_its_window(home)
     result = run(home, DAY)
     assert result.exit_code == 0, result.output
     return home

@@ -162,3 +162,21 @@ def test_a_warning_settled_before_ages_were_left_out_still_counts_as_settled():
     again = track(old_style, hits(("h2", "SCHOOL_DROPOUT"), age=15), NO_ANSWERS, day(2),
                   ROSTERS)
     assert again.hits["status"].tolist() == [SETTLED]
+
+
+def test_a_corrected_answer_replaces_the_outcome_of_the_row_it_corrects():
+    today = hits(("h2", "DIBAO_GAP"), ("h2", "EDGE_GAP"))
+    first = track(empty_state(), today, NO_ANSWERS, DAY, ROSTERS)
+    answered = answer("h2", "DIBAO_GAP", day(1), "纳入低保")
+    settled = track(first.state, today, answered, day(1), ROSTERS)
+    corrected = answered.assign(verified="不属实", action="无需救助")
+    again = track(settled.state, today, corrected, day(2), ROSTERS)
+    by_rule = again.state.set_index("rule")
+    # Both warnings were settled by that row: both take the corrected outcome.
+    assert by_rule["verified"].tolist() == ["不属实", "不属实"]
+    assert by_rule["action"].tolist() == ["无需救助", "无需救助"]
+    assert (again.events["event"] == "closed_by_feedback").sum() == 2
+    # Given again unchanged, it changes nothing more.
+    quiet = track(again.state, today, corrected, day(3), ROSTERS)
+    assert quiet.events[quiet.events["event"] == "closed_by_feedback"].empty
+    assert quiet.state["verified"].tolist() == ["不属实", "不属实"]

@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.io.lake import ingest_landing
 from monitor.io.outputs import warning_history
 from monitor.io.sample_writer import write_sample
 from monitor.referrals import REFERRAL_HEADERS
@@ -259,32 +260,8 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
     assert set(receipt.loc[receipt["结果"] == "已采用", "说明"]) == {
         "已按核实结果关闭核查预警", "已记录探访"}
 
-    # The same workbook again is ingested once; the CSV feedback of the contract still works.
+    # The same workbook again is ingested once.
     again = home / "landing" / "feedback" / NEXT.isoformat() / "again.xlsx"
     again.parent.mkdir(parents=True)
     shutil.copy(delivered, again)
-    run(home, NEXT)
-    manifest = json.loads((home / "out" / NEXT.isoformat() / "run_manifest.json")
-                          .read_text("utf-8"))
-    assert next(item for item in manifest["inputs"]
-                if item["file"].endswith("again.xlsx"))["status"] == "duplicate"
-
-
-def test_a_corrected_answer_replaces_the_earlier_one(night, tmp_path):
-    home = tmp_path / "home"
-    shutil.copytree(night, home)
-    row = csv_rows(home, DAY).iloc[0]
-    for day, verdict, action in ((ANSWER_DAY, "属实", "纳入低保"), (NEXT, "不属实", "无需救助")):
-        folder = home / "landing" / "feedback" / day.isoformat()
-        folder.mkdir(parents=True)
-        pd.DataFrame({"预警编号": [row["预警编号"]], "户编号": [row["户编号"]],
-                      "核实结果": [verdict], "处置措施": [action],
-                      "办结日期": [ANSWER_DAY.isoformat()], "经办人": ["李娜"]}
-                     ).to_csv(folder / "反馈.csv", index=False, encoding="utf-8-sig")
-        run(home, day)
-    closed = warning_history(home).query("event == 'closed_by_feedback'")
-    latest = closed.drop_duplicates("warning_id", keep="last")
-    assert set(latest["verified"]) == {"不属实"} and set(latest["action"]) == {"无需救助"}
-    state = pd.read_parquet(home / "lake" / "warning_state" / f"{NEXT.isoformat()}.parquet")
-    settled = state[state["closed_by"] == "feedback"]
-    assert set(settled["verified"]) == {"不属实"}
+    assert [outcome.status for outcome in ingest_landing(home, NEXT).files] == ["duplicate"]
