@@ -103,7 +103,7 @@ def _row_heights(shown: pd.DataFrame, columns: list[str]) -> np.ndarray:
         if not wrap or column not in shown:
             continue
         text = shown[column].astype("string").fillna("")
-        shown_width = (text.str.len() + 0.8 * text.str.count(r"[^\x00-\xff]")).to_numpy(
+        shown_width = (text.str.len() + text.str.count(r"[^\x00-\xff]")).to_numpy(
             dtype="float64")
         lines = np.maximum(lines, np.ceil(shown_width / max(width - 1, 1)))
     return lines * LINE_HEIGHT + 2
