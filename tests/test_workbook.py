@@ -265,3 +265,29 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
     again.parent.mkdir(parents=True)
     shutil.copy(delivered, again)
     assert [outcome.status for outcome in ingest_landing(home, NEXT).files] == ["duplicate"]
+
+
+def test_workbooks_made_in_worker_processes_are_the_bytes_made_in_one(night, tmp_path):
+    from monitor.io.config import load_rule_definitions
+    from monitor.io.outputs import write_workbooks
+    from monitor.rules import parse_rules
+    from monitor.workbook import TownshipWorkbooks, feedback_receipts
+
+    rows = csv_rows(night, DAY).astype({"家庭人口": "int64", "风险评分": "int64"})
+    rows = rows.assign(overdue=False, 上次探访日期="", 应探访日期=DAY.isoformat(),
+                       county_code=rows["村(社区)"].str.slice(0, 6),
+                       township_code=rows["村(社区)"].str.slice(0, 9))
+    receipts = feedback_receipts(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(
+        columns=["warning_id", "township_code", "rule"]), pd.DataFrame(
+        columns=["warning_id", "household_id"]), frozenset())
+    books = TownshipWorkbooks(rows, rows.iloc[:5], receipts,
+                              parse_rules(load_rule_definitions()), DAY)
+    one = write_workbooks(tmp_path / "one", books, workers=1)
+    many = write_workbooks(tmp_path / "many", books, workers=2, parallel_rows=1)
+    assert one == many == len(set(rows["township_code"]))
+    files = sorted(path.relative_to(tmp_path / "one") for path in
+                   (tmp_path / "one").rglob("*.xlsx"))
+    assert files == sorted(path.relative_to(tmp_path / "many") for path in
+                           (tmp_path / "many").rglob("*.xlsx"))
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes()

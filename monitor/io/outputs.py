@@ -26,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
@@ -240,24 +241,31 @@ def _write_workbook(target: Path, part: TownshipPart) -> None:
 
 
 def write_workbooks(folder: Path, workbooks: TownshipWorkbooks | None,
-                    workers: int | None = None) -> int:
+                    workers: int | None = None,
+                    parallel_rows: int = PARALLEL_WORKBOOK_ROWS) -> int:
     """Write each township's workbook as ``<county>/<township>.xlsx``; return how many.
 
-    XlsxWriter is pure Python: a large night's workbooks are made on every
-    core (``workers``, default: all), each process writing its own files.
+    XlsxWriter is pure Python: a night's workbooks of ``parallel_rows`` rows
+    or more are made on every core (``workers``, default: all), each process
+    writing its own files.
     """
     if workbooks is None:
         return 0
     parts = list(workbooks.parts())
     targets = [folder / part.county / f"{part.township}.xlsx" for part in parts]
     workers = workers or os.cpu_count() or 1
-    if workers < 2 or workbooks.rows < PARALLEL_WORKBOOK_ROWS:  # noqa: PLR2004
+    if workers < 2 or workbooks.rows < parallel_rows:  # noqa: PLR2004
         for target, part in zip(targets, parts, strict=True):
             _write_workbook(target, part)
         return len(parts)
     # Spawned, not forked: the run's threads (Prefect's) must not be copied mid-flight.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(_write_workbook, targets, parts, chunksize=4))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            list(pool.map(_write_workbook, targets, parts, chunksize=4))
+    except BrokenProcessPool:
+        # A worker could not start (a caller's script that starts work on import): one process.
+        for target, part in zip(targets, parts, strict=True):
+            _write_workbook(target, part)
     return len(parts)
 
 
