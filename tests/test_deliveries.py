@@ -162,27 +162,11 @@ def test_an_override_replaces_one_setting_of_one_source(tmp_path):
 # --------------------------------------------------------------------------- a county's deliveries
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    """A synthetic county's 36 months of deliveries (landing only; snapshots half-yearly)."""
-    home = tmp_path_factory.mktemp("deliveries") / "sample"
-    write_sample(home, 200, 11, DAY, places=PLACES, monthly=False)
-    return home
-
-
-@pytest.fixture(scope="module")
-def ingested(sample, tmp_path_factory) -> Path:
-    """The sample with everything up to DAY ingested (copy it before changing it)."""
-    home = tmp_path_factory.mktemp("ingested") / "home"
-    shutil.copytree(sample, home)
-    ingest_landing(home, DAY)
-    return home
-
-
 @pytest.fixture
-def lake(ingested, tmp_path) -> Path:
+def lake(night_home, tmp_path) -> Path:
+    """The sample county's lake after its first night (:func:`conftest.night_home`)."""
     home = tmp_path / "home"
-    shutil.copytree(ingested, home)
+    shutil.copytree(night_home, home)
     return home
 
 
@@ -322,11 +306,11 @@ def test_a_complete_file_added_later_accepts_a_held_delivery_and_a_later_one_sup
         "source").loc["registry", "status"] == "ok"
 
 
-def test_each_fact_comes_only_from_the_sources_the_catalogue_names(ingested):
+def test_each_fact_comes_only_from_the_sources_the_catalogue_names(night_home):
     # A ten-year disaster window, so that the county's few disasters count.
     params = load_parameters(None, DAY).with_override(
         {"sudden_window_days": [{"from": dt.date(2020, 1, 1), "value": 3650}]}, "test")
-    sources = read_as_of(ingested, DAY, columns=SOURCE_COLUMNS)
+    sources = read_as_of(night_home, DAY, columns=SOURCE_COLUMNS)
     if sources["disaster"].empty:  # a small sample may have none: plant one
         sources["disaster"] = pd.DataFrame({
             "household_id": sources["registry"]["household_id"].iloc[:1].to_numpy(),
@@ -369,34 +353,14 @@ def run_manifest(home: Path, day: dt.date) -> dict:
     return json.loads((home / "out" / day.isoformat() / "run_manifest.json").read_text("utf-8"))
 
 
-def plant_a_disaster_leaving_its_window(home: Path) -> str:
-    """A disaster whose loss counts on DAY and leaves the window 20 days later: its household."""
-    params = load_parameters(None, DAY)
-    window = int(params.value("sudden_window_days", DAY))
-    registry = read_source(home, "registry", DAY)
-    household = sorted(set(registry.loc[registry["status"] == "正常", "household_id"]))[0]
-    deliver(home, "disaster", pd.DataFrame({
-        "event_id": ["PLANTED-1"], "household_id": [household],
-        "event_date": [(DAY - dt.timedelta(days=window - 20)).isoformat()],
-        "disaster_type": ["洪涝"],
-        "loss_amount": [str(int(params.value("sudden_loss_amount", DAY)) + 5000)]}), DAY,
-        name="planted")
-    return household
-
-
-@pytest.fixture(scope="module")
-def first_run(ingested, tmp_path_factory, prefect_server) -> Path:
-    """The sample after the nightly run of DAY (copy it before running again).
+@pytest.fixture
+def first_run(night_home) -> Path:
+    """The sample after the nightly run of DAY (:func:`conftest.night_home`; copy it first).
 
     One household has a disaster that leaves its window between DAY and DAY
     + 35: a warning that closes by itself when the source is not stale.
     """
-    home = tmp_path_factory.mktemp("first-run") / "home"
-    shutil.copytree(ingested, home)
-    plant_a_disaster_leaving_its_window(home)
-    result = run(home, DAY)
-    assert result.exit_code == 0, result.output
-    return home
+    return night_home
 
 
 def copy_of(home: Path, tmp_path: Path, name: str) -> Path:

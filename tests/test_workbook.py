@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.io.lake import ingest_landing
 from monitor.io.outputs import warning_history
-from monitor.io.sample_writer import write_sample
 from monitor.referrals import REFERRAL_HEADERS
 from monitor.workbook import (
     ACTIONS,
@@ -38,7 +37,6 @@ from monitor.workbook import (
     VISIT_SHEET,
 )
 
-PLACES = ("500101001", "500101002", "500102001")
 DAY = dt.date(2026, 6, 30)
 ANSWER_DAY, NEXT = DAY + dt.timedelta(days=2), DAY + dt.timedelta(days=3)
 CODE_COLUMNS = ("预警编号", "村(社区)", "户编号", "户主身份证号")
@@ -66,12 +64,10 @@ def sheet_frame(sheet) -> pd.DataFrame:
     return pd.DataFrame(values[1:], columns=values[0])
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory, prefect_server) -> Path:
-    home = tmp_path_factory.mktemp("workbook") / "home"
-    write_sample(home, 150, 11, DAY, places=PLACES, monthly=False)
-    run(home, DAY)
-    return home
+@pytest.fixture
+def night(night_home) -> Path:
+    """Three townships after the night of DAY (:func:`conftest.night_home`)."""
+    return night_home
 
 
 def test_a_workbook_beside_each_referral_file_with_its_four_sheets(night):
