@@ -373,6 +373,47 @@ def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: floa
         return _nightly(home, run_date)
 
 
+def _evaluate_counties(home: Path, run_date: dt.date, counties: list[str],
+                       configuration: Configuration, carried: pd.DataFrame
+                       ) -> tuple[list[CountyEvaluation], PrefectFuture]:
+    """Each county read and evaluated as its own tasks (on a cluster, on its workers).
+
+    ``carried``: the warnings kept open on stale data, handed to their county.
+    Returns the evaluations, in county order, and the feedback being read.
+    """
+    reads = [read_county.submit(home, run_date, county, configuration.params)
+             for county in counties]
+    by_county = carried.groupby("county_code", sort=False)
+    evaluations = [evaluate.submit(read, run_date, configuration,
+                                   by_county.get_group(county) if county in by_county.groups
+                                   else carried.iloc[:0])
+                   for read, county in zip(reads, counties, strict=True)]
+    feedback = read_feedback.submit(home, run_date)
+    return ([_county_result(read, evaluation)
+             for read, evaluation in zip(reads, evaluations, strict=True)], feedback)
+
+
+def _run_manifest(run_date: dt.date, configuration: Configuration, counties: list[str],
+                  results: list[CountyEvaluation], ingest_report: IngestReport,
+                  ingest_manifest: pd.DataFrame, summary: dict) -> dict:
+    """``run_manifest.json`` but for the report's notices and the stage timings."""
+    return {
+        "run_date": run_date.isoformat(),
+        "code_version": code_version(),
+        "rules_and_parameters": configuration.versions,
+        "model": configuration.model_manifest,
+        "counties": len(counties),
+        "households_evaluated": sum(result.households_evaluated for result in results),
+        "persons_evaluated": sum(result.persons_evaluated for result in results),
+        "ingested_this_run": ingest_report.by_source().to_dict("records"),
+        "notices": ingest_report.notices,
+        "rejected_files": [outcome.message for outcome in ingest_report.files
+                           if outcome.status == "rejected"],
+        "inputs": _inputs(ingest_manifest, run_date),
+        **summary,
+    }
+
+
 def _nightly(home: Path, run_date: dt.date) -> dict:
     """The nightly flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
@@ -390,16 +431,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
 
     mark = time.perf_counter()
     counties = list_counties(home, run_date)
-    reads = [read_county.submit(home, run_date, county, configuration.params)
-             for county in counties]
-    carried = previous.carried.groupby("county_code", sort=False)
-    evaluations = [evaluate.submit(read, run_date, configuration,
-                                   carried.get_group(county) if county in carried.groups
-                                   else previous.carried.iloc[:0])
-                   for read, county in zip(reads, counties, strict=True)]
-    feedback = read_feedback.submit(home, run_date)
-    results = [_county_result(read, evaluation)
-               for read, evaluation in zip(reads, evaluations, strict=True)]
+    results, feedback = _evaluate_counties(home, run_date, counties, configuration,
+                                           previous.carried)
     timings["counties"] = time.perf_counter() - mark
     for stage in ("read", "facts", "model", "rules", "score"):
         timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]
@@ -422,23 +455,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                              _unanswered(ingest_manifest, run_date)),
                "deliveries": deliveries.deliveries_summary(health, ingest_report.decisions,
                                                            lifecycle.hits)}
-    ingested = ingest_report.by_source().to_dict("records")
-    quarantined = {row["source"]: int(row["rows_quarantined"]) for row in ingested}
-    manifest = {
-        "run_date": run_date.isoformat(),
-        "code_version": code_version(),
-        "rules_and_parameters": configuration.versions,
-        "model": configuration.model_manifest,
-        "counties": len(counties),
-        "households_evaluated": sum(result.households_evaluated for result in results),
-        "persons_evaluated": sum(result.persons_evaluated for result in results),
-        "ingested_this_run": ingested,
-        "notices": ingest_report.notices,
-        "rejected_files": [outcome.message for outcome in ingest_report.files
-                           if outcome.status == "rejected"],
-        "inputs": _inputs(ingest_manifest, run_date),
-        **summary,
-    }
+    manifest = _run_manifest(run_date, configuration, counties, results, ingest_report,
+                             ingest_manifest, summary)
     mark = time.perf_counter()
     try:
         report_html = render_report(run_date, summary,
@@ -460,7 +478,9 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                        TownshipWorkbooks(lists.verification, lists.roster, receipts,
                                          configuration.rules, run_date))
     timings["outputs"] = time.perf_counter() - mark
-    report(run_date, summary, quarantined, configuration.model_manifest)
+    report(run_date, summary, {row["source"]: int(row["rows_quarantined"])
+                               for row in manifest["ingested_this_run"]},
+           configuration.model_manifest)
     timings["total"] = time.perf_counter() - started
     return {"out": str(target), "summary": summary, "stage_seconds": timings,
             "ingest": ingest_report, "model": configuration.model_manifest,

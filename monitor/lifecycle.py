@@ -309,6 +309,54 @@ def carried_warnings(state: pd.DataFrame, resting: dict[str, tuple[str, ...]],
     return carried.reindex(columns=CARRIED_COLUMNS).astype("string").reset_index(drop=True)
 
 
+def _is(before: pd.DataFrame, column: str, value: object) -> np.ndarray:
+    """Where a column of the hits' earlier warnings equals a value (missing: false)."""
+    return before[column].eq(value).fillna(False).to_numpy(dtype=bool)
+
+
+def _settled_and_unchanged(before: pd.DataFrame, hits: pd.DataFrame, roster: np.ndarray
+                           ) -> np.ndarray:
+    """Which hits' warnings were settled by feedback on the very evidence they show today.
+
+    ``before`` holds each hit's warning as the state had it; rosters are never
+    settled. A warning settled before ages were left out of the fingerprint
+    is compared with the fingerprint as it was taken then.
+    """
+    def same_evidence(hashes: np.ndarray) -> np.ndarray:
+        return before["evidence_hash"].eq(pd.Series(hashes, dtype="Int64")).fillna(
+            False).to_numpy(dtype=bool)
+
+    settled = _is(before, "status", CLOSED) & _is(before, "closed_by", BY_FEEDBACK) & ~roster
+    unchanged = settled & same_evidence(hits["evidence_hash"].to_numpy())
+    again = settled & ~unchanged
+    if again.any():
+        with_ages = np.zeros(len(hits), dtype=np.int64)
+        with_ages[again] = evidence_hashes(hits["evidence"][again], ages=True)
+        unchanged |= again & same_evidence(with_ages)
+    return unchanged
+
+
+def _hit_warnings(hits: pd.DataFrame, before: pd.DataFrame, unchanged: np.ndarray,
+                  run_date: pd.Timestamp) -> pd.DataFrame:
+    """Every hit's warning in the new state: listed (open) unless settled and unchanged."""
+    listed = ~unchanged
+    current = pd.DataFrame({
+        "warning_id": hits["warning_id"], "household_id": hits["household_id"],
+        "rule": hits["rule"], "level": hits["level"], "county_code": hits["county_code"],
+        "township_code": hits["township_code"],
+        "status": np.where(listed, OPEN, CLOSED),
+        "first_warning_date": hits["first_warning_date"],
+        "last_seen_date": before["last_seen_date"].where(~listed, run_date).to_numpy(),
+        # A settled warning keeps the evidence it was settled on.
+        "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
+            listed, before["evidence_hash"]).to_numpy(dtype="int64"),
+        "last_visit_date": hits["last_visit_date"],
+    }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
+    for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
+        current[column] = before[column].astype(STATE_COLUMNS[column]).where(unchanged)
+    return current
+
+
 def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
           as_of: dt.date, roster_rules: frozenset[str] = frozenset()) -> Lifecycle:
     """Carry the warnings forward to ``as_of``.
@@ -342,23 +390,9 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     # the hash as nullable Int64, so that no 64-bit value passes through a float.
     before = state.astype({"evidence_hash": "Int64"}).reindex(rows).reset_index(drop=True)
 
-    def is_(column: str, value: object) -> np.ndarray:
-        return before[column].eq(value).fillna(False).to_numpy(dtype=bool)
-
-    def same_evidence(hashes: np.ndarray) -> np.ndarray:
-        return before["evidence_hash"].eq(pd.Series(hashes, dtype="Int64")).fillna(
-            False).to_numpy(dtype=bool)
-
     roster = hits["rule"].isin(list(roster_rules)).to_numpy(dtype=bool)
-    was_open = is_("status", OPEN)
-    settled = is_("status", CLOSED) & is_("closed_by", BY_FEEDBACK) & ~roster
-    unchanged = settled & same_evidence(hits["evidence_hash"].to_numpy())
-    if (settled & ~unchanged).any():
-        # Settled before ages were left out of the fingerprint: compare it as it was taken.
-        again = settled & ~unchanged
-        with_ages = np.zeros(len(hits), dtype=np.int64)
-        with_ages[again] = evidence_hashes(hits["evidence"][again], ages=True)
-        unchanged |= again & same_evidence(with_ages)
+    was_open = _is(before, "status", OPEN)
+    unchanged = _settled_and_unchanged(before, hits, roster)
     opens = ~was_open & ~unchanged
     hits["status"] = pd.array(np.select([was_open, unchanged], [CONTINUING, SETTLED], NEW),
                               dtype="string")
@@ -366,7 +400,7 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
         was_open | unchanged, run_date).astype("datetime64[ns]").to_numpy()
     # A roster entry keeps its visits while open; one settled before rosters existed starts
     # again with that answer as its visit.
-    answered_before = is_("closed_by", BY_FEEDBACK)
+    answered_before = _is(before, "closed_by", BY_FEEDBACK)
     hits["last_visit_date"] = np.where(
         roster & was_open, before["last_visit_date"].to_numpy(dtype="datetime64[ns]"),
         np.where(roster & answered_before,
@@ -380,21 +414,7 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     closing = (quiet["status"] == OPEN).to_numpy(dtype=bool)
     quiet.loc[closing, ["status", "closed_by"]] = [CLOSED, BY_RUN]
     quiet.loc[closing, "closed_date"] = run_date
-    listed = ~unchanged
-    current = pd.DataFrame({
-        "warning_id": hits["warning_id"], "household_id": hits["household_id"],
-        "rule": hits["rule"], "level": hits["level"], "county_code": hits["county_code"],
-        "township_code": hits["township_code"],
-        "status": np.where(listed, OPEN, CLOSED),
-        "first_warning_date": hits["first_warning_date"],
-        "last_seen_date": before["last_seen_date"].where(~listed, run_date).to_numpy(),
-        # A settled warning keeps the evidence it was settled on.
-        "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
-            listed, before["evidence_hash"]).to_numpy(dtype="int64"),
-        "last_visit_date": hits["last_visit_date"],
-    }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
-    for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
-        current[column] = before[column].astype(STATE_COLUMNS[column]).where(unchanged)
+    current = _hit_warnings(hits, before, unchanged, run_date)
     new_state = (pd.concat([quiet, current], ignore_index=True)[list(STATE_COLUMNS)]
                  .astype(STATE_COLUMNS).sort_values("warning_id", ignore_index=True))
 

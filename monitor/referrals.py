@@ -229,33 +229,27 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     verification warning whenever the household has one, so that an answer
     quoting it closes those, and a roster warning's only on a visit's row.
     """
-    rule_of = {rule.code: rule for rule in rules}
+    roster_rules = [rule.code for rule in rules if rule.roster]
+    listed = _listed_tonight(hits, households, roster_rules, params, as_of, kind)
+    return _household_rows(listed, households, rules, params, as_of, stale_remarks or {})
+
+
+def _household_rows(listed: pd.DataFrame, households: pd.DataFrame, rules: list[Rule],
+                    params: Parameters, as_of: dt.date, stale_remarks: dict[str, str]
+                    ) -> pd.DataFrame:
+    """:func:`triage`'s rows from the hits listed tonight (one row per household)."""
     rule_rank = {code: rank for rank, code in enumerate(RULE_CODES)}
     level_rank = {level: rank for rank, level in enumerate(LEVELS)}
     roster_rules = [rule.code for rule in rules if rule.roster]
-    listed = _listed_tonight(hits, households, roster_rules, params, as_of, kind)
-    # Households as sorted integer codes; 触发规则 are sorted by code, and the reasons
-    # and measures follow the same order. Each household's rows are then contiguous.
-    group, household_ids = pd.factorize(listed["household_id"], sort=True)
-    code_order = {code: rank for rank, code in enumerate(sorted(RULE_CODES))}
-    order = np.lexsort((listed["rule"].map(code_order).to_numpy(dtype="int64"), group))
-    listed = listed.take(order).reset_index(drop=True)
-    group = group[order]
+    listed, group, household_ids, starts = _grouped(listed)
     groups = len(household_ids)
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
-
     facts = households.iloc[households.index.get_indexer(household_ids)]
     levels = listed["level"].map(level_rank).to_numpy(dtype="int64")
     rank = listed["rule"].map(rule_rank).to_numpy(dtype="int64")
     first_listed = listed["first_warning_date"].to_numpy(dtype="datetime64[ns]")
-    days = params.frame(facts["region_code"].reset_index(drop=True), as_of,
-                        list(VERIFY_DAYS.values()))
-    verify_days = np.choose(levels, [days[VERIFY_DAYS[level]].to_numpy()[group]
-                                     for level in LEVELS]).astype("int64")
     roster = listed["rule"].isin(roster_rules).to_numpy(dtype=bool)
     visit_due = listed["_visit_due"].to_numpy(dtype="datetime64[ns]")
-    # A visit's deadline counts from the day it fell due; a warning's from its first listing.
-    due = np.where(roster, visit_due, first_listed) + verify_days.astype("timedelta64[D]")
+    due = _deadlines(listed, roster, levels, facts["region_code"], group, params, as_of)
     last_visit = listed["last_visit_date"].to_numpy(dtype="datetime64[ns]")
 
     def smallest(values: np.ndarray) -> np.ndarray:
@@ -266,15 +260,11 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
     primary = np.lexsort((rank, levels, first_listed, roster, group))
     primary = primary[np.r_[True, group[primary][1:] != group[primary][:-1]]] if groups else \
         primary
-    every = np.ones(len(listed), dtype=bool)
-    reason = ("【" + listed["rule"].map({code: rule.name for code, rule in rule_of.items()})
-              + "】" + listed["reason"])
-    measure = listed["rule"].map({code: rule.measure for code, rule in rule_of.items()})
-    office = listed["rule"].map({code: rule.office for code, rule in rule_of.items()})
     county_names, township_names = regions.county_names(), regions.township_names()
     all_new = np.logical_and.reduceat((listed["status"] == NEW).to_numpy(dtype=bool), starts) \
         if groups else np.zeros(0, dtype=bool)
     level_of = smallest(levels)
+    no_date = np.datetime64("NaT", "ns")
     rows = pd.DataFrame({
         "预警编号": listed["warning_id"].to_numpy()[primary],
         "区县": facts["county_code"].map(county_names).fillna(facts["county_code"]).to_numpy(),
@@ -287,20 +277,14 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
         "家庭人口": facts["living_members"].to_numpy(dtype="int64"),
         "预警等级": np.asarray(LEVELS)[level_of],
         "风险评分": facts["risk_score"].to_numpy(dtype="int64"),
-        "触发规则": join_in_groups(listed["rule"], every, group, groups, RULE_SEPARATOR),
-        "预警原因": join_in_groups(reason, every, group, groups, TEXT_SEPARATOR)
-        + _stale_notes(listed, pd.Index(household_ids), stale_remarks or {}),
-        "建议措施": join_in_groups(measure, _first_in_group(group, measure.to_numpy(dtype=str)),
-                               group, groups, TEXT_SEPARATOR),
-        "责任科室": join_in_groups(office, _first_in_group(group, office.to_numpy(dtype=str)),
-                               group, groups, TEXT_SEPARATOR),
+        **_rule_texts(listed, rules, group, household_ids, stale_remarks),
         "核实时限": pd.DatetimeIndex(smallest(due)).strftime("%Y-%m-%d"),
         "首次预警日期": pd.DatetimeIndex(smallest(first_listed)).strftime("%Y-%m-%d"),
         "状态": np.where(all_new, NEW, CONTINUING),
-        "上次探访日期": _dates_text(_latest_in_groups(np.where(roster, last_visit,
-                                                           np.datetime64("NaT", "ns")), starts)),
-        "应探访日期": _dates_text(_earliest_in_groups(np.where(roster, visit_due,
-                                                           np.datetime64("NaT", "ns")), starts)),
+        "上次探访日期": _dates_text(_latest_in_groups(np.where(roster, last_visit, no_date),
+                                                    starts)),
+        "应探访日期": _dates_text(_earliest_in_groups(np.where(roster, visit_due, no_date),
+                                                    starts)),
         "overdue": smallest(due) < np.datetime64(as_of, "ns"),
         "county_code": facts["county_code"].to_numpy(),
         "township_code": facts["township_code"].to_numpy(),
@@ -310,6 +294,57 @@ def triage(hits: pd.DataFrame, households: pd.DataFrame, rules: list[Rule], para
                             ascending=[True, True, True, False, True], ignore_index=True)
     return rows.drop(columns="_level_rank").astype({header: "string"
                                                     for header in VISIT_HEADERS})
+
+
+def _grouped(listed: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.Index, np.ndarray]:
+    """Hits by household (sorted integer codes), each household's rules in code order.
+
+    Returns the hits in that order, each one's household number, the
+    households, and where each household's hits start: 触发规则 are sorted by
+    code, and the reasons and measures follow the same order.
+    """
+    group, household_ids = pd.factorize(listed["household_id"], sort=True)
+    code_order = {code: rank for rank, code in enumerate(sorted(RULE_CODES))}
+    order = np.lexsort((listed["rule"].map(code_order).to_numpy(dtype="int64"), group))
+    group = group[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    return listed.take(order).reset_index(drop=True), group, pd.Index(household_ids), starts
+
+
+def _deadlines(listed: pd.DataFrame, roster: np.ndarray, levels: np.ndarray,
+               region_codes: pd.Series, group: np.ndarray, params: Parameters,
+               as_of: dt.date) -> np.ndarray:
+    """Each hit's 核实时限: ``verify_days_*`` of its level after it was first listed.
+
+    A visit's counts from the day it fell due.
+    """
+    days = params.frame(region_codes.reset_index(drop=True), as_of, list(VERIFY_DAYS.values()))
+    verify_days = np.choose(levels, [days[VERIFY_DAYS[level]].to_numpy()[group]
+                                     for level in LEVELS]).astype("int64")
+    start = np.where(roster, listed["_visit_due"].to_numpy(dtype="datetime64[ns]"),
+                     listed["first_warning_date"].to_numpy(dtype="datetime64[ns]"))
+    return start + verify_days.astype("timedelta64[D]")
+
+
+def _rule_texts(listed: pd.DataFrame, rules: list[Rule], group: np.ndarray,
+                household_ids: pd.Index, stale_remarks: dict[str, str]) -> dict[str, np.ndarray]:
+    """触发规则, 预警原因 (with any note on stale data), 建议措施 and 责任科室 per household."""
+    rule_of = {rule.code: rule for rule in rules}
+    groups = len(household_ids)
+    every = np.ones(len(listed), dtype=bool)
+    reason = ("【" + listed["rule"].map({code: rule.name for code, rule in rule_of.items()})
+              + "】" + listed["reason"])
+    measure = listed["rule"].map({code: rule.measure for code, rule in rule_of.items()})
+    office = listed["rule"].map({code: rule.office for code, rule in rule_of.items()})
+    return {
+        "触发规则": join_in_groups(listed["rule"], every, group, groups, RULE_SEPARATOR),
+        "预警原因": join_in_groups(reason, every, group, groups, TEXT_SEPARATOR)
+        + _stale_notes(listed, household_ids, stale_remarks),
+        "建议措施": join_in_groups(measure, _first_in_group(group, measure.to_numpy(dtype=str)),
+                               group, groups, TEXT_SEPARATOR),
+        "责任科室": join_in_groups(office, _first_in_group(group, office.to_numpy(dtype=str)),
+                               group, groups, TEXT_SEPARATOR),
+    }
 
 
 @dataclass(frozen=True)

@@ -416,61 +416,17 @@ def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: 
         from the workbook it came in).
     """
     of_warning = state.drop_duplicates("warning_id").set_index("warning_id")
-    zh = {spec.name: spec.zh for spec in SOURCES["feedback"].columns}
-
-    def placed(frame: pd.DataFrame, ids: pd.Series, workbook_township: pd.Series | None
-               ) -> pd.DataFrame:
-        at = of_warning.index.get_indexer(ids)
-        found = at >= 0
-        township = pd.Series(np.where(found, of_warning["township_code"].to_numpy(
-            dtype=object)[np.maximum(at, 0)], None), index=frame.index, dtype="string")
-        if workbook_township is not None:
-            township = workbook_township.astype("string").str.strip().where(
-                workbook_township.notna(), township)
-        rule = pd.Series(np.where(found, of_warning["rule"].to_numpy(dtype=object)[
-            np.maximum(at, 0)], None), index=frame.index, dtype="string")
-        return frame.assign(township_code=township, county_code=township.str.slice(0, 6),
-                            _rule=rule)
-
-    def sheet_of(files: pd.Series, rules: pd.Series) -> pd.Series:
-        returned = files.astype("string").str.lower().str.endswith(".xlsx").fillna(False)
-        sheets = np.where(rules.isin(list(roster_rules)).fillna(False), VISIT_SHEET,
-                          VERIFY_SHEET)
-        return pd.Series(np.where(returned, sheets, ""), index=files.index, dtype="string")
-
+    rosters = list(roster_rules)
     parts = []
     if len(accepted):
-        rows = placed(accepted, accepted["warning_id"], None)
-        refused = pd.MultiIndex.from_frame(rows[["warning_id", "household_id"]].astype(
-            "string")).isin(pd.MultiIndex.from_frame(unmatched[["warning_id", "household_id"]]
-                                                     .astype("string")))
-        visit = rows["_rule"].isin(list(roster_rules)).fillna(False).to_numpy(dtype=bool)
-        parts.append(pd.DataFrame({
-            "文件": rows["_file"], "工作表": sheet_of(rows["_file"], rows["_rule"]),
-            "行号": (rows[ROW].astype("int64") + 1).astype("string"),
-            "预警编号": rows["warning_id"], "户编号": rows["household_id"],
-            "核实结果": rows["verified"], "处置措施": rows["action"],
-            "办结日期": pd.to_datetime(rows["closed_date"]).dt.strftime("%Y-%m-%d"),
-            "结果": np.where(refused, REFUSED, TAKEN),
-            "说明": np.where(refused, "预警编号不存在或与户编号不符，未采用",
-                           np.where(visit, "已记录探访", "已按核实结果关闭核查预警")),
-            "county_code": rows["county_code"], "township_code": rows["township_code"]}))
+        parts.append(_taken_rows(_placed(accepted, accepted["warning_id"], None, of_warning),
+                                 unmatched, rosters))
     if len(quarantined):
-        rows = placed(quarantined, quarantined.get("warning_id", pd.Series(
-            pd.NA, index=quarantined.index, dtype="string")).astype("string").str.strip(),
-            quarantined.get(WORKBOOK_TOWNSHIP))
-        column = rows[REASON_COLUMN].map(zh).fillna("")
-        parts.append(pd.DataFrame({
-            "文件": rows["_file"],
-            "工作表": rows[SHEET] if SHEET in rows else sheet_of(rows["_file"], rows["_rule"]),
-            "行号": (rows[ROW].astype("int64") + 1).astype("string"),
-            **{header: rows.get(name, pd.Series(pd.NA, index=rows.index)) for header, name in (
-                ("预警编号", "warning_id"), ("户编号", "household_id"), ("核实结果", "verified"),
-                ("处置措施", "action"), ("办结日期", "closed_date"))},
-            "结果": REFUSED,
-            "说明": (column.where(column == "", column + "：")
-                   + rows[REASON].map(REASONS).fillna(rows[REASON])),
-            "county_code": rows["county_code"], "township_code": rows["township_code"]}))
+        ids = quarantined.get("warning_id", pd.Series(pd.NA, index=quarantined.index,
+                                                      dtype="string"))
+        parts.append(_refused_rows(_placed(quarantined, ids.astype("string").str.strip(),
+                                           quarantined.get(WORKBOOK_TOWNSHIP), of_warning),
+                                   rosters))
     if not parts:
         return pd.DataFrame({name: pd.Series(dtype="string")
                              for name in [*RECEIPT_COLUMNS, *RECEIPT_KEYS]})
@@ -483,3 +439,65 @@ def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: 
         [*RECEIPT_KEYS, "文件", "工作表", "行号"], ignore_index=True,
         key=lambda values: (values.map(order).fillna("0") if values.name == "工作表" else
                             values.str.zfill(8) if values.name == "行号" else values))
+
+
+def _placed(frame: pd.DataFrame, ids: pd.Series, workbook_township: pd.Series | None,
+            of_warning: pd.DataFrame) -> pd.DataFrame:
+    """Answers with the township and rule of the warning each names (or of its workbook)."""
+    at = of_warning.index.get_indexer(ids)
+    found = at >= 0
+
+    def of_its_warning(column: str) -> pd.Series:
+        return pd.Series(np.where(found, of_warning[column].to_numpy(dtype=object)[
+            np.maximum(at, 0)], None), index=frame.index, dtype="string")
+
+    township = of_its_warning("township_code")
+    if workbook_township is not None:
+        township = workbook_township.astype("string").str.strip().where(
+            workbook_township.notna(), township)
+    return frame.assign(township_code=township, county_code=township.str.slice(0, 6),
+                        _rule=of_its_warning("rule"))
+
+
+def _sheet_of(files: pd.Series, rules: pd.Series, rosters: list[str]) -> pd.Series:
+    """The sheet a returned workbook's answer came from: a roster's is 定期探访."""
+    returned = files.astype("string").str.lower().str.endswith(".xlsx").fillna(False)
+    sheets = np.where(rules.isin(rosters).fillna(False), VISIT_SHEET, VERIFY_SHEET)
+    return pd.Series(np.where(returned, sheets, ""), index=files.index, dtype="string")
+
+
+def _taken_rows(rows: pd.DataFrame, unmatched: pd.DataFrame, rosters: list[str]
+                ) -> pd.DataFrame:
+    """Accepted answers: taken, or not applied when they name no warning of theirs."""
+    refused = pd.MultiIndex.from_frame(rows[["warning_id", "household_id"]].astype(
+        "string")).isin(pd.MultiIndex.from_frame(unmatched[["warning_id", "household_id"]]
+                                                 .astype("string")))
+    visit = rows["_rule"].isin(rosters).fillna(False).to_numpy(dtype=bool)
+    return pd.DataFrame({
+        "文件": rows["_file"], "工作表": _sheet_of(rows["_file"], rows["_rule"], rosters),
+        "行号": (rows[ROW].astype("int64") + 1).astype("string"),
+        "预警编号": rows["warning_id"], "户编号": rows["household_id"],
+        "核实结果": rows["verified"], "处置措施": rows["action"],
+        "办结日期": pd.to_datetime(rows["closed_date"]).dt.strftime("%Y-%m-%d"),
+        "结果": np.where(refused, REFUSED, TAKEN),
+        "说明": np.where(refused, "预警编号不存在或与户编号不符，未采用",
+                       np.where(visit, "已记录探访", "已按核实结果关闭核查预警")),
+        "county_code": rows["county_code"], "township_code": rows["township_code"]})
+
+
+def _refused_rows(rows: pd.DataFrame, rosters: list[str]) -> pd.DataFrame:
+    """Quarantined answers, as delivered, with the reason in Chinese."""
+    zh = {spec.name: spec.zh for spec in SOURCES["feedback"].columns}
+    column = rows[REASON_COLUMN].map(zh).fillna("")
+    return pd.DataFrame({
+        "文件": rows["_file"],
+        "工作表": rows[SHEET] if SHEET in rows else _sheet_of(rows["_file"], rows["_rule"],
+                                                            rosters),
+        "行号": (rows[ROW].astype("int64") + 1).astype("string"),
+        **{header: rows.get(name, pd.Series(pd.NA, index=rows.index)) for header, name in (
+            ("预警编号", "warning_id"), ("户编号", "household_id"), ("核实结果", "verified"),
+            ("处置措施", "action"), ("办结日期", "closed_date"))},
+        "结果": REFUSED,
+        "说明": (column.where(column == "", column + "：")
+               + rows[REASON].map(REASONS).fillna(rows[REASON])),
+        "county_code": rows["county_code"], "township_code": rows["township_code"]})

@@ -419,28 +419,14 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         if len(quarantined):
             if quarantine_schema is None:
                 quarantine_schema = _quarantine_schema(batch.frame)
-            # Text columns as pandas strings in every batch, so that the file's pandas
-            # metadata (taken from its first batch) reads each back the same way.
-            quarantined = quarantined.assign(
-                _file=label, _delivery_date=delivery_date.isoformat()
-            ).reindex(columns=quarantine_schema.names).astype(
-                dict.fromkeys(quarantine_schema.names, "string") | {ingest.ROW: "int64"})
             staged.write(home / "quarantine" / source.name / f"{stem}.parquet",
-                         pa.Table.from_pandas(quarantined, schema=quarantine_schema,
-                                              preserve_index=False))
+                         _quarantine_table(quarantined, quarantine_schema, label,
+                                           delivery_date))
         return len(accepted), quarantined
 
     with _StagedFiles() as staged:
         for batch in raw.batches:
-            try:
-                accepted_count, quarantined = stage(batch, staged)
-            except OSError:
-                raise  # the disk's or the folder's problem, not this file's
-            except Exception as error:  # a bug or an input nobody foresaw: lose this file only
-                first_line = str(error).splitlines()[0] if str(error) else ""
-                raise FileRejected(
-                    f"{label}: rows could not be validated ({type(error).__name__}: "
-                    f"{first_line}); please report this file") from error
+            accepted_count, quarantined = _this_file_only(label, stage, batch, staged)
             reasons.update(quarantined[ingest.REASON].value_counts().to_dict()
                            if len(quarantined) else {})
             read_rows += batch.rows_read
@@ -451,11 +437,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
             staged.write(base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet",
                          empty_lake_table)
         if placed:
-            registry = pd.concat(placed, ignore_index=True)
-            moves = ingest.county_moves(registry, registry[ingest.COUNTY], placement)
-            if len(moves):
-                staged.write(moves_dir(home) / f"{stem}.parquet",
-                             pa.Table.from_pandas(moves, preserve_index=False))
+            _stage_moves(staged, placed, placement, moves_dir(home) / f"{stem}.parquet")
         # A run killed midway may have placed some of these rows in other counties (the
         # registry can differ on a rerun); the manifest does not name this file yet, so
         # its old pieces can go.
@@ -467,6 +449,49 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
                           {column: empty[column] for column in contract_columns})
     assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
     return outcome
+
+
+def _this_file_only(label: str, stage: Callable, *arguments: object) -> tuple:
+    """``stage(*arguments)``, an error in it rejecting this file (a disk error stops the ingest).
+
+    Raises
+    ------
+    FileRejected
+        On anything but an ``OSError``: a bug or an input nobody foresaw loses
+        this file only.
+    """
+    try:
+        return stage(*arguments)
+    except OSError:
+        raise  # the disk's or the folder's problem, not this file's
+    except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise FileRejected(
+            f"{label}: rows could not be validated ({type(error).__name__}: "
+            f"{first_line}); please report this file") from error
+
+
+def _quarantine_table(quarantined: pd.DataFrame, schema: pa.Schema, label: str,
+                      delivery_date: dt.date) -> pa.Table:
+    """A batch's quarantined rows in the file's quarantine schema, with their file and date.
+
+    Text columns as pandas strings in every batch, so that the file's pandas
+    metadata (taken from its first batch) reads each back the same way.
+    """
+    quarantined = quarantined.assign(
+        _file=label, _delivery_date=delivery_date.isoformat()
+    ).reindex(columns=schema.names).astype(
+        dict.fromkeys(schema.names, "string") | {ingest.ROW: "int64"})
+    return pa.Table.from_pandas(quarantined, schema=schema, preserve_index=False)
+
+
+def _stage_moves(staged: _StagedFiles, placed: list[pd.DataFrame],
+                 placement: dict[str, pd.Series] | None, target: Path) -> None:
+    """The registry file's county moves against the previous registry, if any moved."""
+    registry = pd.concat(placed, ignore_index=True)
+    moves = ingest.county_moves(registry, registry[ingest.COUNTY], placement)
+    if len(moves):
+        staged.write(target, pa.Table.from_pandas(moves, preserve_index=False))
 
 
 def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,

@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +209,35 @@ def _fault_stream(cal: synth.Calendar, source: str, k: int, day: dt.date) -> int
     return len(cal.snapshot_dates) + k
 
 
+def _open_sinks(home: Path, plan: dict[str, list[tuple[dt.date, str]]]
+                ) -> dict[tuple[str, int], object]:
+    """One open file per planned delivery, by (source, delivery number)."""
+    sinks = {}
+    for source, deliveries in plan.items():
+        for k, (day, name) in enumerate(deliveries):
+            folder = home / "landing" / source / day.isoformat()
+            folder.mkdir(parents=True, exist_ok=True)
+            sinks[(source, k)] = _SINKS[FORMATS[source][0]](folder / name, source)
+    return sinks
+
+
+def _chunks(seed: int, households: int, chunk_households: int, as_of: dt.date,
+            places: tuple[str, ...] | None) -> Iterator[tuple[int, synth.Population, int]]:
+    """The population in chunks: (households done with it, the chunk, its number)."""
+    taken = np.empty(0, np.int64)
+    done = chunk = 0
+    while done < households:
+        size = min(chunk_households, households - done)
+        pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken,
+                                  places=places)
+        # Id numbers are drawn anew per chunk: none may repeat an earlier chunk's.
+        taken = np.union1d(taken, pop.new_ids)
+        done += size
+        yield done, pop, chunk
+        del pop  # one chunk in memory at a time (the caller lets go of it too)
+        chunk += 1
+
+
 def write_sample(
     home: Path,
     households: int,
@@ -253,15 +282,9 @@ def write_sample(
     home = Path(home)
     cal = synth.calendar(as_of)
     plan = delivery_plan(as_of, monthly)
-    sinks: dict[tuple[str, int], object] = {}
-    summary: dict[str, dict] = {}
-    for source, deliveries in plan.items():
-        kind = FORMATS[source][0]
-        for k, (day, name) in enumerate(deliveries):
-            folder = home / "landing" / source / day.isoformat()
-            folder.mkdir(parents=True, exist_ok=True)
-            sinks[(source, k)] = _SINKS[kind](folder / name, source)
-        summary[source] = {"deliveries": len(deliveries), "rows": 0, "faults": {}}
+    sinks = _open_sinks(home, plan)
+    summary: dict[str, dict] = {source: {"deliveries": len(deliveries), "rows": 0, "faults": {}}
+                                for source, deliveries in plan.items()}
     source_index = {name: i for i, name in enumerate(SOURCES)}
 
     def emit(source: str, k: int, frame, chunk: int) -> None:
@@ -275,23 +298,14 @@ def write_sample(
         for fault, count in counts.items():
             entry["faults"][fault] = entry["faults"].get(fault, 0) + count
 
-    taken = np.empty(0, np.int64)
     try:
-        done = 0
-        chunk = 0
-        while done < households:
-            size = min(chunk_households, households - done)
-            pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken,
-                                      places=places)
-            taken = np.union1d(taken, pop.new_ids)
+        for done, pop, chunk in _chunks(seed, households, chunk_households, as_of, places):
             for source in synth.SNAPSHOT_SOURCES:
                 for k, (day, _) in enumerate(plan[source]):
                     emit(source, k, synth.snapshot(pop, source, day), chunk)
             for source in synth.EVENT_SOURCES:
                 for k, frame in synth.event_deliveries(pop, source, cal).items():
                     emit(source, k, frame, chunk)
-            done += size
-            chunk += 1
             del pop
             if progress is not None:
                 progress(done)
