@@ -517,16 +517,17 @@ def _entry_is_live(entry: dict) -> bool:
 
 
 def judge_delivery(manifest: pd.DataFrame, source: Source, delivery_date: str,
-                   expectations: DeliveryExpectations, operator_decided: bool = False
-                   ) -> tuple[pd.DataFrame, list[Decision]]:
+                   expectations: DeliveryExpectations, operator_decided: bool = False,
+                   new_files: set[str] | None = None) -> tuple[pd.DataFrame, list[Decision]]:
     """Hold or accept a delivery that an ingest added files to; return the manifest and why.
 
     The delivery (every accepted file of the source and date, earlier runs'
-    included) is compared with the source's accepted delivery before it
-    (:func:`hold_reasons`). Failing, its files are held. Passing, a delivery
-    held before is accepted (a later file completed it), and a snapshot
-    supersedes the source's older deliveries still held. A delivery an
-    operator has released or rejected is left as they decided.
+    included, but for those an operator rejected) is compared with the
+    source's accepted delivery before it (:func:`hold_reasons`). Failing,
+    its files are held. Passing, a delivery held before is accepted (a later
+    file completed it), and a snapshot supersedes the source's older
+    deliveries still held. Files an operator has released stay as they
+    decided: with ``operator_decided``, only the ``new_files`` can be held.
     """
     # A source's entries are few (one per file delivered): plain records, one pass each.
     own = manifest[(manifest["source"] == source.name).to_numpy(dtype=bool)]
@@ -535,7 +536,8 @@ def judge_delivery(manifest: pd.DataFrame, source: Source, delivery_date: str,
     members = [number for number, entry in enumerate(entries)
                if entry["delivery_date"] == delivery_date and entry["status"] in LIVE_STATUSES
                and entry[HOLD] not in (REJECTED, SUPERSEDED)]
-    if operator_decided or not members:
+    if not members or (operator_decided and new_files is not None
+                       and not any(entries[n]["file"] in new_files for n in members)):
         return manifest, []
     current = DeliveryProfile.of(_with_originals([entries[n] for n in members], entries))
     earlier = [entry for entry in entries
@@ -548,6 +550,9 @@ def judge_delivery(manifest: pd.DataFrame, source: Source, delivery_date: str,
     reasons = hold_reasons(source, current, previous, expectations,
                            dt.date.fromisoformat(delivery_date))
     if reasons:
+        if operator_decided:
+            # What the operator released stays released; the files added since wait.
+            members = [n for n in members if new_files is None or entries[n]["file"] in new_files]
         manifest = manifest.copy()
         manifest.loc[labels[members], HOLD] = HELD
         return manifest, [Decision(source.name, delivery_date, HELD,

@@ -286,6 +286,8 @@ def apply_feedback(state: pd.DataFrame, feedback: pd.DataFrame, run_date: pd.Tim
 CARRIED_COLUMNS = ["warning_id", "household_id", "rule", "level", "county_code",
                    "township_code", "reason", "evidence", "person_id_masked", "stale_sources"]
 STALE_SEPARATOR = ";"
+#: 预警原因 of a warning kept open whose earlier reason is no longer on record.
+UNKNOWN_REASON = "此前已列入名单（上次运行的预警原因记录已不可得）"
 
 
 def carried_warnings(state: pd.DataFrame, resting: dict[str, tuple[str, ...]],
@@ -306,7 +308,9 @@ def carried_warnings(state: pd.DataFrame, resting: dict[str, tuple[str, ...]],
                                validate="one_to_one")
     carried["stale_sources"] = carried["rule"].map(
         {rule: STALE_SEPARATOR.join(sources) for rule, sources in resting.items()})
-    return carried.reindex(columns=CARRIED_COLUMNS).astype("string").reset_index(drop=True)
+    carried = carried.reindex(columns=CARRIED_COLUMNS).astype("string").reset_index(drop=True)
+    # The previous run's outputs gone (removed by hand): still kept open, in general words.
+    return carried.fillna({"reason": UNKNOWN_REASON, "evidence": "{}"})
 
 
 def _is(before: pd.DataFrame, column: str, value: object) -> np.ndarray:
@@ -315,12 +319,14 @@ def _is(before: pd.DataFrame, column: str, value: object) -> np.ndarray:
 
 
 def _settled_and_unchanged(before: pd.DataFrame, hits: pd.DataFrame, roster: np.ndarray
-                           ) -> np.ndarray:
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """Which hits' warnings were settled by feedback on the very evidence they show today.
 
     ``before`` holds each hit's warning as the state had it; rosters are never
     settled. A warning settled before ages were left out of the fingerprint
-    is compared with the fingerprint as it was taken then.
+    is compared with the fingerprint as it was taken then; the second mask
+    says which matched so (they keep today's fingerprint from now on, so that
+    the next birthday is not taken for new evidence).
     """
     def same_evidence(hashes: np.ndarray) -> np.ndarray:
         return before["evidence_hash"].eq(pd.Series(hashes, dtype="Int64")).fillna(
@@ -329,16 +335,21 @@ def _settled_and_unchanged(before: pd.DataFrame, hits: pd.DataFrame, roster: np.
     settled = _is(before, "status", CLOSED) & _is(before, "closed_by", BY_FEEDBACK) & ~roster
     unchanged = settled & same_evidence(hits["evidence_hash"].to_numpy())
     again = settled & ~unchanged
+    by_old_print = np.zeros(len(hits), dtype=bool)
     if again.any():
         with_ages = np.zeros(len(hits), dtype=np.int64)
         with_ages[again] = evidence_hashes(hits["evidence"][again], ages=True)
-        unchanged |= again & same_evidence(with_ages)
-    return unchanged
+        by_old_print = again & same_evidence(with_ages)
+    return unchanged | by_old_print, by_old_print
 
 
-def _hit_warnings(hits: pd.DataFrame, before: pd.DataFrame, unchanged: np.ndarray,
-                  run_date: pd.Timestamp) -> pd.DataFrame:
-    """Every hit's warning in the new state: listed (open) unless settled and unchanged."""
+def _hit_warnings(hits: pd.DataFrame, before: pd.DataFrame, keeps_print: np.ndarray,
+                  unchanged: np.ndarray, run_date: pd.Timestamp) -> pd.DataFrame:
+    """Every hit's warning in the new state: listed (open) unless settled and unchanged.
+
+    A settled warning keeps the fingerprint it was settled on (``keeps_print``),
+    but for one settled under the fingerprint with ages, which takes today's.
+    """
     listed = ~unchanged
     current = pd.DataFrame({
         "warning_id": hits["warning_id"], "household_id": hits["household_id"],
@@ -347,9 +358,8 @@ def _hit_warnings(hits: pd.DataFrame, before: pd.DataFrame, unchanged: np.ndarra
         "status": np.where(listed, OPEN, CLOSED),
         "first_warning_date": hits["first_warning_date"],
         "last_seen_date": before["last_seen_date"].where(~listed, run_date).to_numpy(),
-        # A settled warning keeps the evidence it was settled on.
         "evidence_hash": pd.Series(hits["evidence_hash"], dtype="Int64").where(
-            listed, before["evidence_hash"]).to_numpy(dtype="int64"),
+            ~keeps_print, before["evidence_hash"]).to_numpy(dtype="int64"),
         "last_visit_date": hits["last_visit_date"],
     }).astype({name: STATE_COLUMNS[name] for name in ("status", "last_seen_date")})
     for column in ("closed_date", "closed_by", "feedback_warning_id", "verified", "action"):
@@ -392,7 +402,7 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
 
     roster = hits["rule"].isin(list(roster_rules)).to_numpy(dtype=bool)
     was_open = _is(before, "status", OPEN)
-    unchanged = _settled_and_unchanged(before, hits, roster)
+    unchanged, by_old_print = _settled_and_unchanged(before, hits, roster)
     opens = ~was_open & ~unchanged
     hits["status"] = pd.array(np.select([was_open, unchanged], [CONTINUING, SETTLED], NEW),
                               dtype="string")
@@ -414,7 +424,7 @@ def track(previous: pd.DataFrame, hits: pd.DataFrame, feedback: pd.DataFrame,
     closing = (quiet["status"] == OPEN).to_numpy(dtype=bool)
     quiet.loc[closing, ["status", "closed_by"]] = [CLOSED, BY_RUN]
     quiet.loc[closing, "closed_date"] = run_date
-    current = _hit_warnings(hits, before, unchanged, run_date)
+    current = _hit_warnings(hits, before, unchanged & ~by_old_print, unchanged, run_date)
     new_state = (pd.concat([quiet, current], ignore_index=True)[list(STATE_COLUMNS)]
                  .astype(STATE_COLUMNS).sort_values("warning_id", ignore_index=True))
 

@@ -262,6 +262,41 @@ def test_a_county_missing_from_an_assistance_snapshot_is_held(lake):
     assert read_source(lake, "assistance", days(2)).equals(read_source(lake, "assistance", DAY))
 
 
+def test_a_corrected_file_sent_after_a_rejection_is_judged_on_its_own(lake):
+    registry, _ = delivered(lake, "registry")
+    deliver(lake, "registry", half_of_county(registry, "500102"), days(1), name="half")
+    assert [d.decision for d in ingest_landing(lake, days(1)).decisions] == ["held"]
+    record_decision(lake, "registry", days(1), release=False, note="公安 will resend")
+    moved_away = registry["household_id"].iloc[-1]  # one household fewer: other bytes
+    corrected = registry[registry["household_id"] != moved_away]
+    deliver(lake, "registry", corrected, days(1), name="corrected")
+    report = ingest_landing(lake, days(2))
+    assert report.decisions == [] and report.files[0].status == "accepted"
+    # The rejected file's keys are not the delivery's: none of the corrected rows repeats them.
+    assert "duplicate_key" not in report.files[0].reasons
+    before = set(read_source(lake, "registry", DAY)["household_id"])
+    assert set(read_source(lake, "registry", days(2))["household_id"]) == before - {moved_away}
+
+
+def test_a_file_added_to_a_released_delivery_is_held_alone(lake):
+    registry, _ = delivered(lake, "registry")
+    households = sorted(set(registry.loc[registry["region_code"].str.startswith("500102"),
+                                         "household_id"]))
+    first = registry[~registry["household_id"].isin(households[len(households) // 2:])]
+    deliver(lake, "registry", half_of_county(first, "500102"), days(1), name="part")
+    ingest_landing(lake, days(1))
+    record_decision(lake, "registry", days(1), release=True, note="the rest follows")
+    released = len(read_source(lake, "registry", days(1)))
+    # A file of only a few of 涪陵区's people: the delivery fails again, but the released file
+    # stays released; only the new one waits.
+    deliver(lake, "registry", registry[registry["household_id"] == households[-1]], days(1),
+            name="late")
+    assert [d.decision for d in ingest_landing(lake, days(2)).decisions] == ["held"]
+    manifest = read_manifest(lake).query("delivery_date == '2026-07-01'").set_index("file")
+    assert manifest["hold"].isna().sum() == 1 and (manifest["hold"] == "held").sum() == 1
+    assert len(read_source(lake, "registry", days(2))) == released
+
+
 def test_a_file_with_a_fifth_of_its_rows_quarantined_is_held(lake):
     income, _ = delivered(lake, "income")
     broken = income.copy()
@@ -425,3 +460,15 @@ def test_a_stale_source_keeps_its_warnings_open_past_its_max_age_and_not_at_it(
         assert "户籍人口（公安）数据最后报送于2026-06-30（已36天未更新）" in reason
     kept = run_manifest(past, days(36))["deliveries"]["warnings_kept_open"]
     assert kept["total"] >= len(closed)
+
+
+def test_warnings_kept_open_when_the_previous_outputs_are_gone_still_list(first_run, tmp_path):
+    home = copy_of(first_run, tmp_path, "gone")
+    shutil.rmtree(home / "out" / DAY.isoformat())
+    result = run(home, days(36))
+    assert result.exit_code == 0, result.output
+    rows = listed(home, days(36))
+    # Those no rule hits today are kept open on the stale sources, in general words.
+    kept = rows["预警原因"].str.contains("上次运行的预警原因记录已不可得")
+    assert kept.any() and rows.loc[kept, "预警原因"].str.endswith("相关预警暂不关闭）").all()
+    assert set(listed(first_run, DAY)["户编号"]) <= set(rows["户编号"])  # none closed

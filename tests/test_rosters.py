@@ -162,6 +162,10 @@ def test_a_warning_settled_before_ages_were_left_out_still_counts_as_settled():
     again = track(old_style, hits(("h2", "SCHOOL_DROPOUT"), age=15), NO_ANSWERS, day(2),
                   ROSTERS)
     assert again.hits["status"].tolist() == [SETTLED]
+    # And from then on the next birthday does not bring it back either.
+    older = track(again.state, hits(("h2", "SCHOOL_DROPOUT"), age=16), NO_ANSWERS, day(3),
+                  ROSTERS)
+    assert older.hits["status"].tolist() == [SETTLED]
 
 
 def test_a_corrected_answer_replaces_the_outcome_of_the_row_it_corrects():

@@ -244,7 +244,8 @@ def ingest_landing(home: Path, run_date: dt.date,
         manifest = _append(manifest, entries)
         manifest, made = deliveries.judge_delivery(
             manifest, source, delivery_date.isoformat(), expectations,
-            (source_name, delivery_date.isoformat()) in decided)
+            (source_name, delivery_date.isoformat()) in decided,
+            {entry["file"] for entry in entries})
         report.files.extend(_with_holds(outcomes, manifest))
         report.decisions.extend(made)
         # Before the manifest: killed in between, the rerun judges the delivery again.
@@ -609,10 +610,16 @@ def _malformed_rows(batch: RawBatch) -> pd.DataFrame:
 
 def _earlier_keys(home: Path, source: Source, delivery_date: dt.date,
                   manifest: pd.DataFrame) -> pd.DataFrame | None:
-    """Keys already accepted from other files of this delivery (files added to it later)."""
-    entries = manifest[(manifest["source"] == source.name)
-                       & (manifest["delivery_date"] == delivery_date.isoformat())
-                       & (manifest["status"] == "accepted")]
+    """Keys already accepted from other files of this delivery (files added to it later).
+
+    A file an operator rejected, or a held one that a later delivery superseded,
+    is no longer part of the delivery: its keys do not count.
+    """
+    entries = manifest[((manifest["source"] == source.name)
+                        & (manifest["delivery_date"] == delivery_date.isoformat())
+                        & (manifest["status"] == "accepted")).to_numpy(dtype=bool)
+                       & ~manifest["hold"].isin([deliveries.REJECTED, deliveries.SUPERSEDED])
+                       .to_numpy(dtype=bool)]
     if entries.empty:
         return None
     return _read_lake_files(home, source, entries, columns=list(source.key))
