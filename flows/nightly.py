@@ -260,7 +260,8 @@ def receipts_of(answers: tuple[pd.DataFrame, pd.DataFrame], lifecycle: Lifecycle
     """What each township sent back, and what became of each row (the workbook's 反馈回执)."""
     accepted, quarantined = answers
     return feedback_receipts(accepted, quarantined, lifecycle.state,
-                             lifecycle.unmatched_feedback, configuration.roster_rules)
+                             lifecycle.unmatched_feedback, configuration.roster_rules,
+                             lifecycle.events)
 
 
 @io_task

@@ -51,6 +51,8 @@ REASONS: dict[str, str] = {
 #: Columns a returned township workbook's rows carry (see monitor.io.landing): its sheet,
 #: the row's 村(社区) and the township the workbook was written for.
 SHEET, VILLAGE, WORKBOOK_TOWNSHIP = "_sheet", "_village", "_workbook_township"
+#: The township of the warning a returned row's 预警编号 names, where the warnings know it.
+WARNING_TOWNSHIP = "_warning_township"
 TOWNSHIP_DIGITS = 9
 
 _PARSERS = {
@@ -138,15 +140,8 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     faults = _Faults.empty(n)
     typed = {}
     delivery = pd.Timestamp(delivery_date)
-    if WORKBOOK_TOWNSHIP in raw and VILLAGE in raw:
-        # A row copied in from another township's workbook answers for households that are
-        # not this township's: it changes nothing (checked first: it is the row's fault).
-        village = raw[VILLAGE].astype("string").str.strip()
-        township = raw[WORKBOOK_TOWNSHIP].astype("string").str.strip()
-        elsewhere = (village.notna() & township.notna()
-                     & (village.str.slice(0, TOWNSHIP_DIGITS) != township)).fillna(False)
-        faults.flag(elsewhere.to_numpy(dtype=bool), "other_township", "warning_id",
-                    "the row's 村(社区) is not in the workbook's township")
+    if WORKBOOK_TOWNSHIP in raw:
+        _flag_other_townships(raw, faults)
     for spec in source.columns:
         # As delivered; each parser trims and treats empty text as missing itself.
         column = raw[spec.name] if spec.name in raw else pd.Series(
@@ -184,6 +179,27 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     frame[REASON_COLUMN] = faults.column
     frame[REASON_DETAIL] = faults.detail
     return frame
+
+
+def _flag_other_townships(raw: pd.DataFrame, faults: _Faults) -> None:
+    """Rows of a returned workbook that belong to another township's list: ``other_township``.
+
+    A row's township is its warning's (its 预警编号), else its 村(社区)'s. A row
+    copied in from another township's workbook answers for households that are
+    not this township's: it changes nothing (checked first: it is the row's
+    fault, whatever else is wrong with it).
+    """
+    missing = pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    def text(column: str) -> pd.Series:
+        return raw[column].astype("string").str.strip() if column in raw else missing
+
+    row_township = text(WARNING_TOWNSHIP).fillna(text(VILLAGE).str.slice(0, TOWNSHIP_DIGITS))
+    township = text(WORKBOOK_TOWNSHIP)
+    elsewhere = (row_township.notna() & township.notna() & (row_township != township)).fillna(
+        False)
+    faults.flag(elsewhere.to_numpy(dtype=bool), "other_township", "warning_id",
+                "the row's warning is not of the workbook's township")
 
 
 def _apply_schema_checks(

@@ -389,14 +389,16 @@ RECEIPT_KEYS = ["county_code", "township_code"]
 
 
 def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: pd.DataFrame,
-                      unmatched: pd.DataFrame, roster_rules: frozenset[str]) -> pd.DataFrame:
+                      unmatched: pd.DataFrame, roster_rules: frozenset[str],
+                      events: pd.DataFrame | None = None) -> pd.DataFrame:
     """What each township sent back in the feedback this run ingested, and what became of it.
 
     Parameters
     ----------
     accepted : pandas.DataFrame
         The accepted feedback rows of the files this run ingested, with
-        ``_file`` and ``_row``.
+        ``_file`` and ``_row`` (a returned workbook's also with
+        ``_workbook_township``).
     quarantined : pandas.DataFrame
         Their quarantined rows, as delivered (``_reason``, ``_column``,
         ``_file``, ``_row``; a returned workbook's rows also ``_sheet`` and
@@ -407,6 +409,10 @@ def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: 
         Feedback rows naming no known warning, or another household.
     roster_rules : frozenset of str
         The visit rosters: an answer to one records a visit.
+    events : pandas.DataFrame, optional
+        The run's warning events: what each answer did (warnings it closed,
+        visits it recorded). An accepted answer that did nothing is refused
+        with the likely reason.
 
     Returns
     -------
@@ -419,8 +425,9 @@ def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: 
     rosters = list(roster_rules)
     parts = []
     if len(accepted):
-        parts.append(_taken_rows(_placed(accepted, accepted["warning_id"], None, of_warning),
-                                 unmatched, rosters))
+        parts.append(_taken_rows(_placed(accepted, accepted["warning_id"],
+                                         accepted.get(WORKBOOK_TOWNSHIP), of_warning),
+                                 unmatched, rosters, events))
     if len(quarantined):
         ids = quarantined.get("warning_id", pd.Series(pd.NA, index=quarantined.index,
                                                       dtype="string"))
@@ -466,22 +473,39 @@ def _sheet_of(files: pd.Series, rules: pd.Series, rosters: list[str]) -> pd.Seri
     return pd.Series(np.where(returned, sheets, ""), index=files.index, dtype="string")
 
 
-def _taken_rows(rows: pd.DataFrame, unmatched: pd.DataFrame, rosters: list[str]
-                ) -> pd.DataFrame:
-    """Accepted answers: taken, or not applied when they name no warning of theirs."""
-    refused = pd.MultiIndex.from_frame(rows[["warning_id", "household_id"]].astype(
+#: What an accepted answer did, in the receipt's words.
+DID_NOTHING = "未改变任何预警：办结日期早于该户列入名单的日期，或相关预警已办结或已不在名单上"
+UNKNOWN_WARNING = "预警编号不存在或与户编号不符，未采用"
+
+
+def _taken_rows(rows: pd.DataFrame, unmatched: pd.DataFrame, rosters: list[str],
+                events: pd.DataFrame | None) -> pd.DataFrame:
+    """Accepted answers: what each did (closed warnings, a visit), or why it did nothing.
+
+    Without ``events`` every answer naming its warning counts as taken.
+    """
+    unknown = pd.MultiIndex.from_frame(rows[["warning_id", "household_id"]].astype(
         "string")).isin(pd.MultiIndex.from_frame(unmatched[["warning_id", "household_id"]]
                                                  .astype("string")))
     visit = rows["_rule"].isin(rosters).fillna(False).to_numpy(dtype=bool)
+    if events is None:
+        closed, visited = (~visit).astype("int64"), visit
+    else:
+        answered_by = "feedback " + rows["warning_id"].astype("string")
+        closed = answered_by.map(events.loc[events["event"] == "closed_by_feedback", "by"]
+                                 .value_counts()).fillna(0).astype("int64").to_numpy()
+        visited = answered_by.isin(set(events.loc[events["event"] == "visited", "by"])
+                                   ).to_numpy(dtype=bool)
+    did = np.where(closed > 0, "已按核实结果关闭核查预警" + closed.astype(str) + "条",
+                   np.where(visited, "已记录探访", DID_NOTHING))
     return pd.DataFrame({
         "文件": rows["_file"], "工作表": _sheet_of(rows["_file"], rows["_rule"], rosters),
         "行号": (rows[ROW].astype("int64") + 1).astype("string"),
         "预警编号": rows["warning_id"], "户编号": rows["household_id"],
         "核实结果": rows["verified"], "处置措施": rows["action"],
         "办结日期": pd.to_datetime(rows["closed_date"]).dt.strftime("%Y-%m-%d"),
-        "结果": np.where(refused, REFUSED, TAKEN),
-        "说明": np.where(refused, "预警编号不存在或与户编号不符，未采用",
-                       np.where(visit, "已记录探访", "已按核实结果关闭核查预警")),
+        "结果": np.where(unknown | ((closed == 0) & ~visited), REFUSED, TAKEN),
+        "说明": np.where(unknown, UNKNOWN_WARNING, did),
         "county_code": rows["county_code"], "township_code": rows["township_code"]})
 
 

@@ -27,9 +27,11 @@ from monitor.referrals import REFERRAL_HEADERS
 from monitor.workbook import (
     ACTIONS,
     ANSWER_HEADERS,
+    DID_NOTHING,
     GUIDE_SHEET,
     RECEIPT_SHEET,
     TOWNSHIP_MARKER,
+    UNKNOWN_WARNING,
     VERIFICATIONS,
     VERIFY_COLUMNS,
     VERIFY_SHEET,
@@ -179,10 +181,21 @@ def _answer(path: Path, rows: int, visits: int, copied: list | None = None) -> d
             sheet.cell(row, column["办结日期"], dt.datetime.combine(ANSWER_DAY, dt.time()))
             sheet.cell(row, column["经办人"], "李娜")
             answered[name].append(sheet.cell(row, column["户编号"]).value)
-    if copied is not None:
-        sheet = book[VERIFY_SHEET]
-        column = {cell.value: cell.column for cell in sheet[1]}
-        sheet.append(copied)
+    sheet = book[VERIFY_SHEET]
+    column = {cell.value: cell.column for cell in sheet[1]}
+    # Dated before the household was listed: accepted as a row, but it settles nothing.
+    early = 2 + rows
+    for name, value in (("核实结果", "属实"), ("处置措施", "无需救助"),
+                        ("办结日期", dt.datetime.combine(DAY - dt.timedelta(days=30),
+                                                       dt.time()))):
+        sheet.cell(early, column[name], value)
+    answered["early"] = [sheet.cell(early, column["户编号"]).value]
+    # A row with a mistyped warning number: refused as naming no warning.
+    unknown = [cell.value for cell in sheet[2]]
+    unknown[0] = "YJ000000000000000"
+    appended = [unknown] + ([copied] if copied is not None else [])
+    for values in appended:
+        sheet.append(values)
         for name, value in (("核实结果", "属实"), ("处置措施", "无需救助"),
                             ("办结日期", dt.datetime.combine(ANSWER_DAY, dt.time()))):
             sheet.cell(sheet.max_row, column[name], value)
@@ -238,23 +251,29 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
     manifest = json.loads((home / "out" / ANSWER_DAY.isoformat() / "run_manifest.json")
                           .read_text("utf-8"))
     entry = next(item for item in manifest["inputs"] if item["file"].endswith("回复.xlsx"))
-    answered_rows = len(answered[VERIFY_SHEET]) + len(answered[VISIT_SHEET]) + 1
+    # The answers, the early one, the mistyped one and the other township's row.
+    taken = len(answered[VERIFY_SHEET]) + len(answered[VISIT_SHEET])
+    answered_rows = taken + 3
     assert (entry["rows_read"], entry["rows_quarantined"]) == (answered_rows, 1)
     book = openpyxl.load_workbook(township)
-    assert entry["rows_unanswered"] == (book[VERIFY_SHEET].max_row - 1
-                                        + book[VISIT_SHEET].max_row - 1 - answered_rows + 1)
+    listed_rows = book[VERIFY_SHEET].max_row - 1 + book[VISIT_SHEET].max_row - 1
+    assert entry["rows_unanswered"] == listed_rows - (taken + 1)
     quarantine = pd.concat(pd.read_parquet(path) for path in
                            (home / "quarantine" / "feedback").glob("*.parquet"))
     assert quarantine["_reason"].tolist() == ["other_township"]
 
     receipt = sheet_frame(openpyxl.load_workbook(
         referrals(home, ANSWER_DAY) / "500101" / "500101001.xlsx")[RECEIPT_SHEET])
-    assert receipt["结果"].value_counts().to_dict() == {"已采用": answered_rows - 1, "未采用": 1}
-    refused = receipt[receipt["结果"] == "未采用"].iloc[0]
-    assert refused["户编号"] == copied[4] and "其他乡镇" in refused["说明"]
-    assert refused["工作表"] == VERIFY_SHEET
-    assert set(receipt.loc[receipt["结果"] == "已采用", "说明"]) == {
-        "已按核实结果关闭核查预警", "已记录探访"}
+    assert receipt["结果"].value_counts().to_dict() == {"已采用": taken, "未采用": 3}
+    refused = receipt[receipt["结果"] == "未采用"].set_index("户编号")["说明"]
+    assert "其他乡镇" in refused[copied[4]]
+    assert refused[answered["early"][0]] == DID_NOTHING
+    assert (refused == UNKNOWN_WARNING).sum() == 1
+    assert (receipt.loc[receipt["结果"] == "未采用", "工作表"] == VERIFY_SHEET).all()
+    said = receipt.loc[receipt["结果"] == "已采用", "说明"]
+    assert said.str.fullmatch(r"已按核实结果关闭核查预警\d+条|已记录探访").all()
+    assert said.str.startswith("已按核实结果关闭").any() and (said == "已记录探访").any()
+    assert answered["early"][0] not in set(closed["household_id"])
 
     # The same workbook again is ingested once.
     again = home / "landing" / "feedback" / NEXT.isoformat() / "again.xlsx"
@@ -287,3 +306,33 @@ def test_workbooks_made_in_worker_processes_are_the_bytes_made_in_one(night, tmp
                            (tmp_path / "many").rglob("*.xlsx"))
     for name in files:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes()
+
+
+@pytest.mark.parametrize(("marker", "township"), [("500101001", "500101001"),
+                                                  ("500101999", None), ("", None)])
+def test_a_returned_workbook_reads_only_rows_with_a_verification_and_a_known_township(
+        tmp_path, marker, township):
+    from monitor.io.landing import _read_township_workbook
+    from monitor.sources import SOURCES
+
+    path = tmp_path / "回复.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = VERIFY_SHEET
+    sheet.append(VERIFY_COLUMNS)
+    column = {name: index for index, name in enumerate(VERIFY_COLUMNS)}
+    for verified, caseworker in (("属实", "李娜"), (None, "李娜"), (None, None)):
+        row = [None] * len(VERIFY_COLUMNS)
+        row[column["预警编号"]], row[column["户编号"]] = "YJ1", "000000000001"
+        row[column["核实结果"]], row[column["经办人"]] = verified, caseworker
+        sheet.append(row)
+    guide = book.create_sheet(GUIDE_SHEET)
+    guide.append([TOWNSHIP_MARKER, marker])
+    book.save(path)
+
+    raw = _read_township_workbook(path, SOURCES["feedback"], path.name)
+    rows = pd.concat(batch.frame for batch in raw.batches)
+    # A name written down the 经办人 column ahead of the visits is not an answer.
+    assert rows["verified"].tolist() == ["属实"] and raw.unanswered == 2
+    # An emptied or edited township cell names no township of the bureau's.
+    assert raw.township == township

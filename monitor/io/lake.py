@@ -16,6 +16,7 @@ names and completes it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections import Counter
@@ -60,8 +61,9 @@ MANIFEST_COLUMNS = {
     "message": "string", "rows_read": "int64", "rows_accepted": "int64",
     "rows_quarantined": "int64", "lake_file": "string", "ingest_order": "int64",
     "ingested_on": "string",
-    # Rows of a returned township workbook that nobody answered: not read, not faults.
-    "rows_unanswered": "int64",
+    # Rows of a returned township workbook that nobody answered: not read, not faults; and
+    # the township it was written for (its receipt goes there).
+    "rows_unanswered": "int64", "workbook_township": "string",
     # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
     # accepted rows per county partition and of empty values per column.
     "rows_by_county": "string", "empty_by_column": "string",
@@ -148,6 +150,8 @@ class FileOutcome:
     reasons: dict[str, int] = field(default_factory=dict)
     #: Rows of a returned township workbook left unanswered (not read, not faults).
     rows_unanswered: int = 0
+    #: The township a returned workbook was written for.
+    workbook_township: str | None = None
     #: Accepted rows per county partition, and accepted rows with each column empty.
     rows_by_county: dict[str, int] | None = None
     empty_by_column: dict[str, int] | None = None
@@ -288,7 +292,8 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
         "encoding": (raw.encoding if raw else None), "status": outcome.status,
         "message": outcome.message, "rows_read": outcome.rows_read,
         "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
-        "rows_unanswered": outcome.rows_unanswered, "lake_file": lake_file,
+        "rows_unanswered": outcome.rows_unanswered,
+        "workbook_township": outcome.workbook_township, "lake_file": lake_file,
         "ingest_order": order, "ingested_on": run_date.isoformat(),
         "hold": None,
         **{column: None if getattr(outcome, column) is None else
@@ -409,7 +414,8 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         """Check one batch and append it to the staged files: rows accepted, rows quarantined."""
         nonlocal empty_lake_table, quarantine_schema
         accepted, counties, quarantined = _check_batch(
-            batch, source, delivery_date, seen, placement, pseudonym_key, placed)
+            _with_warning_townships(home, batch), source, delivery_date, seen, placement,
+            pseudonym_key, placed)
         by_county.update(counties.value_counts().to_dict())
         empty.update(accepted[contract_columns].isna().sum().to_dict())
         if empty_lake_table is None:
@@ -446,7 +452,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
                           f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
                           read_rows, accepted_rows, quarantined_rows, dict(reasons),
-                          raw.unanswered, dict(by_county),
+                          raw.unanswered, raw.township, dict(by_county),
                           {column: empty[column] for column in contract_columns})
     assert outcome.rows_read == outcome.rows_accepted + outcome.rows_quarantined
     return outcome
@@ -493,6 +499,24 @@ def _stage_moves(staged: _StagedFiles, placed: list[pd.DataFrame],
     moves = ingest.county_moves(registry, registry[ingest.COUNTY], placement)
     if len(moves):
         staged.write(target, pa.Table.from_pandas(moves, preserve_index=False))
+
+
+def _with_warning_townships(home: Path, batch: RawBatch) -> RawBatch:
+    """A returned workbook's rows with the township of the warning each names.
+
+    From the latest warning state (only the ids the rows name are read); a
+    row whose warning is unknown keeps none (its 村(社区) is used instead).
+    """
+    frame = batch.frame
+    states = sorted((home / "lake" / "warning_state").glob("*.parquet"))
+    if ingest.WORKBOOK_TOWNSHIP not in frame or not states or frame.empty:
+        return batch
+    ids = frame["warning_id"].astype("string").str.strip()
+    known = pd.read_parquet(states[-1], columns=["warning_id", "township_code"],
+                            filters=[("warning_id", "in", sorted(set(ids.dropna())))])
+    lookup = known.drop_duplicates("warning_id").set_index("warning_id")["township_code"]
+    return dataclasses.replace(batch, frame=frame.assign(
+        **{ingest.WARNING_TOWNSHIP: ids.map(lookup).astype("string")}))
 
 
 def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
@@ -842,8 +866,10 @@ def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,
     files = manifest[(manifest["source"] == source_name).to_numpy(dtype=bool)
                      & (manifest["ingested_on"] == ingested_on.isoformat()).to_numpy(dtype=bool)
                      & (manifest["status"] == "accepted").to_numpy(dtype=bool)]
-    accepted = [_read_lake_files(home, source, files.iloc[[number]]).assign(_file=file)
-                for number, file in enumerate(files["file"])]
+    accepted = [_read_lake_files(home, source, files.iloc[[number]]).assign(
+                    _file=file, _workbook_township=township)
+                for number, (file, township) in enumerate(zip(
+                    files["file"], files["workbook_township"], strict=True))]
     quarantined = [pd.read_parquet(path) for lake_file in
                    files.loc[(files["rows_quarantined"] > 0).to_numpy(dtype=bool), "lake_file"]
                    if (path := home / "quarantine" / source_name / f"{lake_file}.parquet")

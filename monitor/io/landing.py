@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from monitor import workbook
+from monitor import regions, workbook
 from monitor.ingest import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
 from monitor.sources import SOURCES, Source
 
@@ -110,6 +110,8 @@ class RawFile:
     batches: Iterator[RawBatch]
     #: Rows of a returned township workbook that nobody answered (not faults, not read).
     unanswered: int = 0
+    #: The township a returned workbook was written for (its 填写说明 says), if one.
+    township: str | None = None
 
 
 def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
@@ -444,14 +446,16 @@ def _workbook_township(book: pd.ExcelFile) -> str | None:
     if guide.shape[1] < 2:  # noqa: PLR2004 - a label and its value
         return None
     found = guide[guide.iloc[:, 0].astype("string").str.strip() == workbook.TOWNSHIP_MARKER]
-    return None if found.empty else str(found.iloc[0, 1]).strip()
+    code = None if found.empty else str(found.iloc[0, 1]).strip()
+    # Only a township of the bureau's: an emptied or edited cell names none.
+    return code if code in regions.township_names() else None
 
 
 def _read_township_workbook(path: Path, source: Source, file_label: str) -> RawFile | None:
     """A township's returned workbook (its 预警核查 and 定期探访 sheets), or None if not one.
 
-    The rows somebody answered (any answer cell filled) are read; the
-    untouched ones are counted as unanswered, not read: they are not faults.
+    The rows whose 核实结果 is filled are read; the others are counted as
+    unanswered, not read: they are not faults.
     """
     book = pd.ExcelFile(path, engine="openpyxl")
     sheets = [name for name in workbook.ANSWER_SHEETS if name in book.sheet_names]
@@ -469,17 +473,16 @@ def _read_township_workbook(path: Path, source: Source, file_label: str) -> RawF
         rows[SHEET] = sheet
         rows[VILLAGE] = (frame["村(社区)"].astype("string").to_numpy() if "村(社区)" in frame
                          else pd.NA)
-        answers = [name for name in ("verified", "action", "closed_date", "caseworker")
-                   if name in rows]
-        touched = np.zeros(len(rows), dtype=bool)
-        for name in answers:
-            touched |= (rows[name].str.strip().fillna("") != "").to_numpy(dtype=bool)
+        # An answer is a row whose 核实结果 is filled (contract section 3): a name written down
+        # the 经办人 column ahead of the visits is not one.
+        touched = (rows["verified"].str.strip().fillna("") != "").to_numpy(dtype=bool)
         unanswered += int((~touched).sum())
         frames.append(rows[touched])
     frame = pd.concat(frames, ignore_index=True)
     frame[WORKBOOK_TOWNSHIP] = township
     frame = frame.astype({SHEET: "string", VILLAGE: "string", WORKBOOK_TOWNSHIP: "string"})
-    return RawFile("xlsx", None, iter([RawBatch(frame)]), unanswered=unanswered)
+    return RawFile("xlsx", None, iter([RawBatch(frame)]), unanswered=unanswered,
+                   township=township)
 
 
 def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
