@@ -191,13 +191,22 @@ class DeliveryExpectations:
         return cls({**base.entries, **_document_entries(override, override_origin or "override")})
 
     def entry(self, source: str, setting: str, on: dt.date) -> Entry | None:
-        """The entry in force for ``source`` on ``on``: the source's own, else the default."""
-        entries = self.entries.get((source, setting)) or self.entries.get((DEFAULTS, setting), ())
-        started = [entry for entry in entries if entry.start <= pd.Timestamp(on)]
-        return started[-1] if started else None
+        """The entry in force for ``source`` on ``on``: the source's own, else the default.
+
+        Before every entry has started (a delivery dated before the first
+        ``from``, a backfill), the earliest entry applies: a check must not
+        lapse, nor a run fail, because a file's date is older than the rules.
+        """
+        scopes = [self.entries.get((source, setting), ()),
+                  self.entries.get((DEFAULTS, setting), ())]
+        for entries in scopes:
+            started = [entry for entry in entries if entry.start <= pd.Timestamp(on)]
+            if started:
+                return started[-1]
+        return next((entries[0] for entries in scopes if entries), None)
 
     def value(self, source: str, setting: str, on: dt.date) -> float | None:
-        """The value in force, or None (never stale; or no entry has started yet)."""
+        """The value in force, or None (a setting without a value: never stale)."""
         entry = self.entry(source, setting, on)
         return None if entry is None else entry.value
 

@@ -216,3 +216,25 @@ def mask_id_numbers(id_numbers: pd.Series) -> pd.Series:
     """
     text = id_numbers.astype("string")
     return text.str.slice(0, 6) + "********" + text.str.slice(-4)
+
+
+#: An id number or a mobile number standing alone in free text (not part of a longer number).
+_ID_IN_TEXT = r"(?<![0-9])([0-9]{6})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])"
+_PHONE_IN_TEXT = r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])"
+
+
+def mask_numbers_in_text(texts: pd.Series) -> pd.Series:
+    """Mask every id number and mobile number found inside free text.
+
+    For text copied from what somebody typed (a refused answer shown back to
+    its township): an id number keeps its first 6 and last 4 characters, a
+    mobile number its first 3 and last 4.
+
+    Examples
+    --------
+    >>> mask_numbers_in_text(pd.Series(["见11010519491231002X，电话13812345678"])).tolist()
+    ['见110105********002X，电话138****5678']
+    """
+    text = texts.astype("string")
+    return (text.str.replace(_ID_IN_TEXT, r"\1********\2", regex=True)
+            .str.replace(_PHONE_IN_TEXT, r"\1****\2", regex=True))

@@ -35,6 +35,7 @@ import pandas as pd
 import xlsxwriter
 
 from monitor import regions
+from monitor.idcard import mask_numbers_in_text
 from monitor.ingest import REASON, REASON_COLUMN, REASONS, ROW, SHEET, WORKBOOK_TOWNSHIP
 from monitor.referrals import REFERRAL_HEADERS, VISIT_HEADERS
 from monitor.rules import LEVELS, Rule
@@ -441,6 +442,9 @@ def feedback_receipts(accepted: pd.DataFrame, quarantined: pd.DataFrame, state: 
     receipts = receipts[receipts["township_code"].notna().to_numpy(dtype=bool)]
     # A date cell read as text keeps its time of day: the caseworker typed a date.
     receipts["办结日期"] = receipts["办结日期"].str.replace(r" 00:00:00$", "", regex=True)
+    # Cells are shown back as typed: an id or phone number typed into one is masked.
+    for column in RECEIPT_COLUMNS:
+        receipts[column] = mask_numbers_in_text(receipts[column])
     order = {VERIFY_SHEET: "1", VISIT_SHEET: "2"}
     return receipts.sort_values(
         [*RECEIPT_KEYS, "文件", "工作表", "行号"], ignore_index=True,

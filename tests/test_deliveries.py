@@ -159,6 +159,23 @@ def test_an_override_replaces_one_setting_of_one_source(tmp_path):
     assert expectations.value("medical", "min_rows_ratio", DAY) == 0.8
 
 
+def test_a_delivery_dated_before_every_entry_is_judged_by_the_earliest_one(tmp_path):
+    (tmp_path / "deliveries.yaml").write_text(
+        "registry:\n  min_rows_ratio:\n    values:\n"
+        "      - {from: 2027-01-01, value: 0.9, source: agreed}\n"
+        "defaults:\n  max_quarantined_share:\n    values:\n"
+        "      - {from: 2027-01-01, value: 0.1, source: agreed}\n", encoding="utf-8")
+    expectations = load_delivery_expectations(tmp_path)
+    backfill = dt.date(2019, 6, 30)
+    assert expectations.value("registry", "min_rows_ratio", backfill) == 0.9
+    assert expectations.value("medical", "max_quarantined_share", backfill) == 0.1
+    # A source's own entry not yet started falls back to the default in force.
+    assert expectations.value("registry", "min_rows_ratio", DAY) == 0.8
+    current, previous = profile({"500101": 850}), profile({"500101": 1000})
+    assert [reason.check for reason in hold_reasons(
+        SOURCES["registry"], current, previous, expectations, backfill)] == ["county_rows"]
+
+
 # --------------------------------------------------------------------------- a county's deliveries
 
 
@@ -420,6 +437,9 @@ def test_a_held_registry_leaves_the_lists_as_if_it_had_not_come_until_released(
         == "held"
     report = (home / "out" / days(1).isoformat() / "report.html").read_text("utf-8")
     assert "数据报送情况" in report and "暂缓采用" in report
+    # The same date again reads nothing new, and its manifest still says what was decided.
+    assert run(home, days(1), "--strict").exit_code == 3
+    assert run_manifest(home, days(1))["deliveries"]["decisions"] == section["decisions"]
 
     released = runner.invoke(app, ["release", "--home", str(home), "--source", "registry",
                                    "--delivery", days(1).isoformat(), "--reason",

@@ -336,3 +336,22 @@ def test_a_returned_workbook_reads_only_rows_with_a_verification_and_a_known_tow
     assert rows["verified"].tolist() == ["属实"] and raw.unanswered == 2
     # An emptied or edited township cell names no township of the bureau's.
     assert raw.township == township
+
+
+def test_a_refused_answer_shown_back_masks_the_id_and_phone_numbers_typed_into_it():
+    from monitor.workbook import feedback_receipts
+
+    state = pd.DataFrame({"warning_id": ["YJ1"], "household_id": ["000000000001"],
+                          "county_code": ["500101"], "township_code": ["500101001"],
+                          "rule": ["DIBAO_GAP"]})
+    quarantined = pd.DataFrame({
+        "warning_id": ["YJ1"], "household_id": ["000000000001"],
+        "verified": ["身份证500101199001011234"], "action": ["电话13812345678"],
+        "closed_date": ["2026-07-02"], "_reason": ["not_allowed"], "_column": ["verified"],
+        "_file": ["feedback/2026-07-02/回复.xlsx"], "_row": [1], "_sheet": [VERIFY_SHEET]})
+    receipt = feedback_receipts(pd.DataFrame(), quarantined, state, pd.DataFrame(
+        columns=["warning_id", "household_id"]), frozenset())
+    row = receipt.iloc[0]
+    assert row["核实结果"] == "身份证500101********1234"
+    assert row["处置措施"] == "电话138****5678"
+    assert row["户编号"] == "000000000001" and row["township_code"] == "500101001"

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from monitor.deliveries import (
+    BY_INGEST,
     BY_OPERATOR,
     HELD,
     Decision,
@@ -28,6 +29,8 @@ from monitor.io.lake import manifest_path, read_manifest, write_parquet
 DECISION_COLUMNS = {
     "source": "string", "delivery_date": "string", "decision": "string", "reasons": "string",
     "reasons_zh": "string", "decided_by": "string", "note": "string", "decided_at": "string",
+    # The run date of the ingest that made it (empty for an operator's decision).
+    "run_date": "string",
 }
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -46,16 +49,31 @@ def read_decisions(home: Path) -> pd.DataFrame:
     return pd.read_parquet(path).reindex(columns=list(DECISION_COLUMNS)).astype(DECISION_COLUMNS)
 
 
-def append_decisions(home: Path, decisions: pd.DataFrame, made: list[Decision]) -> pd.DataFrame:
-    """Add decisions to the log (written atomically); return the whole log."""
+def append_decisions(home: Path, decisions: pd.DataFrame, made: list[Decision],
+                     run_date: dt.date | None = None) -> pd.DataFrame:
+    """Add decisions to the log (written atomically); return the whole log.
+
+    ``run_date`` is the run whose ingest made them (None: an operator's).
+    """
     if not made:
         return decisions
     now = dt.datetime.now(BUREAU_TIME_ZONE).isoformat(timespec="seconds")
-    added = pd.DataFrame([{**vars(decision), "decided_at": now} for decision in made]
-                         ).astype(DECISION_COLUMNS)
+    day = None if run_date is None else run_date.isoformat()
+    added = pd.DataFrame([{**vars(decision), "decided_at": now, "run_date": day}
+                          for decision in made]).astype(DECISION_COLUMNS)
     decisions = pd.concat([decisions, added], ignore_index=True) if len(decisions) else added
     write_parquet(decisions, decisions_path(home))
     return decisions
+
+
+def decided_on(decisions: pd.DataFrame, run_date: dt.date) -> list[Decision]:
+    """What the ingests of ``run_date`` decided, in order: the same on every rerun of the date."""
+    made = decisions[(decisions["decided_by"] == BY_INGEST).fillna(False).to_numpy(dtype=bool)
+                     & (decisions["run_date"] == run_date.isoformat()).fillna(False).to_numpy(
+                         dtype=bool)]
+    fields = [name for name in DECISION_COLUMNS if name not in ("decided_at", "run_date")]
+    return [Decision(**{name: ("" if pd.isna(row[name]) else str(row[name])) for name in fields})
+            for row in made[fields].to_dict("records")]
 
 
 def operator_decided(decisions: pd.DataFrame) -> set[tuple[str, str]]:

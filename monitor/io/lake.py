@@ -165,6 +165,9 @@ class IngestReport:
     notices: list[str] = field(default_factory=list)
     #: What was decided about the deliveries ingested: held, accepted once complete, superseded.
     decisions: list[deliveries.Decision] = field(default_factory=list)
+    #: Every decision the ingests of the run date made, this one's and an earlier run's of
+    #: the same date (what the run manifest reports, the same on a rerun).
+    decisions_of_the_day: list[deliveries.Decision] = field(default_factory=list)
 
     def by_source(self) -> pd.DataFrame:
         """Rows read, accepted and quarantined per source, and files rejected."""
@@ -199,7 +202,12 @@ def ingest_landing(home: Path, run_date: dt.date,
     :func:`monitor.deliveries.judge_delivery`) and held if it looks broken.
     """
     from monitor.io.config import load_delivery_expectations
-    from monitor.io.deliveries import append_decisions, operator_decided, read_decisions
+    from monitor.io.deliveries import (
+        append_decisions,
+        decided_on,
+        operator_decided,
+        read_decisions,
+    )
     from monitor.io.pseudonyms import lake_pseudonym_key
 
     home = Path(home)
@@ -253,9 +261,10 @@ def ingest_landing(home: Path, run_date: dt.date,
         report.files.extend(_with_holds(outcomes, manifest))
         report.decisions.extend(made)
         # Before the manifest: killed in between, the rerun judges the delivery again.
-        decisions = append_decisions(home, decisions, made)
+        decisions = append_decisions(home, decisions, made, run_date)
         # Written last: the delivery's lake files exist before the manifest names them.
         write_parquet(manifest, manifest_path(home))
+    report.decisions_of_the_day = decided_on(decisions, run_date)
     return report
 
 
