@@ -454,8 +454,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
 
     summary = {**run_summary(lifecycle, referrals, overdue, receipts,
                              _unanswered(ingest_manifest, run_date)),
-               "deliveries": deliveries.deliveries_summary(health, ingest_report.decisions_of_the_day,
-                                                           lifecycle.hits)}
+               "deliveries": deliveries.deliveries_summary(
+                   health, ingest_report.decisions_of_the_day, lifecycle.hits)}
     manifest = _run_manifest(run_date, configuration, counties, results, ingest_report,
                              ingest_manifest, summary)
     mark = time.perf_counter()
