@@ -187,17 +187,21 @@ class Parameters:
         started = table[(table["from"] <= pd.Timestamp(as_of)) & table["name"].isin(names)]
         # Latest entry per (parameter, prefix): the only one that can be in force.
         latest = started.sort_values("from").groupby(["name", "region"], sort=False).tail(1)
-        latest = latest.assign(row=latest.index)
-        chosen = {}
-        for name in names:
-            entries = latest[latest["name"] == name]
-            rows = pd.Series(np.nan, index=distinct.index)
-            for length in sorted(entries["region"].str.len().unique(), reverse=True):
-                by_prefix = entries[entries["region"].str.len() == length].set_index("region")
-                matched = distinct.str.slice(0, int(length)).map(by_prefix["row"])
-                rows = rows.fillna(matched.astype("float64"))
-            chosen[name] = rows.fillna(-1).to_numpy(dtype=np.int64)
-        return chosen
+        number_of = {name: number for number, name in enumerate(names)}
+        chosen = np.full((len(names), len(distinct)), -1, dtype=np.int64)
+        lengths = latest["region"].str.len().to_numpy()
+        positions = np.arange(len(distinct))
+        # Shortest prefix first: a longer matching prefix overwrites it (the longest wins).
+        for length in np.unique(lengths):
+            entries = latest[lengths == length]
+            matched = pd.DataFrame({"region": distinct.str.slice(0, int(length)).to_numpy(),
+                                    "position": positions}).merge(pd.DataFrame({
+                                        "region": entries["region"].to_numpy(),
+                                        "name": entries["name"].map(number_of).to_numpy(),
+                                        "row": entries.index.to_numpy()}), on="region")
+            chosen[matched["name"].to_numpy(dtype=np.int64),
+                   matched["position"].to_numpy(dtype=np.int64)] = matched["row"].to_numpy()
+        return {name: chosen[number_of[name]] for name in names}
 
     def value(self, name: str, as_of: dt.date, region: str = "") -> float:
         """One parameter's value for one region on one date."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import xlsxwriter
 
 from monitor import regions
@@ -90,10 +91,12 @@ def display_width(values: pd.Series) -> int:
     6
     """
     text = values.dropna().astype(str)
-    if text.empty:
-        return 0
-    wide = text.map(lambda value: sum(unicodedata.east_asian_width(c) in "WF" for c in value))
-    return int((text.str.len() + wide).max())
+    return max((_width(value) for value in text.unique()), default=0)
+
+
+def _width(value: str) -> int:
+    """One text's width in characters as a spreadsheet shows it (CJK counts two)."""
+    return len(value) + sum(unicodedata.east_asian_width(c) in "WF" for c in value)
 
 
 def _row_heights(shown: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -123,13 +126,125 @@ class TownshipCounts:
     receipts_refused: int
 
 
-def _counts(verification: pd.DataFrame, roster: pd.DataFrame, receipts: pd.DataFrame
+def _counts(verification: SheetRows, roster: SheetRows, receipts: ReceiptRows
             ) -> TownshipCounts:
-    levels = verification["预警等级"].value_counts()
-    taken = int((receipts["结果"] == "已采用").sum()) if len(receipts) else 0
-    return TownshipCounts({level: int(levels.get(level, 0)) for level in LEVELS},
-                          len(verification), int(verification["overdue"].sum()), len(roster),
-                          int(roster["overdue"].sum()), taken, len(receipts) - taken)
+    levels = verification.levels
+    taken = int(receipts.taken.sum())
+    return TownshipCounts({level: int((levels == level).sum()) for level in LEVELS},
+                          len(verification), int(verification.overdue.sum()), len(roster),
+                          int(roster.overdue.sum()), taken, len(receipts) - taken)
+
+
+# --------------------------------------------------------------------------- rendered rows
+
+
+@dataclass(frozen=True)
+class SheetRows:
+    """A list sheet's rows as written: each shown column's cell values, and each row's height.
+
+    Rendered once for every township (:func:`render_sheet_rows`), then cut per
+    township with :meth:`cut` (plain lists: a worker process gets only its own).
+    """
+
+    cells: dict[str, list]
+    heights: list[float]
+    #: Per row: past its 核实时限; and its 预警等级.
+    overdue: np.ndarray
+    levels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.heights)
+
+
+@dataclass(frozen=True)
+class RenderedSheet:
+    """Every township's rows of one list sheet, rendered once (an Arrow table, cut per township)."""
+
+    table: pa.Table
+
+    def cut(self, start: int, stop: int) -> SheetRows:
+        """The rows ``start:stop`` (one township's) as :class:`SheetRows`."""
+        rows = self.table.slice(start, stop - start)
+        cells = {name: rows.column(name).to_pylist() for name in rows.column_names
+                 if not name.startswith("_")}
+        return SheetRows(cells, rows.column("_height").to_pylist(),
+                         rows.column("_overdue").to_numpy(zero_copy_only=False).astype(bool),
+                         rows.column("_level").to_numpy(zero_copy_only=False).astype(object))
+
+
+def render_sheet_rows(rows: pd.DataFrame, columns: list[str]) -> RenderedSheet:
+    """A list sheet's cells for all of ``rows`` at once: text as written, numbers, heights.
+
+    ``columns`` are the sheet's columns; the answer columns have no cells (their
+    column format keeps them open).
+    """
+    shown = rows.reindex(columns=columns)
+    shown[OVERDUE_HEADER] = np.where(rows["overdue"].to_numpy(dtype=bool), YES, NO) \
+        if len(rows) else pd.Series(dtype="string")
+    cells = {}
+    for column in columns:
+        if column in ANSWER_HEADERS:
+            continue
+        if column in NUMBER_COLUMNS:
+            cells[column] = pa.array(shown[column].to_numpy(dtype="float64"), pa.float64())
+        else:
+            cells[column] = pa.array(shown[column].astype("string").fillna("").to_numpy(
+                dtype=object), pa.string())
+    # Rows as tall as their wrapped text: a printed list must show every reason whole.
+    cells["_height"] = pa.array(_row_heights(shown, columns), pa.float64())
+    cells["_overdue"] = pa.array(rows["overdue"].to_numpy(dtype=bool), pa.bool_())
+    cells["_level"] = pa.array(rows["预警等级"].astype("string").fillna("").to_numpy(
+        dtype=object), pa.string())
+    return RenderedSheet(pa.table(cells))
+
+
+@dataclass(frozen=True)
+class ReceiptRows:
+    """One township's receipt rows as written, with each cell's display width."""
+
+    cells: dict[str, list]
+    widths: dict[str, np.ndarray]
+    #: Per row: the answer was taken.
+    taken: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.taken)
+
+
+@dataclass(frozen=True)
+class RenderedReceipts:
+    """Every township's receipt rows, rendered once."""
+
+    cells: dict[str, np.ndarray]
+    widths: dict[str, np.ndarray]
+    taken: np.ndarray
+
+    def cut(self, start: int, stop: int) -> ReceiptRows:
+        """The rows ``start:stop`` (one township's)."""
+        return ReceiptRows({name: values[start:stop].tolist() for name, values in
+                            self.cells.items()},
+                           {name: values[start:stop] for name, values in self.widths.items()},
+                           self.taken[start:stop])
+
+
+def render_receipts(receipts: pd.DataFrame) -> RenderedReceipts:
+    """The receipt's cells for every township at once (:func:`feedback_receipts`'s rows)."""
+    cells, widths = {}, {}
+    for column in RECEIPT_COLUMNS:
+        values = receipts[column] if column in receipts else pd.Series(
+            pd.NA, index=receipts.index, dtype="string")
+        cells[column] = values.astype("string").fillna("").to_numpy(dtype=object)
+        widths[column] = _cell_widths(values)
+    taken = (receipts["结果"] == TAKEN).fillna(False).to_numpy(dtype=bool) \
+        if "结果" in receipts else np.zeros(len(receipts), dtype=bool)
+    return RenderedReceipts(cells, widths, taken)
+
+
+def _cell_widths(values: pd.Series) -> np.ndarray:
+    """Each value's width as :func:`display_width` counts it (0 for a missing one)."""
+    text = values.astype("string")
+    width_of = {value: _width(value) for value in text.dropna().unique()}
+    return text.map(width_of).fillna(0).to_numpy(dtype="int64")
 
 
 class _Formats:
@@ -177,13 +292,10 @@ def _protect(sheet: object) -> None:
 
 
 def _list_sheet(book: xlsxwriter.Workbook, formats: _Formats, name: str, columns: list[str],
-                rows: pd.DataFrame, township: str, run_date: dt.date) -> None:
+                rows: SheetRows, township: str, run_date: dt.date) -> None:
     """One answer sheet: the rows, then the open answer cells with their checks."""
     sheet = book.add_worksheet(name)
-    shown = rows.reindex(columns=columns)
-    shown[OVERDUE_HEADER] = np.where(rows["overdue"].to_numpy(dtype=bool), YES, NO) \
-        if len(rows) else pd.Series(dtype="string")
-    count = len(shown)
+    count = len(rows)
     sheet.set_row(0, HEADER_HEIGHT)
     for number, column in enumerate(columns):
         sheet.write_string(0, number, column, formats.header)
@@ -196,14 +308,9 @@ def _list_sheet(book: xlsxwriter.Workbook, formats: _Formats, name: str, columns
             sheet.set_column(number, number, width, cell)
             continue
         sheet.set_column(number, number, width)
-        values = shown[column]
-        if column in NUMBER_COLUMNS:
-            sheet.write_column(1, number, values.to_numpy(dtype="float64").tolist(),
-                               formats.number)
-        else:
-            sheet.write_column(1, number, values.astype("string").fillna("").tolist(), cell)
-    # Rows as tall as their wrapped text: a printed list must show every reason whole.
-    for row, height in enumerate(_row_heights(shown, columns).tolist(), start=1):
+        sheet.write_column(1, number, rows.cells[column],
+                           formats.number if column in NUMBER_COLUMNS else cell)
+    for row, height in enumerate(rows.heights, start=1):
         sheet.set_row(row, height)
     if count:
         at = {column: number for number, column in enumerate(columns)}
@@ -225,21 +332,21 @@ def _list_sheet(book: xlsxwriter.Workbook, formats: _Formats, name: str, columns
     _protect(sheet)
 
 
-def _receipt_sheet(book: xlsxwriter.Workbook, formats: _Formats, receipts: pd.DataFrame,
+def _receipt_sheet(book: xlsxwriter.Workbook, formats: _Formats, receipts: ReceiptRows,
                    township: str, run_date: dt.date) -> None:
     sheet = book.add_worksheet(RECEIPT_SHEET)
     for number, column in enumerate(RECEIPT_COLUMNS):
         sheet.write_string(0, number, column, formats.header)
+        widest = int(receipts.widths[column].max()) if len(receipts) else 0
         width = REASON_WIDTH if column == "说明" else max(
-            MIN_WIDTH, min(MAX_WIDTH, max(display_width(receipts.get(column, pd.Series())),
-                                          display_width(pd.Series([column]))) + 2))
+            MIN_WIDTH, min(MAX_WIDTH, max(widest, _width(column)) + 2))
         sheet.set_column(number, number, width)
-    if receipts.empty:
+    if not len(receipts):
         sheet.write_string(1, 0, "自上次运行以来，未收到本乡镇（街道）报回的核查结果。",
                            formats.plain)
     for number, column in enumerate(RECEIPT_COLUMNS):
         if len(receipts):
-            sheet.write_column(1, number, receipts[column].astype("string").fillna("").tolist(),
+            sheet.write_column(1, number, receipts.cells[column],
                                formats.wrapped if column == "说明" else formats.text)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(len(receipts), 1), len(RECEIPT_COLUMNS) - 1)
@@ -302,14 +409,15 @@ def _guide_sheet(book: xlsxwriter.Workbook, formats: _Formats, county: str, town
     _protect(sheet)
 
 
-def township_workbook(county: str, township: str, verification: pd.DataFrame,
-                      roster: pd.DataFrame, receipts: pd.DataFrame, rules: list[Rule],
+def township_workbook(county: str, township: str, verification: SheetRows,
+                      roster: SheetRows, receipts: ReceiptRows, rules: list[Rule],
                       run_date: dt.date) -> bytes:
     """One township's workbook: its verification rows, due visits, receipts and the guide.
 
-    ``verification`` and ``roster`` are :func:`monitor.referrals.triage`'s
-    rows of the township (kinds ``verification`` and ``roster``);
-    ``receipts`` its rows of :func:`feedback_receipts`.
+    ``verification`` and ``roster`` are the township's rows of
+    :func:`monitor.referrals.triage` (kinds ``verification`` and ``roster``)
+    as rendered by :func:`render_sheet_rows`; ``receipts`` its rows of
+    :func:`feedback_receipts` as rendered by :func:`render_receipts`.
     """
     buffer = io.BytesIO()
     # Fixed document times: the same rows give the same bytes.
@@ -329,9 +437,26 @@ def township_workbook(county: str, township: str, verification: pd.DataFrame,
     return buffer.getvalue()
 
 
+
+def _township_spans(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[str, str], tuple]]:
+    """The frame ordered by township (each township's rows in their order), and each's span."""
+    if not len(frame):
+        return frame, {}
+    county = frame["county_code"].astype("string").fillna("").to_numpy(dtype=object)
+    township = frame["township_code"].astype("string").fillna("").to_numpy(dtype=object)
+    order = np.lexsort((township, county))
+    county, township = county[order], township[order]
+    starts = np.flatnonzero(np.r_[True, (county[1:] != county[:-1])
+                                  | (township[1:] != township[:-1])])
+    stops = np.append(starts[1:], len(frame))
+    spans = {(county[start], township[start]): (int(start), int(stop))
+             for start, stop in zip(starts, stops, strict=True)}
+    return frame.iloc[order], spans
+
+
 @dataclass(frozen=True)
 class TownshipWorkbooks:
-    """A night's workbooks, made one township at a time as they are written."""
+    """A night's workbooks: every township's rows rendered once, each book cut from them."""
 
     verification: pd.DataFrame
     roster: pd.DataFrame
@@ -350,14 +475,19 @@ class TownshipWorkbooks:
         A township with no one listed but answers to acknowledge gets one too,
         so that its receipt reaches it.
         """
-        frames = (self.verification, self.roster, self.receipts)
-        keys = ["county_code", "township_code"]
-        places = pd.concat([frame[keys] for frame in frames]).drop_duplicates()
-        groups = [dict(tuple(frame.groupby(keys, sort=False))) for frame in frames]
-        for place in sorted(zip(places["county_code"], places["township_code"], strict=True)):
-            yield TownshipPart(*place, *(group.get(place, frame.iloc[:0])
-                                         for group, frame in zip(groups, frames, strict=True)),
-                               self.rules, self.run_date)
+        verification, verification_spans = _township_spans(self.verification)
+        roster, roster_spans = _township_spans(self.roster)
+        receipts, receipt_spans = _township_spans(self.receipts)
+        sheets = (render_sheet_rows(verification, VERIFY_COLUMNS),
+                  render_sheet_rows(roster, VISIT_COLUMNS))
+        rendered_receipts = render_receipts(receipts)
+        places = sorted({*verification_spans, *roster_spans, *receipt_spans})
+        for place in places:
+            yield TownshipPart(
+                *place, *(sheet.cut(*spans.get(place, (0, 0))) for sheet, spans in zip(
+                    sheets, (verification_spans, roster_spans), strict=True)),
+                rendered_receipts.cut(*receipt_spans.get(place, (0, 0))),
+                self.rules, self.run_date)
 
     def __iter__(self) -> Iterator[tuple[str, str, bytes]]:
         for part in self.parts():
@@ -366,13 +496,13 @@ class TownshipWorkbooks:
 
 @dataclass(frozen=True)
 class TownshipPart:
-    """One township's rows of a night's workbooks (picklable: a worker process makes its book)."""
+    """One township's rendered rows (picklable: a worker process makes its book)."""
 
     county: str
     township: str
-    verification: pd.DataFrame
-    roster: pd.DataFrame
-    receipts: pd.DataFrame
+    verification: SheetRows
+    roster: SheetRows
+    receipts: ReceiptRows
     rules: list[Rule]
     run_date: dt.date
 
