@@ -42,8 +42,10 @@ from monitor.io.deliveries import home_delivery_health
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
 from monitor.io.lake import (
     IngestReport,
+    LakeView,
     counties_as_of,
     ingest_landing,
+    lake_view,
     quarantine_counts,
     read_as_of,
     read_manifest,
@@ -204,13 +206,19 @@ def list_counties(home: Path, run_date: dt.date) -> list[str]:
     return counties_as_of(home, run_date)
 
 
+@io_task
+def view_lake(home: Path, run_date: dt.date, manifest: pd.DataFrame) -> LakeView:
+    """What every county's read shares (deliveries in force, files, moves), worked out once."""
+    return lake_view(home, run_date, manifest)
+
+
 @io_task(task_run_name="read {county}")
-def read_county(home: Path, run_date: dt.date, county: str, params: Parameters
-                ) -> CountySources:
+def read_county(home: Path, run_date: dt.date, county: str, params: Parameters,
+                view: LakeView) -> CountySources:
     """One county's sources as of the run date (only the columns and history the facts use)."""
     started = time.perf_counter()
     sources = read_as_of(home, run_date, county=county, columns=SOURCE_COLUMNS,
-                         since=history_needed(params, run_date))
+                         since=history_needed(params, run_date), view=view)
     return CountySources(county, sources, time.perf_counter() - started)
 
 
@@ -375,14 +383,14 @@ def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: floa
 
 
 def _evaluate_counties(home: Path, run_date: dt.date, counties: list[str],
-                       configuration: Configuration, carried: pd.DataFrame
-                       ) -> tuple[list[CountyEvaluation], PrefectFuture]:
+                       configuration: Configuration, carried: pd.DataFrame,
+                       view: LakeView) -> tuple[list[CountyEvaluation], PrefectFuture]:
     """Each county read and evaluated as its own tasks (on a cluster, on its workers).
 
     ``carried``: the warnings kept open on stale data, handed to their county.
     Returns the evaluations, in county order, and the feedback being read.
     """
-    reads = [read_county.submit(home, run_date, county, configuration.params)
+    reads = [read_county.submit(home, run_date, county, configuration.params, view)
              for county in counties]
     by_county = carried.groupby("county_code", sort=False)
     evaluations = [evaluate.submit(read, run_date, configuration,
@@ -433,7 +441,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     mark = time.perf_counter()
     counties = list_counties(home, run_date)
     results, feedback = _evaluate_counties(home, run_date, counties, configuration,
-                                           previous.carried)
+                                           previous.carried,
+                                           view_lake(home, run_date, ingest_manifest))
     timings["counties"] = time.perf_counter() - mark
     for stage in ("read", "facts", "model", "rules", "score"):
         timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]

@@ -33,7 +33,14 @@ from monitor.io.config import (
     read_candidate,
 )
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
-from monitor.io.lake import counties_as_of, read_as_of, read_manifest, read_source
+from monitor.io.lake import (
+    LakeView,
+    counties_as_of,
+    lake_view,
+    read_as_of,
+    read_manifest,
+    read_source,
+)
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
 from monitor.io.permissions import keep_private
@@ -79,12 +86,12 @@ def tune_name(tune_date: dt.date, candidate: Path, from_date: dt.date | None,
 
 
 @io_task(task_run_name="compare {county} {as_of}")
-def compare_county(home: Path, as_of: dt.date, county: str, manifest: pd.DataFrame,
+def compare_county(home: Path, as_of: dt.date, county: str, view: LakeView,
                    parameters: dict[str, Parameters], rules: list[Rule], model: RiskModel | None,
                    history: History) -> CountyComparison:
     """One county under both parameter sets, on the lake as it was on ``as_of``."""
     sources = read_as_of(home, as_of, county=county, columns=SOURCE_COLUMNS,
-                         since=history_needed_by_all(parameters, as_of), manifest=manifest)
+                         since=history_needed_by_all(parameters, as_of), view=view)
     return evaluate_county_sides(county, sources, as_of, parameters, rules, model, history)
 
 
@@ -152,7 +159,9 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     # Date by date: only one date's households are held at a time.
     for as_of in dates:
         model = load_latest_model(home, as_of)
-        counties = [compare_county.submit(home, as_of, county, manifest, parameters, rules,
+        # What every county's read of the date shares, worked out once.
+        view = lake_view(home, as_of, manifest)
+        counties = [compare_county.submit(home, as_of, county, view, parameters, rules,
                                           model, history)
                     for county in counties_on[as_of]]
         per_date.append(compare(counties, as_of, rules, history, capacity, model))

@@ -673,25 +673,79 @@ def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFra
     return cache[cache_key]
 
 
-def _lake_paths(home: Path, source: Source, stems: set[str], counties: list[str] | None
-                ) -> list[Path]:
+def _lake_paths(home: Path, source: Source, stems: set[str], counties: list[str] | None,
+                existing: frozenset[str] | None = None) -> list[Path]:
+    """The lake files of ``stems`` in the county partitions (all by default) that exist.
+
+    ``existing``: the source's files as ``county_code=X/stem.parquet``, listed
+    once for many reads (:class:`LakeView`); else each is looked up on disk.
+    """
     base = lake_dir(home, source.name)
     if counties is None:
-        partitions = sorted(base.glob("county_code=*"))
+        partitions = sorted(path.name for path in base.glob("county_code=*"))
     else:
-        partitions = [base / f"county_code={name}" for name in counties]
-    return [path for partition in partitions for stem in sorted(stems)
-            if (path := partition / f"{stem}.parquet").exists()]
+        partitions = [f"county_code={name}" for name in counties]
+    names = [f"{partition}/{stem}.parquet" for partition in partitions for stem in sorted(stems)]
+    if existing is None:
+        return [base / name for name in names if (base / name).exists()]
+    return [base / name for name in names if name in existing]
+
+
+def _lake_files(home: Path, source: Source) -> frozenset[str]:
+    """Every file of a source's lake, as ``county_code=X/stem.parquet``."""
+    base = lake_dir(home, source.name)
+    if not base.exists():
+        return frozenset()
+    return frozenset(f"{partition.name}/{path.name}" for partition in base.iterdir()
+                     if partition.is_dir() for path in partition.iterdir())
+
+
+@dataclass(frozen=True)
+class LakeView:
+    """What every county's read of one date shares, worked out once for a run.
+
+    The manifest read, each source's deliveries in force on ``as_of``, the
+    lake's files, and the registry's county moves: without it each county's
+    read works all of them out again (a fixed cost of every county).
+    """
+
+    manifest: pd.DataFrame
+    as_of: dt.date
+    entries: dict[str, pd.DataFrame]
+    files: dict[str, frozenset[str]]
+    moves: pd.DataFrame
+
+
+def lake_view(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None) -> LakeView:
+    """The lake as every county's read of ``as_of`` sees it (see :class:`LakeView`)."""
+    home = Path(home)
+    manifest = read_manifest(home) if manifest is None else manifest
+    entries = {name: deliveries_in_force(manifest, source, as_of)
+               for name, source in SOURCES.items()}
+    return LakeView(manifest, as_of, entries,
+                    {name: _lake_files(home, source) for name, source in SOURCES.items()},
+                    _registry_moves(home, manifest, as_of))
+
+
+def _registry_moves(home: Path, manifest: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The county moves recorded by every live registry delivery up to ``as_of``."""
+    registry = deliveries_in_force_all(manifest, SOURCES["registry"], as_of)
+    paths = [moves_dir(home) / f"{stem}.parquet" for stem in registry["lake_file"]]
+    paths = [path for path in paths if path.exists()]
+    if not paths:
+        return pd.DataFrame({name: pd.Series(dtype="string")
+                             for name in ("kind", "key", "from_county", "to_county")})
+    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
 
 
 def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
-                     columns: list[str] | None = None, counties: list[str] | None = None
-                     ) -> pa.Table | None:
+                     columns: list[str] | None = None, counties: list[str] | None = None,
+                     existing: frozenset[str] | None = None) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
     County and delivery date included; one multi-threaded dataset scan.
     """
-    paths = _lake_paths(home, source, set(entries["lake_file"]), counties)
+    paths = _lake_paths(home, source, set(entries["lake_file"]), counties, existing)
     if not paths:
         return None
     partitioning = ds.partitioning(pa.schema([(ingest.COUNTY, pa.string())]), flavor="hive")
@@ -727,20 +781,29 @@ class CountyMembers:
 
 
 def county_members(home: Path, as_of: dt.date, county: str,
-                   manifest: pd.DataFrame | None = None) -> CountyMembers:
+                   manifest: pd.DataFrame | None = None, view: LakeView | None = None
+                   ) -> CountyMembers:
     """Read once what every source's county read needs from the registry."""
-    manifest = read_manifest(home) if manifest is None else manifest
+    view = _view_for(home, as_of, manifest, view)
     registry = read_source(home, "registry", as_of, county=county,
-                           columns=["id_number", "household_id"], manifest=manifest)
+                           columns=["id_number", "household_id"], view=view)
     keys = {kind: registry[kind] for kind in ("id_number", "household_id")}
-    return CountyMembers(keys, {kind: _counties_left(home, manifest, as_of, county, kind, values)
+    return CountyMembers(keys, {kind: _counties_left(view.moves, county, kind, values)
                                 for kind, values in keys.items()})
+
+
+def _view_for(home: Path, as_of: dt.date, manifest: pd.DataFrame | None,
+              view: LakeView | None) -> LakeView:
+    """The caller's view of the lake on ``as_of``, or one made now (through ``manifest``)."""
+    if view is not None and view.as_of == as_of:
+        return view
+    return lake_view(home, as_of, manifest if view is None else view.manifest)
 
 
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
                 columns: list[str] | None = None, since: tuple[str, dt.date] | None = None,
-                manifest: pd.DataFrame | None = None, members: CountyMembers | None = None
-                ) -> pd.DataFrame:
+                manifest: pd.DataFrame | None = None, members: CountyMembers | None = None,
+                view: LakeView | None = None) -> pd.DataFrame:
     """The state (snapshot sources) or history (events sources) of a source as of a date.
 
     Parameters
@@ -764,11 +827,18 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         The ingest manifest, when the caller has already read it.
     members : CountyMembers, optional
         The county's members, when the caller has already read them.
+    view : LakeView, optional
+        The lake as of ``as_of``, worked out once for many reads (it brings
+        its manifest).
     """
     home = Path(home)
     source = SOURCES[source_name]
-    manifest = read_manifest(home) if manifest is None else manifest
-    entries = deliveries_in_force(manifest, source, as_of)
+    if view is not None and view.as_of == as_of:
+        entries, existing = view.entries[source_name], view.files[source_name]
+    else:
+        view, existing = None, None
+        manifest = read_manifest(home) if manifest is None else manifest
+        entries = deliveries_in_force(manifest, source, as_of)
     if since is not None:
         # Ingest refuses dates after their delivery date, so a delivery made before
         # `since` holds only older rows, and can neither be wanted nor replace a later row.
@@ -781,10 +851,11 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         counties = [county, ingest.UNMATCHED_COUNTY]
         if source.county_by != "region_code":
             if members is None:
-                members = county_members(home, as_of, county, manifest)
+                members = county_members(home, as_of, county, manifest, view)
             kept = members.keys[source.county_by]
             counties += members.counties_left[source.county_by]
-    table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties)
+    table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties,
+                                                        existing)
     if table is None:
         return _empty_frame(source, columns)
     # Decide which rows count on the key columns alone, then convert only those rows.
@@ -808,15 +879,11 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     return rows.reset_index(drop=True)
 
 
-def _counties_left(home: Path, manifest: pd.DataFrame, as_of: dt.date, county: str,
-                   kind: str, members: pd.Series) -> list[str]:
+def _counties_left(moves: pd.DataFrame, county: str, kind: str, members: pd.Series
+                   ) -> list[str]:
     """Counties that today's members of ``county`` were filed under before they moved."""
-    registry = deliveries_in_force_all(manifest, SOURCES["registry"], as_of)
-    paths = [moves_dir(home) / f"{stem}.parquet" for stem in registry["lake_file"]]
-    paths = [path for path in paths if path.exists()]
-    if not paths:
+    if moves.empty:
         return []
-    moves = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
     moves = moves[(moves["kind"] == kind).to_numpy(dtype=bool)
                   & (positions_in_many([moves["key"]], members)[0] >= 0)]
     earlier = set(moves["from_county"]) | set(moves["to_county"])
@@ -826,7 +893,8 @@ def _counties_left(home: Path, manifest: pd.DataFrame, as_of: dt.date, county: s
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
                columns: dict[str, list[str]] | None = None,
                since: dict[str, tuple[str, dt.date]] | None = None,
-               manifest: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+               manifest: pd.DataFrame | None = None, view: LakeView | None = None
+               ) -> dict[str, pd.DataFrame]:
     """Sources as of a date, optionally for one county, some columns, recent rows.
 
     Without ``columns`` every source is read whole; with it, only the sources
@@ -834,18 +902,20 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
     ``since`` maps a source to a (date column, earliest date) pair (see
     :func:`monitor.facts.history_needed`). ``manifest``: the ingest manifest
     to read through (default: as it is now); a reader that holds no lock
-    passes the one it read first, and sees the lake as it was then.
+    passes the one it read first, and sees the lake as it was then. ``view``:
+    the lake as of ``as_of`` worked out once for every county's read
+    (:func:`lake_view`; it brings its manifest).
     """
     names = list(SOURCES) if columns is None else list(columns)
     columns = columns or {}
     since = since or {}
-    manifest = read_manifest(Path(home)) if manifest is None else manifest
-    members = None if county is None else county_members(home, as_of, county, manifest)
+    view = _view_for(home, as_of, manifest, view)
+    members = None if county is None else county_members(home, as_of, county, view=view)
     # Arrow reads and decodes outside the GIL, so two sources at a time overlap well.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         frames = pool.map(lambda name: read_source(
             home, name, as_of, county=county, columns=columns.get(name),
-            since=since.get(name), manifest=manifest, members=members), names)
+            since=since.get(name), members=members, view=view), names)
         return dict(zip(names, frames, strict=True))
 
 
