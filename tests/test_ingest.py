@@ -223,6 +223,28 @@ def test_ingesting_the_same_file_twice_changes_nothing(home):
     pd.testing.assert_frame_equal(read_manifest(home), manifest)
 
 
+def test_an_unchanged_file_is_not_hashed_again_and_a_touched_one_only_once(home, monkeypatch):
+    import os
+
+    path = write_delivery(home, "medical", good_frame("medical"))
+    ingest_landing(home, DELIVERY)
+    hashed = []
+    real = lake.sha256_of
+    monkeypatch.setattr(lake, "sha256_of", lambda file: hashed.append(file.name) or real(file))
+    assert ingest_landing(home, DELIVERY).files == [] and hashed == []
+    # The same bytes with a new time: hashed once, found the same, and its time noted.
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert ingest_landing(home, DELIVERY).files == [] and hashed == [path.name]
+    assert read_manifest(home)["mtime_ns"].tolist() == [path.stat().st_mtime_ns]
+    assert ingest_landing(home, DELIVERY).files == [] and hashed == [path.name]
+    # New bytes of the same size, at a new time: read again.
+    frame = good_frame("medical")
+    frame.iloc[0, frame.columns.get_loc("claim_id")] = frame.iloc[0]["claim_id"][::-1]
+    write_delivery(home, "medical", frame)
+    assert path.stat().st_size == read_manifest(home)["size_bytes"].iloc[0]
+    assert [outcome.status for outcome in ingest_landing(home, DELIVERY).files] == ["accepted"]
+
+
 def test_same_bytes_delivered_again_are_not_ingested_twice(home):
     first = write_delivery(home, "medical", good_frame("medical"))
     later = DELIVERY + dt.timedelta(days=5)

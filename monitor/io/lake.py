@@ -58,6 +58,9 @@ from monitor.sources import SOURCES, Source
 MANIFEST_COLUMNS = {
     "file": "string", "source": "string", "delivery_date": "string", "sha256": "string",
     "size_bytes": "int64", "format": "string", "encoding": "string", "status": "string",
+    # The file's modification time when it was ingested: unchanged size and time, the bytes
+    # are not hashed again on every run (empty for entries made before it was recorded).
+    "mtime_ns": "Int64",
     "message": "string", "rows_read": "int64", "rows_accepted": "int64",
     "rows_quarantined": "int64", "lake_file": "string", "ingest_order": "int64",
     "ingested_on": "string",
@@ -220,6 +223,10 @@ def ingest_landing(home: Path, run_date: dt.date,
     files, notices = discover(home, run_date)
     report = IngestReport(notices=notices)
     seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
+    seen_stats = dict(zip(manifest["file"], zip(
+        manifest["size_bytes"].tolist(),
+        manifest["mtime_ns"].astype(object).where(manifest["mtime_ns"].notna(), None).tolist(),
+        strict=True), strict=True))
     # Held deliveries included: the same bytes again are not read again (and are judged so).
     live = manifest[manifest["status"].isin(LIVE_STATUSES)]
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
@@ -228,10 +235,17 @@ def ingest_landing(home: Path, run_date: dt.date,
     order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
     superseded: set[str] = set()
     source_rank = {name: rank for rank, name in enumerate(SOURCES)}
+    touched: dict[str, int] = {}
     for landing_file in files:
+        stat = landing_file.path.stat()
+        if seen_stats.get(landing_file.relative_path) == (stat.st_size, stat.st_mtime_ns):
+            continue  # the same size and modification time as when it was ingested
         sha = sha256_of(landing_file.path)
         previous = seen_paths.get(landing_file.relative_path)
         if previous == sha:
+            # The same bytes with a new time (copied, touched; or ingested before times were
+            # kept): noted, so that they are not hashed again.
+            touched[landing_file.relative_path] = stat.st_mtime_ns
             continue
         if previous is not None:
             # Same path, new bytes: the department replaced the file.
@@ -239,6 +253,9 @@ def ingest_landing(home: Path, run_date: dt.date,
         group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
         pending.setdefault(group, []).append((landing_file, sha))
 
+    if touched:
+        manifest = _with_times(manifest, touched)
+        write_parquet(manifest, manifest_path(home))
     registry_cache: dict[str, pd.DataFrame] = {}
     for (delivery_date, _, source_name), group_files in sorted(pending.items()):
         source = SOURCES[source_name]
@@ -266,6 +283,16 @@ def ingest_landing(home: Path, run_date: dt.date,
         write_parquet(manifest, manifest_path(home))
     report.decisions_of_the_day = decided_on(decisions, run_date)
     return report
+
+
+def _with_times(manifest: pd.DataFrame, times: dict[str, int]) -> pd.DataFrame:
+    """The manifest with each file's latest entry given its new modification time."""
+    manifest = manifest.copy()
+    latest = manifest.reset_index(drop=True).drop_duplicates("file", keep="last")
+    latest = latest[latest["file"].isin(list(times)).to_numpy(dtype=bool)]
+    manifest.iloc[latest.index.to_numpy(), manifest.columns.get_loc("mtime_ns")] = \
+        latest["file"].map(times).to_numpy(dtype="int64")
+    return manifest.astype(MANIFEST_COLUMNS)
 
 
 def _with_holds(outcomes: list[FileOutcome], manifest: pd.DataFrame) -> list[FileOutcome]:
@@ -296,7 +323,8 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
            lake_file: str | None, order: int, run_date: dt.date) -> dict:
     return {
         "file": outcome.file, "source": outcome.source, "delivery_date": outcome.delivery_date,
-        "sha256": sha, "size_bytes": landing_file.path.stat().st_size,
+        "sha256": sha, "size_bytes": (stat := landing_file.path.stat()).st_size,
+        "mtime_ns": stat.st_mtime_ns,
         "format": raw.file_format if raw else landing_file.path.suffix.lstrip(".").lower(),
         "encoding": (raw.encoding if raw else None), "status": outcome.status,
         "message": outcome.message, "rows_read": outcome.rows_read,
