@@ -22,6 +22,11 @@ def _arrow(values: pd.Series) -> pa.Array:
     return array
 
 
+def arrow_strings(values: pd.Series) -> pa.Array:
+    """A column as one Arrow string array (without a copy when it is Arrow-backed already)."""
+    return _arrow(values.astype("string"))
+
+
 def positions_in_many(values: list[pd.Series], keys: pd.Series) -> list[np.ndarray]:
     """For each value of several columns, the position of the first equal key (-1: none).
 
