@@ -24,8 +24,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -251,22 +251,48 @@ def write_workbooks(folder: Path, workbooks: TownshipWorkbooks | None,
     """
     if workbooks is None:
         return 0
-    parts = list(workbooks.parts())
-    targets = [folder / part.county / f"{part.township}.xlsx" for part in parts]
     workers = workers or os.cpu_count() or 1
     if workers < 2 or workbooks.rows < parallel_rows:  # noqa: PLR2004
-        for target, part in zip(targets, parts, strict=True):
-            _write_workbook(target, part)
-        return len(parts)
+        return _write_each(folder, workbooks.parts())
     # Spawned, not forked: the run's threads (Prefect's) must not be copied mid-flight.
+    parts = workbooks.parts()
+    written = 0
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            list(pool.map(_write_workbook, targets, parts, chunksize=4))
+            # A few townships in flight per worker: their cells are held only until written.
+            pending: set = set()
+            for part in parts:
+                pending.add(pool.submit(_write_workbook, _target(folder, part), part))
+                if len(pending) >= workers * WORKBOOKS_IN_FLIGHT:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    written += _count_done(done)
+            written += _count_done(wait(pending)[0])
     except BrokenProcessPool:
         # A worker could not start (a caller's script that starts work on import): one process.
-        for target, part in zip(targets, parts, strict=True):
-            _write_workbook(target, part)
-    return len(parts)
+        return _write_each(folder, workbooks.parts())
+    return written
+
+
+#: Workbooks handed to each worker ahead of the one it is making.
+WORKBOOKS_IN_FLIGHT = 4
+
+
+def _target(folder: Path, part: TownshipPart) -> Path:
+    return folder / part.county / f"{part.township}.xlsx"
+
+
+def _write_each(folder: Path, parts: Iterable[TownshipPart]) -> int:
+    written = 0
+    for part in parts:
+        _write_workbook(_target(folder, part), part)
+        written += 1
+    return written
+
+
+def _count_done(done: set) -> int:
+    for future in done:
+        future.result()  # a worker's error is the run's
+    return len(done)
 
 
 def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
