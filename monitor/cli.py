@@ -322,10 +322,12 @@ def _start_temporary_server() -> Callable[[], None]:
     flow is begun only once it answers (or has failed to start, which the
     flow's own start then reports).
     """
-    if os.environ.get("PREFECT_API_URL"):
-        return lambda: None
     import threading
 
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:  # a server of the operator's (or a test harness's)
+        return lambda: None
     # Imported here, not in the thread: two threads importing one package could interleave.
     from prefect.server.api.server import SubprocessASGIServer
 
