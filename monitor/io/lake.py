@@ -222,37 +222,12 @@ def ingest_landing(home: Path, run_date: dt.date,
     decided = operator_decided(decisions)
     files, notices = discover(home, run_date)
     report = IngestReport(notices=notices)
-    seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
-    seen_stats = dict(zip(manifest["file"], zip(
-        manifest["size_bytes"].tolist(),
-        manifest["mtime_ns"].astype(object).where(manifest["mtime_ns"].notna(), None).tolist(),
-        strict=True), strict=True))
     # Held deliveries included: the same bytes again are not read again (and are judged so).
     live = manifest[manifest["status"].isin(LIVE_STATUSES)]
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
                                                    live["lake_file"], strict=True)}
-    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
     order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
-    superseded: set[str] = set()
-    source_rank = {name: rank for rank, name in enumerate(SOURCES)}
-    touched: dict[str, int] = {}
-    for landing_file in files:
-        stat = landing_file.path.stat()
-        if seen_stats.get(landing_file.relative_path) == (stat.st_size, stat.st_mtime_ns):
-            continue  # the same size and modification time as when it was ingested
-        sha = sha256_of(landing_file.path)
-        previous = seen_paths.get(landing_file.relative_path)
-        if previous == sha:
-            # The same bytes with a new time (copied, touched; or ingested before times were
-            # kept): noted, so that they are not hashed again.
-            touched[landing_file.relative_path] = stat.st_mtime_ns
-            continue
-        if previous is not None:
-            # Same path, new bytes: the department replaced the file.
-            superseded.add(landing_file.relative_path)
-        group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
-        pending.setdefault(group, []).append((landing_file, sha))
-
+    pending, superseded, touched = _new_files(files, manifest)
     if touched:
         manifest = _with_times(manifest, touched)
         write_parquet(manifest, manifest_path(home))
@@ -283,6 +258,43 @@ def ingest_landing(home: Path, run_date: dt.date,
         write_parquet(manifest, manifest_path(home))
     report.decisions_of_the_day = decided_on(decisions, run_date)
     return report
+
+
+def _new_files(files: list[LandingFile], manifest: pd.DataFrame
+               ) -> tuple[dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]],
+                          set[str], dict[str, int]]:
+    """The landing files to ingest, by delivery (date, the registry first, source), with hashes.
+
+    Also the paths whose new bytes replace an ingested file's, and the paths
+    whose bytes are the same but whose modification time is new (to note).
+    A file with the size and time it was ingested with is not hashed again.
+    """
+    seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
+    seen_stats = dict(zip(manifest["file"], zip(
+        manifest["size_bytes"].tolist(),
+        manifest["mtime_ns"].astype(object).where(manifest["mtime_ns"].notna(), None).tolist(),
+        strict=True), strict=True))
+    source_rank = {name: rank for rank, name in enumerate(SOURCES)}
+    pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
+    superseded: set[str] = set()
+    touched: dict[str, int] = {}
+    for landing_file in files:
+        stat = landing_file.path.stat()
+        if seen_stats.get(landing_file.relative_path) == (stat.st_size, stat.st_mtime_ns):
+            continue  # the same size and modification time as when it was ingested
+        sha = sha256_of(landing_file.path)
+        previous = seen_paths.get(landing_file.relative_path)
+        if previous == sha:
+            # The same bytes with a new time (copied, touched; or ingested before times were
+            # kept): noted, so that they are not hashed again.
+            touched[landing_file.relative_path] = stat.st_mtime_ns
+            continue
+        if previous is not None:
+            # Same path, new bytes: the department replaced the file.
+            superseded.add(landing_file.relative_path)
+        group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
+        pending.setdefault(group, []).append((landing_file, sha))
+    return pending, superseded, touched
 
 
 def _with_times(manifest: pd.DataFrame, times: dict[str, int]) -> pd.DataFrame:
