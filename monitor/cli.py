@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -313,33 +313,6 @@ def _prefect_defaults(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
-def _start_temporary_server() -> Callable[[], None]:
-    """Start Prefect's temporary server now, in the background; return a wait for it.
-
-    Without ``PREFECT_API_URL`` a flow's first call starts a server process
-    and waits for it (about 5 s on two cores). Started here, it comes up
-    while this process imports the flows and checks the configuration; the
-    flow is begun only once it answers (or has failed to start, which the
-    flow's own start then reports).
-    """
-    import threading
-
-    from prefect.settings import get_current_settings
-
-    if get_current_settings().api.url:  # a server of the operator's (or a test harness's)
-        return lambda: None
-    # Imported here, not in the thread: two threads importing one package could interleave.
-    from prefect.server.api.server import SubprocessASGIServer
-
-    def start() -> None:
-        with suppress(Exception):
-            SubprocessASGIServer().start(timeout=TEMPORARY_SERVER_STARTUP_SECONDS)
-
-    starting = threading.Thread(target=start, name="prefect-server-start", daemon=True)
-    starting.start()
-    return starting.join
-
-
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= ERROR_LINE_LENGTH else text[:ERROR_LINE_LENGTH - 3] + "..."
@@ -406,21 +379,17 @@ def run_command(
                             "scheduler address (tcp://HOST:PORT)"), soft_wrap=True)
         raise typer.Exit(1)
     _prefect_defaults(verbose)
-    server_started = _start_temporary_server()
     from flows.nightly import load_configuration, nightly
     from monitor.io.models import ModelError
     from monitor.io.pseudonyms import PseudonymError
     from monitor.params import ParameterError
     from monitor.rules import RuleError
 
-    def start() -> dict:
-        server_started()
-        return _nightly_flow(nightly, dask_address)(home=home, run_date=run_date)
-
     # A bad parameter file stops the run before anything is ingested or written.
     result = _checked_flow("run", lambda: load_configuration(home, run_date),
-                           (ParameterError, RuleError, ModelError, PseudonymError), start,
-                           home, wait)
+                           (ParameterError, RuleError, ModelError, PseudonymError),
+                           lambda: _nightly_flow(nightly, dask_address)(
+                               home=home, run_date=run_date), home, wait)
     _print_run(result)
     from monitor.deliveries import attention_line
 
