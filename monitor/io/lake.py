@@ -745,18 +745,20 @@ class LakeView:
     """What every county's read of one date shares, worked out once for a run.
 
     The manifest read, each source's deliveries in force on ``as_of``, the
-    lake's files, and the registry's county moves: without it each county's
-    read works all of them out again (a fixed cost of every county).
+    lake's files, and the registry's county moves (None in a view for reads
+    of every county at once, which need none): without it each county's read
+    works all of them out again (a fixed cost of every county).
     """
 
     manifest: pd.DataFrame
     as_of: dt.date
     entries: dict[str, pd.DataFrame]
     files: dict[str, frozenset[str]]
-    moves: pd.DataFrame
+    moves: pd.DataFrame | None
 
 
-def lake_view(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None) -> LakeView:
+def lake_view(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None,
+              moves: bool = True) -> LakeView:
     """The lake as every county's read of ``as_of`` sees it (see :class:`LakeView`)."""
     home = Path(home)
     manifest = read_manifest(home) if manifest is None else manifest
@@ -764,7 +766,7 @@ def lake_view(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None) 
                for name, source in SOURCES.items()}
     return LakeView(manifest, as_of, entries,
                     {name: _lake_files(home, source) for name, source in SOURCES.items()},
-                    _registry_moves(home, manifest, as_of))
+                    _registry_moves(home, manifest, as_of) if moves else None)
 
 
 def _registry_moves(home: Path, manifest: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
@@ -828,16 +830,17 @@ def county_members(home: Path, as_of: dt.date, county: str,
     registry = read_source(home, "registry", as_of, county=county,
                            columns=["id_number", "household_id"], view=view)
     keys = {kind: registry[kind] for kind in ("id_number", "household_id")}
-    return CountyMembers(keys, {kind: _counties_left(view.moves, county, kind, values)
+    moves = _registry_moves(home, view.manifest, as_of) if view.moves is None else view.moves
+    return CountyMembers(keys, {kind: _counties_left(moves, county, kind, values)
                                 for kind, values in keys.items()})
 
 
 def _view_for(home: Path, as_of: dt.date, manifest: pd.DataFrame | None,
-              view: LakeView | None) -> LakeView:
+              view: LakeView | None, moves: bool = True) -> LakeView:
     """The caller's view of the lake on ``as_of``, or one made now (through ``manifest``)."""
     if view is not None and view.as_of == as_of:
         return view
-    return lake_view(home, as_of, manifest if view is None else view.manifest)
+    return lake_view(home, as_of, manifest if view is None else view.manifest, moves)
 
 
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
@@ -949,7 +952,7 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
     names = list(SOURCES) if columns is None else list(columns)
     columns = columns or {}
     since = since or {}
-    view = _view_for(home, as_of, manifest, view)
+    view = _view_for(home, as_of, manifest, view, moves=county is not None)
     members = None if county is None else county_members(home, as_of, county, view=view)
     # Arrow reads and decodes outside the GIL, so two sources at a time overlap well.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
