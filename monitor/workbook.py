@@ -84,20 +84,14 @@ A4 = 9
 YES, NO = "是", "否"
 
 
-def display_width(values: pd.Series) -> int:
-    """The widest value in characters as a spreadsheet shows them (CJK counts two).
+def _width(value: str) -> int:
+    """One text's width in characters as a spreadsheet shows it (CJK counts two).
 
     Examples
     --------
-    >>> display_width(pd.Series(["万州区", "abc", None]))
-    6
+    >>> _width("万州区"), _width("abc")
+    (6, 3)
     """
-    text = values.dropna().astype(str)
-    return max((_width(value) for value in text.unique()), default=0)
-
-
-def _width(value: str) -> int:
-    """One text's width in characters as a spreadsheet shows it (CJK counts two)."""
     return len(value) + sum(unicodedata.east_asian_width(c) in "WF" for c in value)
 
 
@@ -232,19 +226,15 @@ class RenderedReceipts:
 
 def render_receipts(receipts: pd.DataFrame) -> RenderedReceipts:
     """The receipt's cells for every township at once (:func:`feedback_receipts`'s rows)."""
-    cells, widths = {}, {}
-    for column in RECEIPT_COLUMNS:
-        values = receipts[column] if column in receipts else pd.Series(
-            pd.NA, index=receipts.index, dtype="string")
-        cells[column] = values.astype("string").fillna("").to_numpy(dtype=object)
-        widths[column] = _cell_widths(values)
-    taken = (receipts["结果"] == TAKEN).fillna(False).to_numpy(dtype=bool) \
-        if "结果" in receipts else np.zeros(len(receipts), dtype=bool)
+    cells = {column: receipts[column].astype("string").fillna("").to_numpy(dtype=object)
+             for column in RECEIPT_COLUMNS}
+    widths = {column: _cell_widths(receipts[column]) for column in RECEIPT_COLUMNS}
+    taken = (receipts["结果"] == TAKEN).fillna(False).to_numpy(dtype=bool)
     return RenderedReceipts(cells, widths, taken)
 
 
 def _cell_widths(values: pd.Series) -> np.ndarray:
-    """Each value's width as :func:`display_width` counts it (0 for a missing one)."""
+    """Each value's width as :func:`_width` counts it (0 for a missing one)."""
     text = values.astype("string")
     width_of = {value: _width(value) for value in text.dropna().unique()}
     return text.map(width_of).fillna(0).to_numpy(dtype="int64")

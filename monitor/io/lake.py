@@ -557,8 +557,10 @@ def _with_warning_townships(home: Path, batch: RawBatch) -> RawBatch:
     row whose warning is unknown keeps none (its 村(社区) is used instead).
     """
     frame = batch.frame
+    if ingest.WORKBOOK_TOWNSHIP not in frame or frame.empty:
+        return batch  # not a returned workbook: every other batch of every file
     states = sorted((home / "lake" / "warning_state").glob("*.parquet"))
-    if ingest.WORKBOOK_TOWNSHIP not in frame or not states or frame.empty:
+    if not states:
         return batch
     ids = frame["warning_id"].astype("string").str.strip()
     known = pd.read_parquet(states[-1], columns=["warning_id", "township_code"],

@@ -233,6 +233,8 @@ def write_report_folder(target: Path, html: str, tables: dict[str, pd.DataFrame]
 #: Workbooks are made in worker processes once the lists have this many rows (below, the
 #: start of a process costs more than it saves).
 PARALLEL_WORKBOOK_ROWS = 20_000
+#: Workbooks handed to each worker ahead of the one it is making.
+WORKBOOKS_IN_FLIGHT = 4
 
 
 def _write_workbook(target: Path, part: TownshipPart) -> None:
@@ -273,9 +275,6 @@ def write_workbooks(folder: Path, workbooks: TownshipWorkbooks | None,
     return written
 
 
-#: Workbooks handed to each worker ahead of the one it is making.
-WORKBOOKS_IN_FLIGHT = 4
-
 
 def _target(folder: Path, part: TownshipPart) -> Path:
     return folder / part.county / f"{part.township}.xlsx"
@@ -305,7 +304,7 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
     county and township (one file per township with a row); ``manifest`` gets
     the number of files and warnings written. ``report`` (HTML) and its
     ``report_tables`` go beside them, in the same rename, and so do the
-    township ``workbooks`` (:func:`monitor.workbook.township_workbooks`), each
+    township ``workbooks`` (:class:`monitor.workbook.TownshipWorkbooks`), each
     beside its township's CSV.
     """
     target = out_dir(home, run_date)
