@@ -39,7 +39,7 @@ def _phase(name: str, home: Path, households: int, seed: int, date: dt.date) -> 
         summary = write_sample(home, households, seed, date)
         detail["rows"] = sum(figures["rows"] for figures in summary.values())
     else:
-        from monitor.io.lake import ingest_landing
+        from monitor.io.ingest import ingest_landing
 
         report = ingest_landing(home, date)
         totals = report.by_source()

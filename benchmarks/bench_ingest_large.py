@@ -70,7 +70,7 @@ def _resident_mib() -> float:
 
 def _ingest(home: Path, csv_mib: int, parquet_rows: int) -> dict:
     """Ingest the home's landing folder in this process and report its figures."""
-    from monitor.io.lake import ingest_landing
+    from monitor.io.ingest import ingest_landing
     from monitor.io.landing import Batching
 
     baseline = _resident_mib()

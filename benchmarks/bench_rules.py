@@ -30,7 +30,8 @@ def main() -> None:
 
     from monitor.facts import SOURCE_COLUMNS, build_facts, history_needed
     from monitor.io.config import load_parameters, load_rule_definitions
-    from monitor.io.lake import ingest_landing, read_as_of
+    from monitor.io.ingest import ingest_landing
+    from monitor.io.lake import read_as_of
     from monitor.rules import evaluate, parse_rules
 
     home = args.home

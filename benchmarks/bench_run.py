@@ -33,7 +33,8 @@ BEFORE_RUN = "bench-manifest-before-run.parquet"
 
 def prepare(home: Path, households: int, seed: int, run_date: dt.date) -> None:
     """Write the sample and ingest every delivery before the run date (once)."""
-    from monitor.io.lake import ingest_landing, manifest_path
+    from monitor.io.ingest import ingest_landing
+    from monitor.io.lake import manifest_path
     from monitor.io.sample_writer import write_sample
 
     ready = home / "bench-ready.json"

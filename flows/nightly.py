@@ -40,11 +40,10 @@ from monitor.io.config import (
 )
 from monitor.io.deliveries import home_delivery_health
 from monitor.io.fonts import cjk_font_bytes, use_cjk_font
+from monitor.io.ingest import IngestReport, ingest_landing
 from monitor.io.lake import (
-    IngestReport,
     LakeView,
     counties_as_of,
-    ingest_landing,
     lake_view,
     quarantine_counts,
     read_as_of,

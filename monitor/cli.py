@@ -117,7 +117,7 @@ def _print_ingest_problems(report: object) -> None:
 def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption = 0) -> None:
     """Ingest every delivery dated on or before the date that is not in the lake yet."""
     from monitor.io.config import load_delivery_expectations
-    from monitor.io.lake import ingest_landing
+    from monitor.io.ingest import ingest_landing
     from monitor.io.lock import HomeBusy, home_lock
     from monitor.io.outputs import remove_leftovers
     from monitor.io.pseudonyms import PseudonymError

@@ -26,7 +26,8 @@ from monitor.deliveries import DeliveryProfile, hold_reasons
 from monitor.facts import FACTS_FROM_EVERY_SOURCE, FACTS_FROM_SOURCE, SOURCE_COLUMNS, build_facts
 from monitor.io.config import load_delivery_expectations, load_parameters, load_rule_definitions
 from monitor.io.deliveries import read_decisions, record_decision
-from monitor.io.lake import ingest_landing, read_as_of, read_manifest, read_source
+from monitor.io.ingest import ingest_landing
+from monitor.io.lake import read_as_of, read_manifest, read_source
 from monitor.io.sample_writer import write_sample
 from monitor.rules import parse_rules
 from monitor.sources import SOURCES

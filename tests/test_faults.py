@@ -28,7 +28,7 @@ import pytest
 from deliveries import DELIVERY, GOOD_ROWS, OTHER_REGION, PERSON_IDS, good_frame, ids
 from deliveries import write_delivery as write
 
-from monitor.io.lake import ingest_landing
+from monitor.io.ingest import ingest_landing
 
 COMPANION = "housing"
 

@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from deliveries import DELIVERY, GOOD_ROWS, PERSON_IDS, good_frame, ids, write_delivery
 
-from monitor.io import lake
+from monitor.io import files as lake_files
+from monitor.io import ingest as lake_ingest
 from monitor.io.deliveries import record_decision
-from monitor.io.lake import ingest_landing, read_manifest, read_source
+from monitor.io.ingest import ingest_landing
+from monitor.io.lake import read_manifest, read_source
 from monitor.sources import SOURCES
 
 FORMATS = ["csv", "csv-bom", "gb18030", "xlsx", "parquet"]
@@ -229,8 +231,9 @@ def test_an_unchanged_file_is_not_hashed_again_and_a_touched_one_only_once(home,
     path = write_delivery(home, "medical", good_frame("medical"))
     ingest_landing(home, DELIVERY)
     hashed = []
-    real = lake.sha256_of
-    monkeypatch.setattr(lake, "sha256_of", lambda file: hashed.append(file.name) or real(file))
+    real = lake_ingest.sha256_of
+    monkeypatch.setattr(lake_ingest, "sha256_of",
+                        lambda file: hashed.append(file.name) or real(file))
     assert ingest_landing(home, DELIVERY).files == [] and hashed == []
     # The same bytes with a new time: hashed once, found the same, and its time noted.
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
@@ -327,7 +330,7 @@ def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_comp
     deliver(crashed)
 
     # Every file the ingest finishes (lake, quarantine, manifest) is a point to be killed at.
-    real_move, real_write = lake._move_into_place, lake.write_table
+    real_move, real_write = lake_ingest._move_into_place, lake_files.write_table
     calls = {"n": 0}
 
     def killed_at(real):
@@ -338,12 +341,12 @@ def test_an_ingest_killed_between_writes_leaves_a_readable_lake_and_a_rerun_comp
             real(*args)
         return finish
 
-    monkeypatch.setattr(lake, "_move_into_place", killed_at(real_move))
-    monkeypatch.setattr(lake, "write_table", killed_at(real_write))
+    monkeypatch.setattr(lake_ingest, "_move_into_place", killed_at(real_move))
+    monkeypatch.setattr(lake_files, "write_table", killed_at(real_write))
     with pytest.raises(Killed):
         ingest_landing(crashed, DELIVERY)
-    monkeypatch.setattr(lake, "_move_into_place", real_move)
-    monkeypatch.setattr(lake, "write_table", real_write)
+    monkeypatch.setattr(lake_ingest, "_move_into_place", real_move)
+    monkeypatch.setattr(lake_files, "write_table", real_write)
     # Readable in between: each source is either absent or complete.
     for source in ("registry", "medical", "housing"):
         rows = read_source(crashed, source, DELIVERY)
@@ -626,7 +629,7 @@ def test_a_failure_part_way_rejects_the_file_but_a_disk_failure_stops_the_ingest
     from monitor.io.landing import Batching
 
     _trailing_commas(home, 300, every=1000)
-    real_check = lake._check_batch
+    real_check = lake_ingest._check_batch
     calls = {"n": 0}
 
     def failing_check(*args):
@@ -635,7 +638,7 @@ def test_a_failure_part_way_rejects_the_file_but_a_disk_failure_stops_the_ingest
             raise failure
         return real_check(*args)
 
-    monkeypatch.setattr(lake, "_check_batch", failing_check)
+    monkeypatch.setattr(lake_ingest, "_check_batch", failing_check)
     small = Batching(csv_bytes=2048)
     if isinstance(failure, OSError):
         with pytest.raises(OSError):

@@ -23,7 +23,8 @@ from monitor.io.config import (
     load_rule_definitions,
     load_scoring,
 )
-from monitor.io.lake import ingest_landing, read_as_of, read_source
+from monitor.io.ingest import ingest_landing
+from monitor.io.lake import read_as_of, read_source
 from monitor.labels import outcome_labels
 from monitor.metrics import at_capacity, select_at_capacity
 from monitor.model import ModelSettings, ModelSettingsError

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.facts import SOURCE_COLUMNS, build_facts
 from monitor.io.config import load_parameters, load_rule_definitions
-from monitor.io.lake import ingest_landing, read_as_of
+from monitor.io.ingest import ingest_landing
+from monitor.io.lake import read_as_of
 from monitor.params import CONTRACT_PARAMETERS, ParameterError, Parameters, parse_parameter_file
 from monitor.rules import evaluate, parse_rules
 

@@ -26,7 +26,7 @@ FIRST, DAY = dt.date(2026, 6, 29), dt.date(2026, 6, 30)
 
 #: Stage -> (module, function to replace, the call of it that kills the process).
 KILLS = {
-    "ingest": ("monitor.io.lake", "_move_into_place", 3),  # two files in place, not all
+    "ingest": ("monitor.io.ingest", "_move_into_place", 3),  # two files in place, not all
     "counties": ("flows.nightly", "evaluate_county", 1),
     "lifecycle": ("flows.nightly", "track", 1),
     "triage": ("flows.nightly", "township_lists", 1),

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.io.lake import ingest_landing
+from monitor.io.ingest import ingest_landing
 from monitor.io.outputs import warning_history
 from monitor.referrals import REFERRAL_HEADERS
 from monitor.workbook import (

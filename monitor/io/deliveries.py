@@ -24,7 +24,8 @@ from monitor.deliveries import (
     decide,
     delivery_health,
 )
-from monitor.io.lake import manifest_path, read_manifest, write_parquet
+from monitor.io.files import write_parquet
+from monitor.io.lake import manifest_path, read_manifest
 
 DECISION_COLUMNS = {
     "source": "string", "delivery_date": "string", "decision": "string", "reasons": "string",

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from monitor import __version__
-from monitor.io.lake import write_parquet
+from monitor.io.files import write_parquet
 from monitor.lifecycle import EVENT_COLUMNS, empty_state
 from monitor.referrals import defuse, referral_files, warnings_table
 from monitor.workbook import TownshipPart, TownshipWorkbooks

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from monitor.io.lake import atomic_path, read_manifest
+from monitor.io.files import atomic_path
+from monitor.io.lake import read_manifest
 from monitor.pseudonyms import MINIMUM_SECRET_LENGTH, key_check, pseudonym_key
 
 KEY_VARIABLE = "MONITOR_PSEUDONYM_KEY"
