@@ -14,7 +14,7 @@ from monitor.io import files as lake_files
 from monitor.io import ingest as lake_ingest
 from monitor.io.deliveries import record_decision
 from monitor.io.ingest import ingest_landing
-from monitor.io.lake import read_manifest, read_source
+from monitor.io.lake import counties_as_of, read_manifest, read_source
 from monitor.sources import SOURCES
 
 FORMATS = ["csv", "csv-bom", "gb18030", "xlsx", "parquet"]
@@ -284,11 +284,16 @@ def test_one_county_is_read_without_the_others(home):
     for source in ("registry", "medical", "housing"):
         write_delivery(home, source, good_frame(source))
     ingest_landing(home, DELIVERY)
-    partitions = sorted(p.name for p in (home / "lake" / "medical").iterdir())
-    assert partitions == ["county_code=500101", "county_code=500102"]
+    # One file per delivered file, each county in row groups of its own.
+    (lake_file,) = (home / "lake" / "medical").iterdir()
+    metadata = pq.ParquetFile(lake_file).metadata
+    county_column = metadata.schema.names.index("county_code")
+    statistics = [metadata.row_group(number).column(county_column).statistics
+                  for number in range(metadata.num_row_groups)]
+    assert [(s.min, s.max) for s in statistics] == [("500101", "500101"), ("500102", "500102")]
     assert read_source(home, "medical", DELIVERY, county="500102")["claim_id"].tolist() == ["C3"]
     # The lake is plain Parquet: pyarrow reads a county without the project.
-    table = pq.read_table(home / "lake" / "medical" / "county_code=500101")
+    table = pq.read_table(home / "lake" / "medical", filters=[("county_code", "=", "500101")])
     assert sorted(table.column("claim_id").to_pylist()) == ["C1", "C2"]
     # Every file of a source shares one schema, so the whole folder reads as one table.
     sparse = good_frame("registry").assign(phone="", status_date="", status="正常")
@@ -297,6 +302,43 @@ def test_one_county_is_read_without_the_others(home):
     whole = pq.read_table(home / "lake" / "registry")
     assert sorted(map(str, whole.column("county_code").to_pylist())) == [
         "500101", "500101", "500101", "500101", "500102", "500102"]
+
+
+def _in_county_folders(home):
+    """Lay the lake out as it was before one file per delivered file: a folder per county."""
+    import pyarrow.compute as pc
+
+    for lake_file in sorted((home / "lake").glob("*/*.parquet")):
+        table = pq.read_table(lake_file)
+        for county in sorted(set(table.column("county_code").to_pylist())):
+            piece = table.filter(pc.equal(table.column("county_code"), county))
+            folder = lake_file.parent / f"county_code={county}"
+            folder.mkdir(exist_ok=True)
+            pq.write_table(piece.drop_columns(["county_code"]), folder / lake_file.name)
+        lake_file.unlink()
+
+
+def test_a_lake_in_county_folders_is_refused_by_readers_and_laid_out_again_by_the_ingest(home):
+    from monitor.io.lake import LakeLayoutError
+
+    for source in ("registry", "medical", "housing"):
+        write_delivery(home, source, good_frame(source))
+    ingest_landing(home, DELIVERY)
+    before = {source: read_source(home, source, DELIVERY, county="500101")
+              for source in ("registry", "medical", "housing")}
+    _in_county_folders(home)
+    assert (home / "lake" / "medical" / "county_code=500102").is_dir()
+    # Read as it is, it would look empty: every household would drop off the lists.
+    with pytest.raises(LakeLayoutError, match="lake/registry: the lake is in county folders"):
+        read_source(home, "registry", DELIVERY, county="500101")
+    # A dead writer's temporary in a county folder goes with it.
+    (home / "lake" / "medical" / "county_code=500101" / ".x.parquet.999999999.tmp").write_bytes(
+        b"half")
+    assert ingest_landing(home, DELIVERY).files == []
+    assert not list((home / "lake").glob("*/county_code=*"))
+    for source, rows in before.items():
+        pd.testing.assert_frame_equal(read_source(home, source, DELIVERY, county="500101"), rows)
+    assert counties_as_of(home, DELIVERY) == ["500101", "500102"]
 
 
 def test_rows_the_registry_does_not_know_yet_are_found_later(home):

@@ -122,6 +122,7 @@ def ingest_landing(home: Path, run_date: dt.date,
     :func:`monitor.deliveries.judge_delivery`) and held if it looks broken.
     """
     home = Path(home)
+    _flatten_county_folders(home)
     key = lake_pseudonym_key(home)
     if expectations is None:
         expectations = load_delivery_expectations(home)
@@ -166,6 +167,39 @@ def ingest_landing(home: Path, run_date: dt.date,
         write_parquet(manifest, manifest_path(home))
     report.decisions_of_the_day = decided_on(decisions, run_date)
     return report
+
+
+def _flatten_county_folders(home: Path) -> None:
+    """Lay out again a lake written in county folders: one file per delivered file.
+
+    Once, at the first ingest after the change of layout (under the home's
+    lock): each file's county pieces are assembled as a new file's parts are,
+    then removed. Killed midway, the next ingest finishes the work (a file
+    already assembled only loses its pieces). The manifest is unchanged: it
+    names files by delivery and hash, not by folder.
+    """
+    for name in SOURCES:
+        base = lake_dir(home, name)
+        folders = sorted(base.glob(f"{ingest.COUNTY}=*")) if base.exists() else []
+        pieces: dict[str, list[tuple[str, Path]]] = {}
+        for folder in folders:
+            for path in sorted(folder.glob("*.parquet")):
+                pieces.setdefault(path.stem, []).append((folder.name.split("=", 1)[1], path))
+        for stem, parts in sorted(pieces.items()):
+            target = base / f"{stem}.parquet"
+            if not target.exists():
+                with _StagedFiles() as staged:
+                    for county, path in parts:
+                        table = pq.ParquetFile(path).read()
+                        staged.write_part(target, county,
+                                          _with_county(table, [county] * table.num_rows))
+                    staged.commit()
+            for _, path in parts:
+                path.unlink()
+        for folder in folders:
+            for leftover in folder.iterdir():
+                leftover.unlink()  # a dead writer's temporary: the home is locked
+            folder.rmdir()
 
 
 def _new_files(files: list[LandingFile], manifest: pd.DataFrame
@@ -356,6 +390,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     label = landing_file.relative_path
     stem = _stem(delivery_date, sha)
     base = lake_dir(home, source.name)
+    lake_file = base / f"{stem}.parquet"
     accepted_rows = quarantined_rows = read_rows = 0
     reasons: Counter[str] = Counter()
     # The file's profile, for the delivery checks: accepted rows per county, empty values.
@@ -376,9 +411,10 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         by_county.update(counties.value_counts().to_dict())
         empty.update(accepted[contract_columns].isna().sum().to_dict())
         if empty_lake_table is None:
-            empty_lake_table = pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False)
+            empty_lake_table = _with_county(
+                pa.Table.from_pandas(accepted.iloc[:0], preserve_index=False), [])
         for county, table in _county_tables(accepted, counties):
-            staged.write(base / f"county_code={county}" / f"{stem}.parquet", table)
+            staged.write_part(lake_file, county, table)
         quarantined = pd.concat([quarantined, _malformed_rows(batch)], ignore_index=True)
         if len(quarantined):
             if quarantine_schema is None:
@@ -398,13 +434,11 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
             quarantined_rows += len(quarantined)
         if not accepted_rows:
             # An empty file still marks the delivery, so that a snapshot can be empty.
-            staged.write(base / f"county_code={ingest.UNMATCHED_COUNTY}" / f"{stem}.parquet",
-                         empty_lake_table)
+            staged.write_part(lake_file, ingest.UNMATCHED_COUNTY, empty_lake_table)
         if placed:
             _stage_moves(staged, placed, placement, moves_dir(home) / f"{stem}.parquet")
-        # A run killed midway may have placed some of these rows in other counties (the
-        # registry can differ on a rerun); the manifest does not name this file yet, so
-        # its old pieces can go.
+        # Pieces of this file in the lake's layout before one file per delivered file (a run
+        # killed midway); the manifest does not name this file yet, so they can go.
         staged.commit(replacing=base.glob(f"county_code=*/{stem}.parquet"))
     outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
                           f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
@@ -505,16 +539,26 @@ def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
 
 
 def _county_tables(accepted: pd.DataFrame, counties: pd.Series) -> list[tuple[str, pa.Table]]:
-    """Accepted rows as one Arrow table per county, in delivered order within each."""
+    """Accepted rows as one Arrow table per county, with its county, in delivered order."""
     if accepted.empty:
         return []
     # Convert once, then cut the county slices out of one sorted table (zero-copy).
     codes, uniques = pd.factorize(counties, sort=True)
     order = np.argsort(codes, kind="stable")
-    table = pa.Table.from_pandas(accepted.iloc[order], preserve_index=False)
+    table = _with_county(pa.Table.from_pandas(accepted.iloc[order], preserve_index=False),
+                         np.asarray(uniques, dtype=object)[codes[order]])
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     return [(county, table.slice(bounds[number], bounds[number + 1] - bounds[number]))
             for number, county in enumerate(uniques)]
+
+
+def _with_county(table: pa.Table, counties: Iterable[str]) -> pa.Table:
+    """The rows with their county as a plain text column.
+
+    Appended after the pandas conversion, so the pandas metadata does not name
+    it and it reads back as the text it was when it was a folder name.
+    """
+    return table.append_column(ingest.COUNTY, pa.array(counties, type=pa.string()))
 
 
 def _quarantine_schema(frame: pd.DataFrame) -> pa.Schema:
@@ -532,20 +576,55 @@ class _StagedFiles:
 
     Nothing reaches its final name before :meth:`commit`; leaving the block
     with an error removes the temporary files (:func:`temporary_path`), so a
-    rejected file leaves no part of itself.
+    rejected file leaves no part of itself. A file written in parts
+    (:meth:`write_part`, a lake file's counties) is assembled at the commit,
+    each part in its own row groups.
     """
 
     def __init__(self) -> None:
         self._open: dict[Path, tuple[Path, pq.ParquetWriter]] = {}
+        self._parts: dict[Path, dict[str, tuple[Path, pa.ipc.RecordBatchFileWriter,
+                                                pa.Schema]]] = {}
 
     def __enter__(self) -> _StagedFiles:
         return self
 
     def __exit__(self, *error: object) -> None:
-        for temporary, writer in self._open.values():
+        writers = [*self._open.values(),
+                   *(part[:2] for parts in self._parts.values() for part in parts.values())]
+        for temporary, writer in writers:
             writer.close()
             temporary.unlink(missing_ok=True)
         self._open.clear()
+        self._parts.clear()
+
+    def write_part(self, target: Path, part: str, table: pa.Table) -> None:
+        """Append ``table`` to part ``part`` of the file that will become ``target``.
+
+        The parts are kept apart until the commit (as uncompressed Arrow, cheap
+        to write and to read back) so that each becomes row groups of its own:
+        a reader of one part skips the others by their statistics, and memory
+        holds one batch while the file is read, one part while it is assembled.
+        """
+        parts = self._parts.setdefault(target, {})
+        if part not in parts:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temporary_path(target.with_name(f"{target.name}.{part}"))
+            parts[part] = (temporary, pa.ipc.new_file(temporary, table.schema), table.schema)
+        _, writer, schema = parts[part]
+        if not table.schema.equals(schema, check_metadata=False):
+            table = table.cast(schema)
+        writer.write_table(table)
+
+    def _assemble(self, target: Path) -> None:
+        """Write the parts of ``target``, in part order, into the file staged for it."""
+        for part in sorted(self._parts[target]):
+            temporary, writer, _ = self._parts[target][part]
+            writer.close()
+            with pa.memory_map(str(temporary)) as mapped:
+                self.write(target, pa.ipc.open_file(mapped).read_all())
+            temporary.unlink()
+        del self._parts[target]
 
     def write(self, target: Path, table: pa.Table) -> None:
         """Append ``table`` to the file that will become ``target``."""
@@ -561,6 +640,8 @@ class _StagedFiles:
 
     def commit(self, replacing: Iterable[Path] = ()) -> None:
         """Close every file and move each into place, removing the ``replacing`` files first."""
+        for target in list(self._parts):
+            self._assemble(target)
         for _, writer in self._open.values():
             writer.close()
         for old in list(replacing):

@@ -3,10 +3,15 @@
 Layout under the home folder (plain Parquet, readable by DuckDB or pandas
 without this project)::
 
-    lake/<source>/county_code=<6 digits|unmatched>/<delivery_date>_<sha16>.parquet
+    lake/<source>/<delivery_date>_<sha16>.parquet
     quarantine/<source>/<delivery_date>_<sha16>.parquet
     state/ingest_manifest.parquet
     state/county_moves/<registry delivery>.parquet
+
+A lake file holds the accepted rows of one delivered file, with their
+``county_code`` (6 digits, or ``unmatched``), each county in row groups of
+its own: a county's read skips the others by their statistics, and the
+number of files grows with the deliveries, not with deliveries x counties.
 
 The ingest (:mod:`monitor.io.ingest`) writes the manifest last, atomically,
 after the lake and quarantine files of a delivery; readers here use only
@@ -21,8 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from monitor import ingest
@@ -79,31 +86,49 @@ def read_manifest(home: Path) -> pd.DataFrame:
     return manifest.fillna({"rows_unanswered": 0}).astype(MANIFEST_COLUMNS)
 
 
-def _lake_paths(home: Path, source: Source, stems: set[str], counties: list[str] | None,
-                existing: frozenset[str] | None = None) -> list[Path]:
-    """The lake files of ``stems`` in the county partitions (all by default) that exist.
+class LakeLayoutError(RuntimeError):
+    """The lake is still laid out in county folders: the next ingest lays it out again."""
 
-    ``existing``: the source's files as ``county_code=X/stem.parquet``, listed
-    once for many reads (:class:`LakeView`); else each is looked up on disk.
+
+def _lake_paths(home: Path, source: Source, stems: set[str],
+                existing: frozenset[str] | None = None) -> list[Path]:
+    """The lake files of ``stems`` that exist, in delivery order.
+
+    ``existing``: the source's file names, listed once for many reads
+    (:class:`LakeView`); else each is looked up on disk.
     """
     base = lake_dir(home, source.name)
-    if counties is None:
-        partitions = sorted(path.name for path in base.glob("county_code=*"))
-    else:
-        partitions = [f"county_code={name}" for name in counties]
-    names = [f"{partition}/{stem}.parquet" for partition in partitions for stem in sorted(stems)]
+    names = [f"{stem}.parquet" for stem in sorted(stems)]
     if existing is None:
+        _check_layout(base)
         return [base / name for name in names if (base / name).exists()]
     return [base / name for name in names if name in existing]
 
 
 def _lake_files(home: Path, source: Source) -> frozenset[str]:
-    """Every file of a source's lake, as ``county_code=X/stem.parquet``."""
+    """The names of every file of a source's lake."""
     base = lake_dir(home, source.name)
     if not base.exists():
         return frozenset()
-    return frozenset(f"{partition.name}/{path.name}" for partition in base.iterdir()
-                     if partition.is_dir() for path in partition.iterdir())
+    _check_layout(base)
+    return frozenset(path.name for path in base.iterdir() if path.suffix == ".parquet")
+
+
+def _check_layout(base: Path) -> None:
+    """Refuse a source's lake still laid out in county folders (the earlier layout).
+
+    Read as it is, it would look empty: every household would drop off the
+    lists without a word.
+
+    Raises
+    ------
+    LakeLayoutError
+        If ``base`` holds a ``county_code=`` folder.
+    """
+    if any(True for _ in base.glob(f"{ingest.COUNTY}=*")):
+        raise LakeLayoutError(
+            f"{base}: the lake is in county folders, the layout before one file per "
+            "delivered file; run `monitor ingest` (or the nightly run) once to lay it out again")
 
 
 @dataclass(frozen=True)
@@ -151,17 +176,28 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
                      existing: frozenset[str] | None = None) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
-    County and delivery date included; one multi-threaded dataset scan.
+    County and delivery date included; only the row groups of ``counties``
+    (all by default), found by their statistics; one multi-threaded dataset
+    scan. Rows come county by county (in the order of ``counties``, else by
+    code), then by delivery, each file's in the order delivered.
     """
-    paths = _lake_paths(home, source, set(entries["lake_file"]), counties, existing)
+    paths = _lake_paths(home, source, set(entries["lake_file"]), existing)
     if not paths:
         return None
-    partitioning = ds.partitioning(pa.schema([(ingest.COUNTY, pa.string())]), flavor="hive")
-    dataset = ds.dataset([str(path) for path in paths], format="parquet",
-                         partitioning=partitioning,
-                         partition_base_dir=str(lake_dir(home, source.name)))
+    dataset = ds.dataset([str(path) for path in paths], format="parquet")
     wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
-    return dataset.to_table(columns=wanted)
+    if counties is None:
+        table = dataset.to_table(columns=wanted)
+        rank = pc.rank(table.column(ingest.COUNTY), sort_keys="ascending", tiebreaker="dense")
+    else:
+        table = dataset.to_table(columns=wanted, filter=ds.field(ingest.COUNTY).isin(counties))
+        rank = pc.index_in(table.column(ingest.COUNTY), value_set=pa.array(counties))
+    rank = rank.to_numpy()
+    if len(rank) > 1 and (rank[1:] < rank[:-1]).any():
+        # A file holds its counties in code order, and a delivery's files follow each other:
+        # put the rows in the order of the counties asked for (a stable sort).
+        table = table.take(pa.array(np.argsort(rank, kind="stable")))
+    return table
 
 
 def read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
@@ -335,9 +371,12 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     registry = SOURCES["registry"]
     manifest = read_manifest(home) if manifest is None else manifest
     entries = deliveries_in_force(manifest, registry, as_of)
-    paths = _lake_paths(home, registry, set(entries["lake_file"]), None)
-    counties = {path.parent.name.split("=", 1)[1] for path in paths}
-    return sorted(counties - {ingest.UNMATCHED_COUNTY})
+    paths = _lake_paths(home, registry, set(entries["lake_file"]))
+    if not paths:
+        return []
+    counties = ds.dataset([str(path) for path in paths], format="parquet").to_table(
+        columns=[ingest.COUNTY]).column(ingest.COUNTY).unique().to_pylist()
+    return sorted(set(counties) - {ingest.UNMATCHED_COUNTY})
 
 
 def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,

@@ -177,7 +177,8 @@ def remove_leftovers(home: Path) -> list[Path]:
                   *home.joinpath(*STATE_DIR).glob(".*.pending"),
                   *home.joinpath(*EVENTS_DIR).glob(".*.pending"),
                   # Lake, quarantine and state files being written by an ingest.
-                  *(home / "lake").glob("*/county_code=*/.*.tmp"),
+                  *(home / "lake").glob("*/.*.tmp"),
+                  *(home / "lake").glob("*/county_code=*/.*.tmp"),  # the earlier layout
                   *(home / "quarantine").glob("*/.*.tmp"),
                   *(home / "state").rglob(".*.tmp")]
     leftovers = []
