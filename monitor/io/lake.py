@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +146,17 @@ class LakeView:
     entries: dict[str, pd.DataFrame]
     files: dict[str, frozenset[str]]
     moves: pd.DataFrame | None
+    #: The datasets of the files read so far, by their paths: a dataset keeps each file's
+    #: footer once read, so a county's read does not parse every file's footer again. Not
+    #: sent to another process (a cluster's worker reads the footers itself).
+    datasets: dict[tuple[Path, ...], ds.Dataset] = field(default_factory=dict, repr=False,
+                                                          compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "datasets": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)  # frozen: set as the unpickled object's own fields
 
 
 def lake_view(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = None,
@@ -173,18 +184,25 @@ def _registry_moves(home: Path, manifest: pd.DataFrame, as_of: dt.date) -> pd.Da
 
 def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
                      columns: list[str] | None = None, counties: list[str] | None = None,
-                     existing: frozenset[str] | None = None) -> pa.Table | None:
+                     existing: frozenset[str] | None = None,
+                     datasets: dict[tuple[Path, ...], ds.Dataset] | None = None
+                     ) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
     County and delivery date included; only the row groups of ``counties``
     (all by default), found by their statistics; one multi-threaded dataset
     scan. Rows come county by county (in the order of ``counties``, else by
-    code), then by delivery, each file's in the order delivered.
+    code), then by delivery, each file's in the order delivered. ``datasets``:
+    datasets made before, by their paths, reused (and added to).
     """
     paths = _lake_paths(home, source, set(entries["lake_file"]), existing)
     if not paths:
         return None
-    dataset = ds.dataset([str(path) for path in paths], format="parquet")
+    dataset = None if datasets is None else datasets.get(tuple(paths))
+    if dataset is None:
+        dataset = ds.dataset([str(path) for path in paths], format="parquet")
+        if datasets is not None:
+            datasets[tuple(paths)] = dataset
     wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
     if counties is None:
         table = dataset.to_table(columns=wanted)
@@ -299,8 +317,9 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
                 members = county_members(home, as_of, county, manifest, view)
             kept = members.keys[source.county_by]
             counties += members.counties_left[source.county_by]
-    table = None if entries.empty else _read_lake_table(home, source, entries, columns, counties,
-                                                        existing)
+    table = None if entries.empty else _read_lake_table(
+        home, source, entries, columns, counties, existing,
+        None if view is None else view.datasets)
     if table is None:
         return _empty_frame(source, columns)
     # Decide which rows count on the key columns alone, then convert only those rows.
