@@ -39,7 +39,7 @@ from monitor.io.config import (
     load_scoring,
 )
 from monitor.io.deliveries import home_delivery_health
-from monitor.io.fonts import cjk_font_bytes, use_cjk_font
+from monitor.io.fonts import FontSubsets, font_subsets, use_cjk_font
 from monitor.io.ingest import IngestReport, ingest_landing
 from monitor.io.lake import (
     LakeView,
@@ -282,7 +282,7 @@ def report_inputs(home: Path, run_date: dt.date, ingest_manifest: pd.DataFrame
 @quiet_task
 def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd.DataFrame],
                   configuration: Configuration, rejected_files: list[str],
-                  ingest_manifest: pd.DataFrame, overdue: pd.DataFrame
+                  ingest_manifest: pd.DataFrame, overdue: pd.DataFrame, font: FontSubsets
                   ) -> tuple[str, dict[str, pd.DataFrame]]:
     """The run's report.html and its tables, Chinese set in the font the project installs."""
     earlier, quarantine = inputs
@@ -290,7 +290,7 @@ def render_report(run_date: dt.date, summary: dict, inputs: tuple[list[dict], pd
                            configuration.rules,
                            deliveries.delivery_rows(ingest_manifest, run_date), overdue)
     html = nightly_report(run_date.isoformat(), summary, tables, configuration.model_manifest,
-                          rejected_files, font_family=use_cjk_font(), font=cjk_font_bytes())
+                          rejected_files, font_family=use_cjk_font(), font=font)
     return html, tables
 
 
@@ -471,7 +471,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
         report_html = render_report(run_date, summary,
                                     report_inputs(home, run_date, ingest_manifest),
                                     configuration, manifest["rejected_files"], ingest_manifest,
-                                    overdue)
+                                    overdue, font_subsets(home))
         report_notices = []
     except Exception as error:
         # The referral lists matter more than their report: write them without it, and say so.

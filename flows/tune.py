@@ -32,7 +32,7 @@ from monitor.io.config import (
     load_rule_definitions,
     read_candidate,
 )
-from monitor.io.fonts import cjk_font_bytes, use_cjk_font
+from monitor.io.fonts import FontSubsets, font_subsets, use_cjk_font
 from monitor.io.lake import (
     LakeView,
     counties_as_of,
@@ -105,9 +105,9 @@ def compare(counties: list[CountyComparison], as_of: dt.date, rules: list[Rule],
 
 
 @quiet_task
-def render(tables: dict[str, pd.DataFrame], about: dict) -> str:
+def render(tables: dict[str, pd.DataFrame], about: dict, font: FontSubsets) -> str:
     """The tune's HTML report, its Chinese set in the font the project installs."""
-    return tune_report(tables, about, font_family=use_cjk_font(), font=cjk_font_bytes())
+    return tune_report(tables, about, font_family=use_cjk_font(), font=font)
 
 
 @io_task
@@ -182,7 +182,7 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
                             for side, params in parameters.items()},
         "code_version": code_version(),
     }
-    html = render(tables, about)
+    html = render(tables, about, font_subsets(home))
     target = write(home / "tune" / tune_name(tune_date, candidate, from_date, candidate_text),
                    html, tables, about, candidate_text)
     about["seconds"] = time.perf_counter() - started

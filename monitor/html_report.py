@@ -15,6 +15,7 @@ import base64
 import functools
 import html
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -119,12 +120,21 @@ class _TextCollector(HTMLParser):
         self.parts.extend(value or "" for name, value in attrs if name == "alt")
 
 
+#: Kept in every subset whatever the page shows: dates and counts change every night, and
+#: with them the digits shown; a subset that depends only on the Chinese a page shows is
+#: the same from one night to the next (and can be kept, see monitor.io.fonts.FontSubsets).
+ALWAYS_IN_SUBSET = "".join(chr(code) for code in range(0x20, 0x7F))
+
+
 def _page_text(body: str) -> str:
-    """Every character the page shows, once each, sorted (the font subset's key)."""
+    """Every character the page shows and the printable ASCII, once each, sorted.
+
+    (The font subset's key.)
+    """
     collector = _TextCollector()
     collector.feed(body)
     collector.close()
-    return "".join(sorted(set("".join(collector.parts))))
+    return "".join(sorted(set("".join(collector.parts)) | set(ALWAYS_IN_SUBSET)))
 
 
 def _escape(text: pd.Series) -> pd.Series:
@@ -288,16 +298,18 @@ def _subset_of_characters(font: bytes, characters: str) -> bytes:
     return subset_font(font, characters)
 
 
-def _font_face(font: bytes, characters: str) -> str:
+def _font_face(font: bytes | Callable[[str], bytes], characters: str) -> str:
     """The @font-face rule of the font's subset for ``characters`` (:func:`_page_text`)."""
-    data = base64.b64encode(_subset_of_characters(font, characters)).decode("ascii")
+    subset = font(characters) if callable(font) else _subset_of_characters(font, characters)
+    data = base64.b64encode(subset).decode("ascii")
     return (f'@font-face {{ font-family: "{EMBEDDED_FAMILY}"; font-style: normal; '
             f'font-weight: normal; font-display: block; '
             f'src: url(data:font/woff;base64,{data}) format("woff"); }}')
 
 
 def render_html(title: str, subtitle: str, sections: list[Section], *,
-                font: bytes | None = None, tables_note: str | None = None,
+                font: bytes | Callable[[str], bytes] | None = None,
+                tables_note: str | None = None,
                 max_rows: int = 200) -> str:
     """A whole report as one self-contained HTML page.
 
@@ -311,7 +323,8 @@ def render_html(title: str, subtitle: str, sections: list[Section], *,
         An OpenType font (e.g. :func:`monitor.io.fonts.cjk_font_bytes`). A subset of it
         with exactly the characters of the page is embedded and used first, so Chinese
         renders where no CJK font is installed. Without it the page relies on the
-        reader's fonts.
+        reader's fonts. Or a function that gives the subset for a text (e.g.
+        :class:`monitor.io.fonts.FontSubsets`, which keeps the subsets it cuts).
     tables_note : str, optional
         A line under the subtitle saying where the full tables are.
     max_rows : int

@@ -7,6 +7,8 @@ report (``out/<date>/report.html``) with its charts and tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -301,7 +303,8 @@ def _deliveries_section(section: dict, tables: dict[str, pd.DataFrame], chart: d
 
 
 def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame], model: dict,
-                   rejected_files: list[str], *, font_family: str, font: bytes | None = None
+                   rejected_files: list[str], *, font_family: str,
+                   font: bytes | Callable[[str], bytes] | None = None
                    ) -> str:
     """The run's HTML page: counts by level, rule and county, the trend, and quarantined rows."""
     chart = {"font_family": font_family}

@@ -7,6 +7,8 @@ with matplotlib in the CJK font the caller names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from monitor import charts
@@ -84,7 +86,7 @@ def _changes_shown(changes: pd.DataFrame) -> pd.DataFrame:
 
 
 def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: str,
-                font: bytes | None = None) -> str:
+                font: bytes | Callable[[str], bytes] | None = None) -> str:
     """The tune's HTML page: parameters changed, flagged households, changes, history, capacity.
 
     ``about`` holds the tune date, the as-of dates, the candidate file, the

@@ -286,6 +286,38 @@ def test_subset_font_keeps_only_the_glyphs_asked_for():
     assert set(cmap) == {ord(char) for char in "万州区"}
 
 
+def test_a_subset_cut_once_is_kept_and_read_back_by_the_next_run(tmp_path, monkeypatch):
+    from monitor.io import fonts
+
+    cut = []
+    monkeypatch.setattr(fonts, "subset_font",
+                        lambda font, text: cut.append(text) or subset_font(font, text))
+    kept = fonts.FontSubsets(tmp_path / "subsets", cjk_font_bytes())
+    assert kept("万州区") == subset_font(cjk_font_bytes(), "万州区") and cut == ["万州区"]
+    # Another run (another object): read back, not cut; other characters are cut anew.
+    again = fonts.FontSubsets(tmp_path / "subsets", cjk_font_bytes())
+    assert again("万州区") == kept("万州区") and cut == ["万州区"]
+    assert again("涪陵区") == subset_font(cjk_font_bytes(), "涪陵区") and len(cut) == 2
+    assert len(list((tmp_path / "subsets").glob("*.woff"))) == 2
+    # The page is the same with the kept subset as with the font's bytes.
+    sections = [Section("一节", ["万州区"])]
+    assert render_html("报告", "", sections, font=again) == render_html(
+        "报告", "", sections, font=cjk_font_bytes())
+    # Only the newest are kept.
+    monkeypatch.setattr(fonts, "KEPT_SUBSETS", 2)
+    again("区")
+    assert len(list((tmp_path / "subsets").glob("*.woff"))) == 2
+
+
+def test_a_folder_that_cannot_keep_subsets_costs_only_the_time(tmp_path):
+    from monitor.io import fonts
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the folder would be")
+    subsets = fonts.FontSubsets(blocked / "subsets", cjk_font_bytes())
+    assert subsets("万州区") == subset_font(cjk_font_bytes(), "万州区")
+
+
 # --- what a browser shows -----------------------------------------------------------------
 
 

@@ -4,14 +4,19 @@ Servers rarely have a CJK font installed, and matplotlib without one draws
 Chinese labels as empty boxes. The ``mplfonts`` package carries Noto Sans
 CJK SC (SIL Open Font License); this module finds that file, registers it
 with matplotlib for this process only (nothing is installed or written) and
-reads its bytes so an HTML report can embed a subset of it.
+reads its bytes so an HTML report can embed a subset of it, keeping the
+subsets it has cut under the home (:class:`FontSubsets`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources
 from pathlib import Path
+
+from monitor.html_report import subset_font
+from monitor.io.files import atomic_path
 
 FONT_PACKAGE = "mplfonts"
 FONT_FILE = ("fonts", "NotoSansCJKsc-Regular.otf")
@@ -59,3 +64,54 @@ def use_cjk_font() -> str:
 def cjk_font_bytes() -> bytes:
     """The bytes of the Noto Sans CJK SC file (about 16 MB, read once per process)."""
     return cjk_font_path().read_bytes()
+
+
+#: Subsets kept per home: a night's report shows nearly the same characters as the last.
+KEPT_SUBSETS = 16
+
+
+class FontSubsets:
+    """Subsets of a font for the characters of a page, kept on disk by character set.
+
+    Cutting the 16 MB CJK font takes over a second, and every night's report
+    (and each tune's) shows nearly the same characters: a subset cut once is
+    read back by the next run. The same font and characters always give the
+    same bytes (:func:`monitor.html_report.subset_font`), so a kept subset is
+    the one that would be cut. A folder that cannot be written (a read-only
+    home) only costs the time.
+
+    Pass it as the ``font`` of :func:`monitor.html_report.render_html`.
+    """
+
+    def __init__(self, folder: Path, font: bytes) -> None:
+        self.folder = Path(folder)
+        self.font = font
+
+    def __call__(self, characters: str) -> bytes:
+        """The font's subset for ``characters``, as WOFF bytes."""
+        key = hashlib.sha256(_digest(self.font).encode("ascii") + characters.encode("utf-8"))
+        path = self.folder / f"{key.hexdigest()[:32]}.woff"
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+        subset = subset_font(self.font, characters)
+        try:
+            with atomic_path(path) as temporary:
+                temporary.write_bytes(subset)
+            kept = sorted(self.folder.glob("*.woff"), key=lambda kept: kept.stat().st_mtime_ns)
+            for old in kept[:-KEPT_SUBSETS]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # not kept: the next run cuts it again
+        return subset
+
+
+def font_subsets(home: Path) -> FontSubsets:
+    """The CJK font's subsets kept under ``home`` (``state/font_subsets/``)."""
+    return FontSubsets(Path(home) / "state" / "font_subsets", cjk_font_bytes())
+
+
+@functools.cache
+def _digest(font: bytes) -> str:
+    return hashlib.sha256(font).hexdigest()
