@@ -20,6 +20,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -150,6 +151,14 @@ def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption =
                   f"Manifest: {Path(home) / 'state' / 'ingest_manifest.parquet'}")
 
 
+ListingFormatOption = Annotated[str, typer.Option(
+    "--format", help="table (for a terminal), csv, json or markdown (for a script or a file).")]
+LISTING_FORMATS = ("table", "csv", "json", "markdown")
+#: `monitor rules` headings for people (table, markdown); CSV and JSON keep the English keys.
+RULE_HEADINGS = {"name": "名称", "level": "等级", "scope": "范围", "measure": "建议措施",
+                 "office": "责任科室"}
+
+
 @app.command("rules")
 def rules_command(
     date: DateOption = None,
@@ -157,13 +166,26 @@ def rules_command(
         help="A region-code prefix (county or village) whose parameter values to show.")] = "50",
     home: Annotated[Path | None, typer.Option(
         "--home", help="Apply this home's parameters.yaml override.")] = None,
+    output_format: ListingFormatOption = "table",
+    parameters: Annotated[bool, typer.Option(
+        "--parameters", help="With --format csv: the parameters in force instead of the rules "
+                             "(a CSV holds one table).")] = False,
 ) -> None:
-    """List every rule, and every parameter value in force for the date and region, with sources."""
+    """List every rule, and every parameter value in force for the date and region, with sources.
+
+    ``--format csv`` writes one table (the rules, or with ``--parameters``
+    the parameters), ``json`` both as one object, ``markdown`` both as pipe
+    tables. The table never splits a code or a name; piped, it is as wide as
+    its longest line needs.
+    """
     from monitor.io.config import load_parameters, load_rule_definitions
     from monitor.params import ParameterError
     from monitor.rules import RuleError, parse_rules
 
     run_date = _run_date(date)
+    if output_format not in LISTING_FORMATS:
+        errors.print(f"--format: '{output_format}' is not one of {', '.join(LISTING_FORMATS)}")
+        raise typer.Exit(2)
     try:
         params = load_parameters(home, run_date)
         rules = parse_rules(load_rule_definitions())
@@ -171,26 +193,103 @@ def rules_command(
     except (ParameterError, RuleError) as error:
         errors.print(escape(str(error)), soft_wrap=True)
         raise typer.Exit(1) from None
-    table = Table(title=f"Rules ({len(rules)})", show_lines=True)
-    for column in ("code", "名称", "等级", "建议措施", "责任科室", "condition"):
-        table.add_column(column, overflow="fold")
-    for rule in rules:
-        table.add_row(rule.code, rule.name, rule.level, rule.measure, rule.office,
-                      escape(rule.condition.text))
-    console.print(table)
-    table = Table(title=f"Parameters in force on {run_date} for region {region}",
-                  show_lines=True)
-    for column in ("parameter", "value", "from", "region", "source"):
-        table.add_column(column, overflow="fold")
-    for entry in in_force.to_dict("records"):
-        value = entry["value"]
-        table.add_row(entry["name"], f"{value:g}", entry["from"].date().isoformat(),
-                      entry["region"] or "(all)", escape(f"{entry['source']}  ({entry['origin']})"))
-    console.print(table)
+    rule_rows = [{"code": rule.code, "name": rule.name, "level": rule.level, "scope": rule.scope,
+                  "measure": rule.measure, "office": rule.office,
+                  "condition": rule.condition.text, "roster": rule.roster}
+                 for rule in rules]
+    parameter_rows = [{"parameter": entry["name"], "value": entry["value"],
+                       "from": entry["from"].date().isoformat(),
+                       "region": entry["region"] or "(all)", "source": entry["source"],
+                       "origin": entry["origin"]}
+                      for entry in in_force.to_dict("records")]
+    titles = (f"Rules ({len(rules)})", f"Parameters in force on {run_date} for region {region}")
+    if output_format in ("table", "markdown"):
+        # For people: the rule's words under the Chinese headings of the referral files.
+        rule_rows = [{RULE_HEADINGS.get(key, key): value for key, value in row.items()}
+                     for row in rule_rows]
+    if output_format == "table":
+        _print_tables(titles, (rule_rows, parameter_rows),
+                      identifiers={"code", "parameter", RULE_HEADINGS["scope"]})
+    else:
+        print(_listing_text(output_format, titles, (rule_rows, parameter_rows),
+                            1 if parameters else 0), end="")
     missing = sorted(set(params.names) - set(in_force["name"]))
     if missing:
         errors.print(f"no value in force for region {region} on {run_date}: {', '.join(missing)}")
         raise typer.Exit(1)
+
+
+def _listing_text(output_format: str, titles: tuple[str, ...],
+                  tables: tuple[list[dict], ...], csv_table: int) -> str:
+    """Listings as CSV (one of them), JSON (all, by title order) or Markdown pipe tables."""
+    import csv
+    import io
+    import json
+
+    if output_format == "json":
+        keys = ("rules", "parameters")
+        return json.dumps(dict(zip(keys, tables, strict=True)), ensure_ascii=False,
+                          indent=2) + "\n"
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(tables[csv_table][0]),
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(tables[csv_table])
+        return buffer.getvalue()
+    lines = []
+    for title, rows in zip(titles, tables, strict=True):
+        columns = list(rows[0])
+        lines += [f"## {title}", "", "| " + " | ".join(columns) + " |",
+                  "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_markdown_cell(row[column]) for column in columns) + " |"
+                  for row in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _markdown_cell(value: object) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _print_tables(titles: tuple[str, ...], tables: tuple[list[dict], ...],
+                  identifiers: set[str]) -> None:
+    """Rich tables on the console: identifier columns never wrapped, nothing cut when piped.
+
+    On a terminal the other columns wrap at spaces (Chinese at any character);
+    a column of conditions is at least as wide as its longest name. Piped or
+    redirected, the console is as wide as the longest row needs, so a file
+    gets whole lines.
+    """
+    output = console if console.is_terminal else Console(width=100_000, soft_wrap=False)
+    for title, rows in zip(titles, tables, strict=True):
+        table = Table(title=title, show_lines=True)
+        for column in rows[0]:
+            words = [word for row in rows for word in str(row[column]).split()]
+            table.add_column(column, no_wrap=column in identifiers,
+                             overflow="ellipsis" if column in identifiers else "fold",
+                             min_width=max(map(len, words), default=1)
+                             if column in ("condition", "source") else None)
+        for row in rows:
+            table.add_row(*(escape(_cell(value)) for value in row.values()))
+        # (Measured as if the console were unbounded: a measure is clamped to its width.)
+        if Measurement.get(output, output.options.update_width(1_000_000), table).minimum \
+                <= output.width:
+            output.print(table)
+            continue
+        # Too narrow a terminal for the table without splitting a name: a block per row,
+        # the first column as its heading, lines wrapped between words.
+        output.print(f"[b]{escape(title)}[/b]")
+        for row in rows:
+            first, *rest = row.items()
+            output.print(f"\n[b]{escape(_cell(first[1]))}[/b]")
+            for column, value in rest:
+                output.print(f"  {escape(column)}: {escape(_cell(value))}")
+
+
+def _cell(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 FormatOption = Annotated[str, typer.Option(
