@@ -14,7 +14,9 @@ lake, and its outputs are written atomically at the end.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,9 @@ import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 from prefect.futures import PrefectFuture
+from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from monitor import deliveries
@@ -81,6 +85,19 @@ from monitor.scoring import RulesOnlyScore
 from monitor.workbook import TownshipWorkbooks, feedback_receipts
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+
+#: Where a run is, a line per stage (and per county): the command line shows these as they
+#: come (monitor.cli), and each also goes to the run's Prefect log.
+PROGRESS = logging.getLogger("monitor.progress")
+
+
+def say(message: str) -> None:
+    """One line of progress: to :data:`PROGRESS` and, inside a Prefect run, to its log."""
+    PROGRESS.info(message)
+    # Outside a flow run (a test calling a task's function) there is no run log.
+    with contextlib.suppress(MissingContextError):
+        get_run_logger().info(message)
+
 
 # Inputs are DataFrames and the lake: hashing them for a cache key would cost more than the work.
 quiet_task = task(cache_policy=NO_CACHE, persist_result=False)
@@ -397,8 +414,32 @@ def _evaluate_counties(home: Path, run_date: dt.date, counties: list[str],
                                    else carried.iloc[:0])
                    for read, county in zip(reads, counties, strict=True)]
     feedback = read_feedback.submit(home, run_date)
-    return ([_county_result(read, evaluation)
-             for read, evaluation in zip(reads, evaluations, strict=True)], feedback)
+    results = []
+    for number, (read, evaluation, county) in enumerate(zip(reads, evaluations, counties,
+                                                            strict=True), start=1):
+        results.append(_county_result(read, evaluation))
+        say(f"county {county} ({number}/{len(counties)}): "
+            f"{results[-1].households_evaluated:,} households")
+    return results, feedback
+
+
+def _ingest_line(report: IngestReport, seconds: float) -> str:
+    """The ingest in one line: files, rows accepted and quarantined, files rejected."""
+    by_source = report.by_source()
+    if by_source.empty:
+        return f"ingested: nothing new ({seconds:.1f} s)"
+    return (f"ingested: {int(by_source['files'].sum()):,} files, "
+            f"{int(by_source['rows_accepted'].sum()):,} rows accepted, "
+            f"{int(by_source['rows_quarantined'].sum()):,} quarantined, "
+            f"{int(by_source['rejected'].sum()):,} files rejected ({seconds:.1f} s)")
+
+
+def _health_line(health: pd.DataFrame) -> str:
+    """Sources by status (ok, stale, held, never delivered), in one line."""
+    if "status" not in health or health.empty:
+        return "no sources"
+    return ", ".join(f"{count} {status}" for status, count in
+                     health["status"].value_counts(sort=False).items())
 
 
 def _run_manifest(run_date: dt.date, configuration: Configuration, counties: list[str],
@@ -428,21 +469,27 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     started = time.perf_counter()
     configuration = load_configuration(home, run_date)
     remove_leftovers(home)
+    say(f"{run_date}: configuration checked; ingesting")
     ingest_report = ingest(home, run_date, configuration.deliveries)
     timings["ingest"] = time.perf_counter() - started
+    say(_ingest_line(ingest_report, timings["ingest"]))
 
     mark = time.perf_counter()
     ingest_manifest = read_manifest(home)
     health = check_deliveries(home, run_date, configuration.deliveries, ingest_manifest)
     previous = read_previous_run(home, run_date, health, configuration)
     timings["deliveries"] = time.perf_counter() - mark
+    say(f"deliveries checked: {_health_line(health)}")
 
     mark = time.perf_counter()
     counties = list_counties(home, run_date)
+    say(f"counties: {len(counties)} to evaluate")
     results, feedback = _evaluate_counties(home, run_date, counties, configuration,
                                            previous.carried,
                                            view_lake(home, run_date, ingest_manifest))
     timings["counties"] = time.perf_counter() - mark
+    say(f"counties evaluated: {sum(r.households_evaluated for r in results):,} households in "
+        f"{timings['counties']:.1f} s")
     for stage in ("read", "facts", "model", "rules", "score"):
         timings[f"{stage} (sum over counties)"] = sum(result.timings[stage]
                                                       for result in results)
@@ -451,6 +498,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     hits, households = combine(results)
     lifecycle = track_warnings(previous, run_date, hits, feedback.result(), configuration)
     timings["lifecycle"] = time.perf_counter() - mark
+    say(f"warnings tracked: {len(lifecycle.hits):,} hits today")
 
     mark = time.perf_counter()
     lists = triage_households(lifecycle, households, configuration, run_date, health)
@@ -459,6 +507,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                            configuration)
     overdue = overdue_by_township(lists)
     timings["triage"] = time.perf_counter() - mark
+    say(f"lists made: {len(referrals):,} households listed")
 
     summary = {**run_summary(lifecycle, referrals, overdue, receipts,
                              _unanswered(ingest_manifest, run_date)),
@@ -480,6 +529,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                           f"{type(error).__name__}: {' '.join(str(error).split())}"]
     manifest["notices"] = [*manifest["notices"], *report_notices]
     timings["report"] = time.perf_counter() - mark
+    say("report drawn; writing the referral files and workbooks")
 
     mark = time.perf_counter()
     manifest["stage_seconds"] = timings
@@ -487,6 +537,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                        TownshipWorkbooks(lists.verification, lists.roster, receipts,
                                          configuration.rules, run_date))
     timings["outputs"] = time.perf_counter() - mark
+    say(f"outputs written: {target} ({timings['outputs']:.1f} s)")
     report(run_date, summary, {row["source"]: int(row["rows_quarantined"])
                                for row in manifest["ingested_this_run"]},
            configuration.model_manifest)

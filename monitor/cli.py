@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -448,6 +448,50 @@ def _checked_flow(what: str, check: Callable[[], object],
             raise stop(f"{what} failed: {type(error).__name__}: {_one_line(error)}") from None
 
 
+@contextmanager
+def _progress(what: str) -> Iterator[None]:
+    """Show the flow's progress lines (logger ``monitor.progress``) as they come.
+
+    On a terminal, a status line says where the run is and each stage's line
+    stays above it; otherwise (cron, a pipe) each is one plain line with the
+    time, flushed at once, so that a log shows where a run was if it died.
+    """
+    import logging
+
+    logger = logging.getLogger("monitor.progress")
+
+    class Lines(logging.Handler):
+        def __init__(self, show: Callable[[str], None]) -> None:
+            super().__init__(logging.INFO)
+            self.show = show
+
+        def emit(self, record: logging.LogRecord) -> None:
+            clock = dt.datetime.now(BUREAU_TIME_ZONE).strftime("%H:%M:%S")
+            self.show(f"{clock} {record.getMessage()}")
+
+    with ExitStack() as stack:
+        if console.is_terminal:
+            status = stack.enter_context(console.status(what))
+
+            def show(line: str) -> None:
+                console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+                status.update(escape(f"{what}: {line.split(' ', 1)[1]}"))
+        else:
+            def show(line: str) -> None:
+                print(line, flush=True)
+        handler = Lines(show)
+        level, propagate = logger.level, logger.propagate
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # shown here only, not again by a root handler
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
 def _nightly_flow(nightly: object, dask_address: str | None) -> object:
     """The nightly flow, its counties sent to a Dask cluster when an address is given."""
     if not dask_address:
@@ -485,10 +529,11 @@ def run_command(
     from monitor.rules import RuleError
 
     # A bad parameter file stops the run before anything is ingested or written.
-    result = _checked_flow("run", lambda: load_configuration(home, run_date),
-                           (ParameterError, RuleError, ModelError, PseudonymError),
-                           lambda: _nightly_flow(nightly, dask_address)(
-                               home=home, run_date=run_date), home, wait)
+    with _progress(f"run {run_date}"):
+        result = _checked_flow("run", lambda: load_configuration(home, run_date),
+                               (ParameterError, RuleError, ModelError, PseudonymError),
+                               lambda: _nightly_flow(nightly, dask_address)(
+                                   home=home, run_date=run_date), home, wait)
     _print_run(result)
     from monitor.deliveries import attention_line
 

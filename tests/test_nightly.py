@@ -322,6 +322,30 @@ def test_a_plain_command_line_run_uses_a_temporary_server_and_prints_no_errors(s
     assert referral_files(scenario["home"], day)
 
 
+def test_a_run_not_on_a_terminal_prints_a_line_per_stage_and_county_as_it_goes(night_home,
+                                                                               tmp_path):
+    import re
+
+    home = tmp_path / "home"
+    shutil.copytree(night_home, home)
+    output = run(home, DAY)
+    # Each line with the time first, in the order the run goes (cron's log shows where a run
+    # was when it died); the counties one by one.
+    stages = ["configuration checked; ingesting", "ingested: nothing new",
+              "deliveries checked: ", "counties: 2 to evaluate",
+              "county 500101 (1/2): ", "county 500102 (2/2): ",
+              "counties evaluated: ", "warnings tracked: ", "lists made: ",
+              "report drawn; writing", "outputs written: "]
+    lines = output.splitlines()
+    at = [next(number for number, line in enumerate(lines) if stage in line)
+          for stage in stages]
+    assert at == sorted(at)
+    assert all(re.match(r"\d\d:\d\d:\d\d ", lines[number]) for number in at)
+    assert f"outputs written: {home / 'out' / DAY.isoformat()}" in output
+    # The summary follows the progress.
+    assert output.index("outputs written: ") < output.index("Referral files:")
+
+
 def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_server):
     (home / "landing").mkdir(parents=True)
     output = run(home, DAY)
