@@ -4,7 +4,8 @@ Pure: titles, text, PNG bytes and DataFrames in, one HTML string out. The
 page links nothing outside itself (charts are data: URLs, the CSS is
 inline, there is no script), so it opens by double-click on Windows or
 Linux and can be mailed as one file. Given the bytes of a CJK font, the page
-embeds a subset of it holding exactly the characters it shows, so Chinese
+embeds a subset of it holding the characters it shows (and the printable
+ASCII, so that a night's dates do not change it), so Chinese
 renders even on a machine without a Chinese font. The same input always
 gives the same bytes.
 """
@@ -321,7 +322,8 @@ def render_html(title: str, subtitle: str, sections: list[Section], *,
         The report's parts, in order; each gets an entry in the table of contents.
     font : bytes, optional
         An OpenType font (e.g. :func:`monitor.io.fonts.cjk_font_bytes`). A subset of it
-        with exactly the characters of the page is embedded and used first, so Chinese
+        with the characters of the page (and :data:`ALWAYS_IN_SUBSET`) is embedded and
+        used first, so Chinese
         renders where no CJK font is installed. Without it the page relies on the
         reader's fonts. Or a function that gives the subset for a text (e.g.
         :class:`monitor.io.fonts.FontSubsets`, which keeps the subsets it cuts).

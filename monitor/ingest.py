@@ -427,10 +427,10 @@ def county_lookups(registry: pd.DataFrame) -> dict[str, pd.Series]:
 
 def place_in_counties(frame: pd.DataFrame, source: Source,
                       lookups: dict[str, pd.Series] | None) -> pd.Series:
-    """The county partition of each row: by its region code, else through the registry.
+    """The county of each row in the lake: by its region code, else through the registry.
 
-    Rows whose household or person the registry does not know (yet) go to the
-    ``unmatched`` partition; the as-of reader still finds them by membership.
+    Rows whose household or person the registry does not know (yet) get the
+    county ``unmatched``; the as-of reader still finds them by membership.
     """
     if source.county_by == "region_code":
         return regions.county_of(frame["region_code"])

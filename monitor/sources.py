@@ -34,8 +34,8 @@ class Source:
     """A contract source: how its deliveries combine and how its rows are keyed.
 
     ``county_by`` names the column through which a row is placed in a county
-    partition of the lake (directly for the registry, through the registry for
-    the others).
+    of the lake, its ``county_code`` (directly for the registry, through the
+    registry for the others).
     """
 
     name: str

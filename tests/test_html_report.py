@@ -303,6 +303,13 @@ def test_a_subset_cut_once_is_kept_and_read_back_by_the_next_run(tmp_path, monke
     sections = [Section("一节", ["万州区"])]
     assert render_html("报告", "", sections, font=again) == render_html(
         "报告", "", sections, font=cjk_font_bytes())
+    # A kept file cut short (a crash before the disk had it all) is cut again, not embedded.
+    (kept_file,) = [path for path in (tmp_path / "subsets").glob("*.woff")
+                    if path.read_bytes() == subset_font(cjk_font_bytes(), "万州区")]
+    kept_file.write_bytes(kept_file.read_bytes()[:100])
+    before = len(cut)
+    assert again("万州区") == subset_font(cjk_font_bytes(), "万州区") and len(cut) == before + 1
+    assert kept_file.read_bytes() == subset_font(cjk_font_bytes(), "万州区")
     # Only the newest are kept.
     monkeypatch.setattr(fonts, "KEPT_SUBSETS", 2)
     again("区")

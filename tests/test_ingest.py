@@ -693,3 +693,25 @@ def test_a_failure_part_way_rejects_the_file_but_a_disk_failure_stops_the_ingest
     # Either way the two batches written before are gone.
     assert calls["n"] == 3
     assert not list(home.rglob("*.tmp")) and not list((home / "lake").rglob("*.parquet"))
+
+
+def test_a_part_that_cannot_take_the_files_schema_fails_while_written_and_leaves_nothing(
+        tmp_path):
+    import pyarrow as pa
+
+    target = tmp_path / "lake" / "income" / "2024-06-30_0123456789abcdef.parquet"
+    with pytest.raises(pa.ArrowInvalid), lake_ingest._StagedFiles() as staged:
+        staged.write_part(target, "500101", pa.table({"amount": pa.array([1.5, 2.0])}))
+        # Another county's rows whose column cannot be read as the file's: refused here, in
+        # the batch (whose file is then rejected), not when the file is assembled.
+        staged.write_part(target, "500102", pa.table({"amount": pa.array(["x"])}))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+    with lake_ingest._StagedFiles() as staged:
+        staged.write_part(target, "500102", pa.table({"amount": pa.array([3.5])}))
+        staged.write_part(target, "500101", pa.table({"amount": pa.array([1], pa.int64())}))
+        staged.commit()
+    # Each county in its own row group, in county order, in the first part's schema.
+    written = pq.ParquetFile(target)
+    assert written.metadata.num_row_groups == 2
+    assert written.schema_arrow.field("amount").type == pa.float64()
+    assert written.read().column("amount").to_pylist() == [1.0, 3.5]

@@ -287,8 +287,11 @@ def test_the_command_says_where_the_files_are(scenario):
 def test_a_failed_run_exits_non_zero_with_one_line_and_leaves_no_outputs(scenario):
     failed, home = scenario["failed"], scenario["home"]
     assert failed.exit_code == 1
-    assert failed.output.strip().splitlines() == [
-        "run failed: OSError: disk full (simulated)"]
+    assert failed.stderr.strip().splitlines() == ["run failed: OSError: disk full (simulated)"]
+    # The progress shows where it was: writing its outputs, never written.
+    progress = failed.stdout.strip().splitlines()
+    assert progress[-1].endswith("report drawn; writing the referral files and workbooks")
+    assert not any("outputs written" in line for line in progress)
     assert not (home / "out" / FAILED.isoformat()).exists()
     assert not list((home / "out").glob(".*"))
     assert not (home / "lake" / "warning_state" / f"{FAILED.isoformat()}.parquet").exists()

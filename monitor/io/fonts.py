@@ -13,7 +13,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
+import os
 from pathlib import Path
+
+import fontTools
 
 from monitor.html_report import subset_font
 from monitor.io.files import atomic_path
@@ -66,6 +69,8 @@ def cjk_font_bytes() -> bytes:
     return cjk_font_path().read_bytes()
 
 
+#: The WOFF 1 header: signature, flavour, then the whole file's length (big-endian), ...
+WOFF_HEADER_BYTES = 44
 #: Subsets kept per home: a night's report shows nearly the same characters as the last.
 KEPT_SUBSETS = 16
 
@@ -89,10 +94,15 @@ class FontSubsets:
 
     def __call__(self, characters: str) -> bytes:
         """The font's subset for ``characters``, as WOFF bytes."""
-        key = hashlib.sha256(_digest(self.font).encode("ascii") + characters.encode("utf-8"))
+        # The font, the characters and the subsetter's version (another may cut other bytes).
+        key = hashlib.sha256("\0".join([_digest(self.font), fontTools.version,
+                                         characters]).encode("utf-8"))
         path = self.folder / f"{key.hexdigest()[:32]}.woff"
         try:
-            return path.read_bytes()
+            kept = path.read_bytes()
+            if _whole_woff(kept):
+                os.utime(path)  # used: the last to be pruned
+                return kept
         except OSError:
             pass
         subset = subset_font(self.font, characters)
@@ -115,3 +125,17 @@ def font_subsets(home: Path) -> FontSubsets:
 @functools.cache
 def _digest(font: bytes) -> str:
     return hashlib.sha256(font).hexdigest()
+
+
+def _whole_woff(data: bytes) -> bool:
+    """Whether ``data`` is a WOFF file as long as its header says (not cut short on disk).
+
+    Examples
+    --------
+    >>> _whole_woff(b"wOFF" + bytes(4) + (44).to_bytes(4, "big") + bytes(32))
+    True
+    >>> _whole_woff(b"wOFF" + bytes(4) + (1000).to_bytes(4, "big") + bytes(32))
+    False
+    """
+    return (len(data) >= WOFF_HEADER_BYTES and data[:4] == b"wOFF"
+            and int.from_bytes(data[8:12], "big") == len(data))

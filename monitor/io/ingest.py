@@ -72,7 +72,7 @@ class FileOutcome:
     rows_unanswered: int = 0
     #: The township a returned workbook was written for.
     workbook_township: str | None = None
-    #: Accepted rows per county partition, and accepted rows with each column empty.
+    #: Accepted rows per county, and accepted rows with each column empty.
     rows_by_county: dict[str, int] | None = None
     empty_by_column: dict[str, int] | None = None
 
@@ -389,8 +389,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     """
     label = landing_file.relative_path
     stem = _stem(delivery_date, sha)
-    base = lake_dir(home, source.name)
-    lake_file = base / f"{stem}.parquet"
+    lake_file = lake_dir(home, source.name) / f"{stem}.parquet"
     accepted_rows = quarantined_rows = read_rows = 0
     reasons: Counter[str] = Counter()
     # The file's profile, for the delivery checks: accepted rows per county, empty values.
@@ -437,9 +436,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
             staged.write_part(lake_file, ingest.UNMATCHED_COUNTY, empty_lake_table)
         if placed:
             _stage_moves(staged, placed, placement, moves_dir(home) / f"{stem}.parquet")
-        # Pieces of this file in the lake's layout before one file per delivered file (a run
-        # killed midway); the manifest does not name this file yet, so they can go.
-        staged.commit(replacing=base.glob(f"county_code=*/{stem}.parquet"))
+        staged.commit()
     outcome = FileOutcome(label, source.name, delivery_date.isoformat(), "accepted",
                           f"{raw.file_format}" + (f" {raw.encoding}" if raw.encoding else ""),
                           read_rows, accepted_rows, quarantined_rows, dict(reasons),
@@ -585,6 +582,7 @@ class _StagedFiles:
         self._open: dict[Path, tuple[Path, pq.ParquetWriter]] = {}
         self._parts: dict[Path, dict[str, tuple[Path, pa.ipc.RecordBatchFileWriter,
                                                 pa.Schema]]] = {}
+        self._schemas: dict[Path, pa.Schema] = {}
 
     def __enter__(self) -> _StagedFiles:
         return self
@@ -597,6 +595,7 @@ class _StagedFiles:
             temporary.unlink(missing_ok=True)
         self._open.clear()
         self._parts.clear()
+        self._schemas.clear()
 
     def write_part(self, target: Path, part: str, table: pa.Table) -> None:
         """Append ``table`` to part ``part`` of the file that will become ``target``.
@@ -607,11 +606,14 @@ class _StagedFiles:
         holds one batch while the file is read, one part while it is assembled.
         """
         parts = self._parts.setdefault(target, {})
+        # One schema for the whole file, the first batch's: a batch that cannot take it fails
+        # here, while its file is being read (and is rejected), not at the commit.
+        schema = self._schemas.setdefault(target, table.schema)
         if part not in parts:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = temporary_path(target.with_name(f"{target.name}.{part}"))
-            parts[part] = (temporary, pa.ipc.new_file(temporary, table.schema), table.schema)
-        _, writer, schema = parts[part]
+            parts[part] = (temporary, pa.ipc.new_file(temporary, schema), schema)
+        writer = parts[part][1]
         if not table.schema.equals(schema, check_metadata=False):
             table = table.cast(schema)
         writer.write_table(table)
@@ -638,15 +640,12 @@ class _StagedFiles:
             table = table.cast(writer.schema)
         writer.write_table(table)
 
-    def commit(self, replacing: Iterable[Path] = ()) -> None:
-        """Close every file and move each into place, removing the ``replacing`` files first."""
+    def commit(self) -> None:
+        """Assemble the files written in parts, close every file and move each into place."""
         for target in list(self._parts):
             self._assemble(target)
         for _, writer in self._open.values():
             writer.close()
-        for old in list(replacing):
-            if old not in self._open:
-                old.unlink(missing_ok=True)
         for target, (temporary, _) in list(self._open.items()):
             _move_into_place(temporary, target)
             del self._open[target]

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from monitor import ingest
 from monitor.asof import DELIVERY_DATE, deliveries_in_force, deliveries_in_force_all, latest_rows
@@ -50,7 +51,7 @@ MANIFEST_COLUMNS = {
     # the township it was written for (its receipt goes there).
     "rows_unanswered": "int64", "workbook_township": "string",
     # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
-    # accepted rows per county partition and of empty values per column.
+    # accepted rows per county and of empty values per column.
     "rows_by_county": "string", "empty_by_column": "string",
     # Set while a delivery is kept from the state: held (waiting for an operator), rejected or
     # superseded (monitor.deliveries); empty for the rest.
@@ -146,11 +147,10 @@ class LakeView:
     entries: dict[str, pd.DataFrame]
     files: dict[str, frozenset[str]]
     moves: pd.DataFrame | None
-    #: The datasets of the files read so far, by their paths: a dataset keeps each file's
-    #: footer once read, so a county's read does not parse every file's footer again. Not
-    #: sent to another process (a cluster's worker reads the footers itself).
-    datasets: dict[tuple[Path, ...], ds.Dataset] = field(default_factory=dict, repr=False,
-                                                          compare=False)
+    #: The datasets of the files read so far, by their paths, sizes and times: a dataset keeps
+    #: each file's footer once read, so a county's read does not parse every file's footer
+    #: again. Not sent to another process (a cluster's worker reads the footers itself).
+    datasets: dict[tuple, ds.Dataset] = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "datasets": {}}
@@ -185,7 +185,7 @@ def _registry_moves(home: Path, manifest: pd.DataFrame, as_of: dt.date) -> pd.Da
 def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
                      columns: list[str] | None = None, counties: list[str] | None = None,
                      existing: frozenset[str] | None = None,
-                     datasets: dict[tuple[Path, ...], ds.Dataset] | None = None
+                     datasets: dict[tuple, ds.Dataset] | None = None
                      ) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
@@ -198,11 +198,15 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
     paths = _lake_paths(home, source, set(entries["lake_file"]), existing)
     if not paths:
         return None
-    dataset = None if datasets is None else datasets.get(tuple(paths))
+    # By each file's size and time too: a file written again under its name (a delivery
+    # ingested anew while a tune reads without the lock) must not be read by its old footer.
+    key = None if datasets is None else tuple(
+        (path, (stat := path.stat()).st_size, stat.st_mtime_ns) for path in paths)
+    dataset = None if datasets is None else datasets.get(key)
     if dataset is None:
         dataset = ds.dataset([str(path) for path in paths], format="parquet")
         if datasets is not None:
-            datasets[tuple(paths)] = dataset
+            datasets[key] = dataset
     wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
     if counties is None:
         table = dataset.to_table(columns=wanted)
@@ -278,7 +282,7 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     as_of : datetime.date
         Only deliveries dated on or before it count.
     county : str, optional
-        A 6-digit county code: read only that county's partition (and rows not
+        A 6-digit county code: read only that county's row groups (and rows not
         yet placed in a county whose household or person belongs to it).
     columns : list of str, optional
         Columns to read (all by default).
@@ -393,9 +397,24 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     paths = _lake_paths(home, registry, set(entries["lake_file"]))
     if not paths:
         return []
-    counties = ds.dataset([str(path) for path in paths], format="parquet").to_table(
-        columns=[ingest.COUNTY]).column(ingest.COUNTY).unique().to_pylist()
-    return sorted(set(counties) - {ingest.UNMATCHED_COUNTY})
+    return sorted(set().union(*map(_counties_in, paths)) - {ingest.UNMATCHED_COUNTY})
+
+
+def _counties_in(path: Path) -> set[str]:
+    """The counties a lake file holds, from its row groups' statistics (each holds one county).
+
+    The column itself is read only where a row group has no statistics.
+    """
+    metadata = pq.ParquetFile(path).metadata
+    column = metadata.schema.names.index(ingest.COUNTY)
+    counties = set()
+    for number in range(metadata.num_row_groups):
+        statistics = metadata.row_group(number).column(column).statistics
+        if statistics is None or not statistics.has_min_max or statistics.min != statistics.max:
+            return set(pq.read_table(path, columns=[ingest.COUNTY]).column(ingest.COUNTY)
+                       .unique().to_pylist())
+        counties.add(statistics.min)
+    return counties
 
 
 def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,
