@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -383,8 +384,28 @@ def default_task_runner() -> ThreadPoolTaskRunner:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
-@flow(name="nightly", task_runner=default_task_runner(), log_prints=False,
-      validate_parameters=False)
+def run_name(flow_name: str, date_parameter: str,
+             detail: Callable[[dict], str] | None = None) -> Callable[[], str]:
+    """A flow run's name: the flow and its date (``nightly-2026-06-30``), then any ``detail``.
+
+    A scheduled run given no date is named by today in the bureau's time zone,
+    as it runs. Instead of Prefect's random names, so that the UI and a
+    notification say which night a run was.
+    """
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        parameters = flow_run.parameters or {}
+        parts = [flow_name, as_date(parameters.get(date_parameter)).isoformat()]
+        if detail is not None:
+            parts.append(detail(parameters))
+        return "-".join(parts)
+
+    return name
+
+
+@flow(name="nightly", flow_run_name=run_name("nightly", "run_date"),
+      task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
 def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
     """Ingest new deliveries, evaluate every household as of the date, write the referral lists.
 

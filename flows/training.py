@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.nightly import as_date, default_task_runner, ingest, io_task, quiet_task
+from flows.nightly import as_date, default_task_runner, ingest, io_task, quiet_task, run_name
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     load_delivery_expectations,
@@ -88,8 +88,8 @@ def write(home: Path, result: TrainingResult, settings: ModelSettings) -> Path:
     return target
 
 
-@flow(name="train", task_runner=default_task_runner(), log_prints=False,
-      validate_parameters=False)
+@flow(name="train", flow_run_name=run_name("train", "train_date"),
+      task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
 def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
     """Train the risk model on the history up to ``train_date``; write it under the home.
 

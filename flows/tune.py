@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
-from flows.nightly import as_date, default_task_runner, io_task, quiet_task
+from flows.nightly import as_date, default_task_runner, io_task, quiet_task, run_name
 from monitor.facts import SOURCE_COLUMNS
 from monitor.io.config import (
     load_candidate_parameters,
@@ -118,8 +118,9 @@ def write(target: Path, html: str, tables: dict[str, pd.DataFrame], about: dict,
                                extra={"candidate_parameters.yaml": candidate_text})
 
 
-@flow(name="tune", task_runner=default_task_runner(), log_prints=False,
-      validate_parameters=False)
+@flow(name="tune", flow_run_name=run_name(
+    "tune", "tune_date", lambda parameters: Path(str(parameters.get("candidate", ""))).stem),
+      task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
 def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
          from_date: dt.date | None = None, capacity: int | None = None) -> dict:
     """Compare the parameters in force with ``candidate`` on the tune date (or each month since).

@@ -347,6 +347,12 @@ def test_a_run_not_on_a_terminal_prints_a_line_per_stage_and_county_as_it_goes(n
     assert f"outputs written: {home / 'out' / DAY.isoformat()}" in output
     # The summary follows the progress.
     assert output.index("outputs written: ") < output.index("Referral files:")
+    # The run is named by its date in Prefect (its UI, a notification), not at random.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        names = {run.name for run in client.read_flow_runs()}
+    assert f"nightly-{DAY.isoformat()}" in names
 
 
 def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_server):
@@ -385,3 +391,19 @@ def test_a_dask_address_that_is_not_one_is_refused(home):
                                  "--dask-address", "localhost:8786"])
     assert result.exit_code == 1
     assert "run not started: --dask-address 'localhost:8786' is not a Dask" in result.output
+
+
+def test_flow_runs_are_named_by_their_date_and_a_tune_by_its_candidate_too(monkeypatch):
+    import prefect.runtime.flow_run
+
+    from flows.nightly import nightly
+    from flows.training import train
+    from flows.tune import tune
+
+    parameters = {"run_date": DAY, "train_date": "2026-06-30",
+                  "candidate": Path("/bureau/候选/边缘 1.7.yaml")}
+    monkeypatch.setitem(prefect.runtime.flow_run.FIELDS, "parameters", lambda: parameters)
+    assert nightly.flow_run_name() == "nightly-2026-06-30"
+    assert train.flow_run_name() == "train-2026-06-30"
+    parameters["tune_date"] = dt.date(2026, 5, 31)
+    assert tune.flow_run_name() == "tune-2026-05-31-边缘 1.7"
