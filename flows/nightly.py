@@ -484,6 +484,24 @@ def _run_manifest(run_date: dt.date, configuration: Configuration, counties: lis
     }
 
 
+def _report_or_notice(home: Path, run_date: dt.date, summary: dict,
+                      configuration: Configuration, manifest: dict,
+                      ingest_manifest: pd.DataFrame, overdue: pd.DataFrame
+                      ) -> tuple[tuple[str | None, dict[str, pd.DataFrame]], list[str]]:
+    """The run's report and its tables, or none and a notice saying why it was not drawn.
+
+    The referral lists matter more than their report: they are written
+    without it, and the notice says so.
+    """
+    try:
+        return render_report(run_date, summary, report_inputs(home, run_date, ingest_manifest),
+                             configuration, manifest["rejected_files"], ingest_manifest,
+                             overdue, font_subsets(home)), []
+    except Exception as error:
+        return (None, {}), [f"report.html not written: "
+                            f"{type(error).__name__}: {' '.join(str(error).split())}"]
+
+
 def _nightly(home: Path, run_date: dt.date) -> dict:
     """The nightly flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
@@ -537,17 +555,8 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     manifest = _run_manifest(run_date, configuration, counties, results, ingest_report,
                              ingest_manifest, summary)
     mark = time.perf_counter()
-    try:
-        report_html = render_report(run_date, summary,
-                                    report_inputs(home, run_date, ingest_manifest),
-                                    configuration, manifest["rejected_files"], ingest_manifest,
-                                    overdue, font_subsets(home))
-        report_notices = []
-    except Exception as error:
-        # The referral lists matter more than their report: write them without it, and say so.
-        report_html = (None, {})
-        report_notices = [f"report.html not written: "
-                          f"{type(error).__name__}: {' '.join(str(error).split())}"]
+    report_html, report_notices = _report_or_notice(home, run_date, summary, configuration,
+                                                    manifest, ingest_manifest, overdue)
     manifest["notices"] = [*manifest["notices"], *report_notices]
     timings["report"] = time.perf_counter() - mark
     say("report drawn; writing the referral files and workbooks")
