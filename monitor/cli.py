@@ -723,3 +723,33 @@ def serve_command(
 def main() -> None:  # pragma: no cover - console entry point
     """Run the command line."""
     app()
+
+
+@app.command("alerts")
+def alerts_command(
+    block: Annotated[str, typer.Option(
+        "--block", help="The Prefect notification block to send through, as <block type>/"
+                        "<name> (e.g. slack-webhook/bureau-alerts), made on the server first.")],
+    hours: Annotated[float, typer.Option(
+        help="Alert when no nightly run has completed for this many hours.")] = 26,
+) -> None:
+    """Install the automations that notify when a nightly run fails, is late or is missing.
+
+    On the Prefect server PREFECT_API_URL names (the one `monitor serve`
+    reports to). Run again, it replaces them.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        errors.print("alerts not installed: no Prefect server: start one with `prefect server "
+                     "start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)",
+                     soft_wrap=True)
+        raise typer.Exit(1)
+    _prefect_defaults(verbose=False)
+    from flows.alerts import install_nightly_alerts
+
+    try:
+        names = install_nightly_alerts(block, hours)
+    except ValueError as error:
+        errors.print(escape(f"alerts not installed: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    for name in names:
+        console.print(f"installed: {name} (notifies through {block})", soft_wrap=True)
