@@ -18,7 +18,15 @@ import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.nightly import as_date, default_task_runner, ingest, io_task, quiet_task, run_name
+from flows.nightly import (
+    as_date,
+    default_task_runner,
+    ingest,
+    io_task,
+    quiet_task,
+    run_name,
+    say,
+)
 from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     load_delivery_expectations,
@@ -111,22 +119,32 @@ def _train(home: Path, train_date: dt.date) -> dict:
     remove_leftovers(home)
     rules = parse_rules(load_rule_definitions())
     scoring = RulesOnlyScore.from_definition(load_scoring())
+    say(f"{train_date}: configuration checked; ingesting")
     ingest(home, train_date, load_delivery_expectations(home))
     timings["ingest"] = time.perf_counter() - started
+    say(f"ingested ({timings['ingest']:.1f} s)")
 
     mark = time.perf_counter()
     plan = training_plan(train_date, settings)
+    say(f"as-of dates: {len(plan)} to build")
     futures = [snapshot_task.submit(home, snapshot, params, settings, rules, scoring)
                for snapshot in plan]
-    rows = combine_rows([future.result() for future in futures])
+    built = []
+    for number, future in enumerate(futures, start=1):
+        built.append(future.result())
+        say(f"as-of {plan[number - 1].as_of} ({number}/{len(plan)}): {len(built[-1]):,} rows")
+    rows = combine_rows(built)
     timings["rows"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
+    say(f"fitting on {len(rows):,} rows")
     result = fit(rows, settings, train_date)
     timings["fit"] = time.perf_counter() - mark
+    say(f"fitted: {result.chosen} chosen ({timings['fit']:.1f} s)")
     mark = time.perf_counter()
     target = write(home, result, settings)
     timings["write"] = time.perf_counter() - mark
+    say(f"model written: {target}")
     timings["total"] = time.perf_counter() - started
     return {"folder": str(target), "version": result.model.version, "chosen": result.chosen,
             "validation": result.model.metadata["validation"], "rows": result.row_counts,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
-from flows.nightly import as_date, default_task_runner, io_task, quiet_task, run_name
+from flows.nightly import as_date, default_task_runner, io_task, quiet_task, run_name, say
 from monitor.facts import SOURCE_COLUMNS
 from monitor.io.config import (
     load_candidate_parameters,
@@ -157,8 +157,10 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
            for name, columns in HISTORY_COLUMNS.items()},
         known_until=tune_date, label=settings.label)
     per_date = []
+    say(f"{tune_date}: {candidate.name} against the parameters in force, "
+        f"{len(dates)} as-of date{'s' if len(dates) > 1 else ''}")
     # Date by date: only one date's households are held at a time.
-    for as_of in dates:
+    for number, as_of in enumerate(dates, start=1):
         model = load_latest_model(home, as_of)
         # What every county's read of the date shares, worked out once.
         view = lake_view(home, as_of, manifest)
@@ -166,6 +168,8 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
                                           model, history)
                     for county in counties_on[as_of]]
         per_date.append(compare(counties, as_of, rules, history, capacity, model))
+        say(f"as-of {as_of} ({number}/{len(dates)}): {len(counties)} "
+            f"count{'y' if len(counties) == 1 else 'ies'} compared")
     tables = combine_dates(per_date)
     tables["parameters"] = changed_parameters(current, parameters[CANDIDATE], tune_date)
     about = {
@@ -186,5 +190,6 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     html = render(tables, about, font_subsets(home))
     target = write(home / "tune" / tune_name(tune_date, candidate, from_date, candidate_text),
                    html, tables, about, candidate_text)
+    say(f"report and tables written: {target}")
     about["seconds"] = time.perf_counter() - started
     return {"folder": str(target), "tables": tables, "about": about}

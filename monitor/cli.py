@@ -600,12 +600,13 @@ def train_command(
     from monitor.model import ModelSettingsError
     from monitor.params import ParameterError
 
-    result = _checked_flow("training", lambda: (load_parameters(home, train_date),
-                                                load_model_settings(),
-                                                load_delivery_expectations(home),
-                                                lake_pseudonym_key(home, create=False)),
-                           (ParameterError, ModelSettingsError, PseudonymError),
-                           lambda: train(home=home, train_date=train_date), home, wait)
+    with _progress(f"train {train_date}"):
+        result = _checked_flow("training", lambda: (load_parameters(home, train_date),
+                                                    load_model_settings(),
+                                                    load_delivery_expectations(home),
+                                                    lake_pseudonym_key(home, create=False)),
+                               (ParameterError, ModelSettingsError, PseudonymError),
+                               lambda: train(home=home, train_date=train_date), home, wait)
     figures = result["validation"]
     console.print(f"Model {result['version']} ({result['chosen']}), trained on "
                   f"{result['rows']['training']:,} rows; validated on "
@@ -649,12 +650,13 @@ def tune_command(
     from monitor.io.config import load_candidate_parameters, load_parameters
     from monitor.params import ParameterError
 
-    result = _checked_flow("tune", lambda: load_candidate_parameters(
-                               load_parameters(home, tune_date), parameters, tune_date),
-                           (ParameterError,),
-                           lambda: tune(home=home, candidate=parameters, tune_date=tune_date,
-                                        from_date=first, capacity=capacity), home, 0,
-                           lock=False)
+    with _progress(f"tune {tune_date}"):
+        result = _checked_flow("tune", lambda: load_candidate_parameters(
+                                   load_parameters(home, tune_date), parameters, tune_date),
+                               (ParameterError,),
+                               lambda: tune(home=home, candidate=parameters,
+                                            tune_date=tune_date, from_date=first,
+                                            capacity=capacity), home, 0, lock=False)
     tables, about = result["tables"], result["about"]
     if about["dates_before_any_delivery"]:
         errors.print(f"[yellow]notice[/]: no registry delivered yet on "

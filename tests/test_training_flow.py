@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def manifest(home: Path, day: dt.date) -> dict:
 
 def test_train_writes_the_artifact_and_the_card(trained):
     assert "Recall at 10 per township" in trained["train"]
+    # Not on a terminal: a line per stage and per as-of date as it goes, the summary after.
+    lines = trained["train"].splitlines()
+    built = [line for line in lines if re.match(r"\d\d:\d\d:\d\d as-of \d{4}-\d\d-\d\d \(", line)]
+    assert len(built) == 7 and built[-1].split(" (")[1].startswith("7/7)")
+    stages = ["configuration checked; ingesting", "as-of dates: 7 to build", "fitting on ",
+              "fitted: ", "model written: "]
+    at = [next(number for number, line in enumerate(lines) if stage in line)
+          for stage in stages]
+    summary = next(number for number, line in enumerate(lines) if line.startswith("Model "))
+    assert at == sorted(at) and at[-1] < summary
     (folder,) = trained["folders"]
     assert {path.name for path in folder.iterdir()} == {MODEL_FILE, METADATA_FILE, CARD_FILE,
                                                         VALIDATION_FILE}

@@ -103,6 +103,15 @@ def highest_level(hits: pd.DataFrame) -> pd.Series:
 def test_the_tune_covers_each_month_and_says_where_the_report_is(tuned, counted):
     assert len(counted) == 2
     assert "report.html" in tuned["output"]
+    # A line per as-of date as it goes (not on a terminal), then where it wrote, then the
+    # summary (the output here has its white space joined).
+    output = tuned["output"]
+    steps = [output.index("边缘 1.7.yaml against the parameters in force, 2 as-of dates"),
+             output.index("(1/2): 1 county compared"),
+             output.index("(2/2): 1 county compared"),
+             output.index(f"report and tables written: {tuned['folder']}"),
+             output.index("Report: ")]
+    assert steps == sorted(steps)
     assert (tuned["folder"] / "report.html").stat().st_size > 0
     assert set(tuned["tables"]) == {
         "summary", "parameters", "flagged_by_rule", "flagged_by_level", "flagged_by_county",
