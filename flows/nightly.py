@@ -95,7 +95,12 @@ PROGRESS = logging.getLogger("monitor.progress")
 def say(message: str) -> None:
     """One line of progress: to :data:`PROGRESS` and, inside a Prefect run, to its log."""
     PROGRESS.info(message)
-    # Outside a flow run (a test calling a task's function) there is no run log.
+    counted(message)
+
+
+def counted(message: str) -> None:
+    """One line of what a task did (rows read, households, warnings) in its Prefect log."""
+    # Outside a flow or task run (a test calling a task's function) there is no run log.
     with contextlib.suppress(MissingContextError):
         get_run_logger().info(message)
 
@@ -194,7 +199,9 @@ class PreviousRun:
 @io_task
 def ingest(home: Path, run_date: dt.date, expectations: DeliveryExpectations) -> IngestReport:
     """Ingest the deliveries dated on or before the run date that are new (holding broken ones)."""
-    return ingest_landing(home, run_date, expectations=expectations)
+    report = ingest_landing(home, run_date, expectations=expectations)
+    counted(_ingest_line(report))
+    return report
 
 
 @io_task
@@ -236,6 +243,8 @@ def read_county(home: Path, run_date: dt.date, county: str, params: Parameters,
     started = time.perf_counter()
     sources = read_as_of(home, run_date, county=county, columns=SOURCE_COLUMNS,
                          since=history_needed(params, run_date), view=view)
+    counted(f"county {county}: {sum(map(len, sources.values())):,} rows read from "
+            f"{len(sources)} sources")
     return CountySources(county, sources, time.perf_counter() - started)
 
 
@@ -247,6 +256,8 @@ def evaluate(county: CountySources, run_date: dt.date, configuration: Configurat
                              configuration.rules, configuration.scoring, configuration.model,
                              carried)
     result.timings["read"] = county.seconds
+    counted(f"county {county.county}: {result.households_evaluated:,} households, "
+            f"{result.persons_evaluated:,} persons evaluated; {len(result.hits):,} hits")
     return result
 
 
@@ -444,15 +455,15 @@ def _evaluate_counties(home: Path, run_date: dt.date, counties: list[str],
     return results, feedback
 
 
-def _ingest_line(report: IngestReport, seconds: float) -> str:
+def _ingest_line(report: IngestReport) -> str:
     """The ingest in one line: files, rows accepted and quarantined, files rejected."""
     by_source = report.by_source()
     if by_source.empty:
-        return f"ingested: nothing new ({seconds:.1f} s)"
+        return "ingested: nothing new"
     return (f"ingested: {int(by_source['files'].sum()):,} files, "
             f"{int(by_source['rows_accepted'].sum()):,} rows accepted, "
             f"{int(by_source['rows_quarantined'].sum()):,} quarantined, "
-            f"{int(by_source['rejected'].sum()):,} files rejected ({seconds:.1f} s)")
+            f"{int(by_source['rejected'].sum()):,} files rejected")
 
 
 def _health_line(health: pd.DataFrame) -> str:
@@ -511,7 +522,7 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     say(f"{run_date}: configuration checked; ingesting")
     ingest_report = ingest(home, run_date, configuration.deliveries)
     timings["ingest"] = time.perf_counter() - started
-    say(_ingest_line(ingest_report, timings["ingest"]))
+    say(f"{_ingest_line(ingest_report)} ({timings['ingest']:.1f} s)")
 
     mark = time.perf_counter()
     ingest_manifest = read_manifest(home)

@@ -349,10 +349,24 @@ def test_a_run_not_on_a_terminal_prints_a_line_per_stage_and_county_as_it_goes(n
     assert output.index("outputs written: ") < output.index("Referral files:")
     # The run is named by its date in Prefect (its UI, a notification), not at random.
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
 
     with get_client(sync_client=True) as client:
-        names = {run.name for run in client.read_flow_runs()}
-    assert f"nightly-{DAY.isoformat()}" in names
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[f"nightly-{DAY.isoformat()}"])))
+        messages = [log.message for log in client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[run.id for run in runs])), limit=200)]
+    assert runs
+    # Each county's tasks say what they did, not only "Finished in state Completed()".
+    assert any(message.startswith("county 500101: ") and "rows read from" in message
+               for message in messages)
+    assert any(message.startswith("county 500101: ") and message.endswith(" hits")
+               for message in messages)
 
 
 def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_server):
