@@ -478,7 +478,13 @@ def _progress(what: str) -> Iterator[None]:
                 status.update(escape(f"{what}: {line.split(' ', 1)[1]}"))
         else:
             def show(line: str) -> None:
-                print(line, flush=True)
+                try:
+                    print(line, flush=True)
+                except UnicodeEncodeError:
+                    # A console that cannot print Chinese (PYTHONIOENCODING=ascii) still gets
+                    # the line, escaped, and the run goes on.
+                    encoding = sys.stdout.encoding or "ascii"
+                    print(line.encode(encoding, "backslashreplace").decode(encoding), flush=True)
         handler = Lines(show)
         level, propagate = logger.level, logger.propagate
         logger.addHandler(handler)
