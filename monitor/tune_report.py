@@ -94,13 +94,28 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
     (``model_threshold``: side → value).
     """
     latest = pd.Timestamp(about["tune_date"])
-    dates = about["as_of_dates"]
     chart = {"font_family": font_family}
-    summary = _on(tables["summary"], latest)
-    flagged = summary.set_index("side")["households_flagged"]
     changes = _on(tables["changes"], latest)
     change_counts = changes["change"].value_counts()
-    overview = Section(
+    sections = [_overview_section(tables, about, latest, change_counts),
+                _counts_section(tables, about, latest, chart),
+                _changes_section(about, changes, change_counts, chart),
+                _workload_section(tables, about, latest, chart),
+                _history_section(tables, about, latest, chart),
+                _capacity_section(tables, about, latest, chart)]
+    return render_html(
+        f"调参比较 {about['tune_date']}", f"候选参数：{about['candidate']}", sections,
+        font=font, tables_note="完整数据见本报告旁的 tables/ 文件夹（Parquet 与 CSV）。",
+        max_rows=SHOWN_ROWS)
+
+
+def _overview_section(tables: dict[str, pd.DataFrame], about: dict, latest: pd.Timestamp,
+                      change_counts: pd.Series) -> Section:
+    """概要: what was compared, the households flagged on each side, the parameters changed."""
+    dates = about["as_of_dates"]
+    summary = _on(tables["summary"], latest)
+    flagged = summary.set_index("side")["households_flagged"]
+    return Section(
         title="概要",
         paragraphs=[
             f"候选参数文件 {about['candidate']}，与现行参数在同一批数据上比较"
@@ -118,11 +133,15 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
         tables=[("改动的参数（监测日期当天生效值）", _shown(tables["parameters"])),
                 ("各日期汇总", _shown(tables["summary"], drop=()))])
 
+
+def _counts_section(tables: dict[str, pd.DataFrame], about: dict, latest: pd.Timestamp,
+                    chart: dict) -> Section:
+    """Households flagged on the tune date by rule, level and county, on both sides."""
     by_rule = _on(tables["flagged_by_rule"], latest)
     by_rule_shown = by_rule[(by_rule[CURRENT] > 0) | (by_rule[CANDIDATE] > 0)]
     by_level = _on(tables["flagged_by_level"], latest)
     by_county = _on(tables["flagged_by_county"], latest)
-    counts = Section(
+    return Section(
         title="预警户数：按规则、等级、区县",
         paragraphs=[f"{about['tune_date']} 的预警户数。一户触发多条规则时，在每条规则下各计一次；"
                     "按等级时只计其最高等级。"],
@@ -138,7 +157,11 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
         tables=[("按规则", _shown(by_rule)), ("按等级", _shown(by_level)),
                 ("按区县", _shown(by_county))])
 
-    changed = Section(
+
+def _changes_section(about: dict, changes: pd.DataFrame, change_counts: pd.Series,
+                     chart: dict) -> Section:
+    """The households newly flagged, no longer flagged or with other rules, and why."""
+    return Section(
         title="新增与不再预警的户",
         paragraphs=[f"{about['tune_date']}：候选参数下新增预警、不再预警或触发规则变化的户，"
                     "附两种参数下的预警原因。"],
@@ -147,10 +170,14 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
             value_label="户数", **chart))],
         tables=[("变化的户", _shown(_changes_shown(changes)))])
 
+
+def _workload_section(tables: dict[str, pd.DataFrame], about: dict, latest: pd.Timestamp,
+                      chart: dict) -> Section:
+    """Households flagged per township against the caseworkers' capacity."""
     townships = _on(tables["flagged_by_township"], latest)
     busiest = townships.sort_values(CANDIDATE, ascending=False).head(SHOWN_TOWNSHIPS)
     capacity = about["capacity_per_township"]
-    workload = Section(
+    return Section(
         title="乡镇预警户数与核查能力",
         paragraphs=[f"每个乡镇(街道)的核查能力按 {capacity} 户计。预警户数未扣除已反馈办结且"
                     "情况未变的户，可能多于当晚实际转介的户数。超出核查能力的乡镇：现行参数 "
@@ -163,6 +190,10 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
             horizontal=True, **chart))],
         tables=[("各乡镇", _shown(townships.sort_values(CANDIDATE, ascending=False)))])
 
+
+def _history_section(tables: dict[str, pd.DataFrame], about: dict, latest: pd.Timestamp,
+                     chart: dict) -> Section:
+    """Precision and recall against what happened after each as-of date."""
     history = tables["history"]
     measured = history.dropna(subset=["recall"])
     # Only whole horizons: a recent date's shorter window would flatter its recall.
@@ -172,7 +203,7 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
     programs = "、".join(about["programs_entered"])
     by_rule_history = tables["history_by_rule"]
     last_measured = measured["as_of"].max() if len(measured) else latest
-    history_section = Section(
+    return Section(
         title="与历史对照：精确率与召回率",
         paragraphs=[
             f"精确率：预警户中已经乡镇核实过的（监测日期前 {about['horizon_months']} "
@@ -192,6 +223,10 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
                 (f"按规则（{last_measured.date().isoformat()}）",
                  _shown(_on(by_rule_history, last_measured)))])
 
+
+def _capacity_section(tables: dict[str, pd.DataFrame], about: dict, latest: pd.Timestamp,
+                      chart: dict) -> Section:
+    """The model threshold's capacity curve: households referred and expected recall."""
     curve = _on(tables["threshold_curve"], latest)
     thresholds = about.get("model_threshold", {})
     if len(curve):
@@ -204,7 +239,7 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
         wide["预期召回率（候选参数）"] = curve[curve["side"] == CANDIDATE].set_index(
             "threshold")["expected_recall"]
         markers = {f"{SIDE_NAMES[side]} {value:g}": value for side, value in thresholds.items()}
-        capacity_section = Section(
+        return Section(
             title="模型阈值的容量曲线",
             paragraphs=[
                 "每个 model_threshold 取值下转介的户数（其他规则命中的户，"
@@ -217,13 +252,7 @@ def tune_report(tables: dict[str, pd.DataFrame], about: dict, *, font_family: st
                 value_label="转介户数", markers=markers, secondary="预期召回率（候选参数）",
                 **chart))],
             tables=[("容量曲线", _shown(curve))])
-    else:
-        capacity_section = Section(
-            title="模型阈值的容量曲线",
-            paragraphs=["监测日期当天还没有训练好的模型（monitor train），风险评分来自规则，"
-                        "没有容量曲线。"])
-    return render_html(
-        f"调参比较 {about['tune_date']}", f"候选参数：{about['candidate']}",
-        [overview, counts, changed, workload, history_section, capacity_section],
-        font=font, tables_note="完整数据见本报告旁的 tables/ 文件夹（Parquet 与 CSV）。",
-        max_rows=SHOWN_ROWS)
+    return Section(
+        title="模型阈值的容量曲线",
+        paragraphs=["监测日期当天还没有训练好的模型（monitor train），风险评分来自规则，"
+                    "没有容量曲线。"])
