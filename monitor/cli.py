@@ -391,6 +391,72 @@ def reject_command(home: HomeOption, source: SourceOption, delivery: DeliveryOpt
     _decide(home, source, delivery, reason, release=False, wait=wait)
 
 
+HOUSEHOLD_FORMATS = ("text", "json", "html")
+
+
+@app.command("household")
+def household_command(
+    home: HomeOption,
+    household_id: Annotated[str, typer.Option("--id", help="The household's 户编号.")],
+    date: Annotated[str | None, typer.Option(
+        "--date", help="As of YYYY-MM-DD (default: the date of the latest run).")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="text (80 columns), json, or html (a page to print).")] = "text",
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Write to this file instead of the standard output.")] = None,
+) -> None:
+    """The household file (一户一档): one household's facts, rules, score and warnings.
+
+    Read from the lake as of the date, with the rules, parameters and model
+    the nightly run would use; no full id number or phone number is shown.
+    """
+    from monitor.household import household_file
+    from monitor.household_views import household_html, household_json, household_text
+    from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
+    from monitor.io.files import atomic_path
+    from monitor.io.fonts import font_subsets
+    from monitor.io.household import HouseholdNotFound, read_household, run_dates
+    from monitor.io.lake import LakeLayoutError
+    from monitor.io.models import load_latest_model
+    from monitor.params import ParameterError
+    from monitor.rules import RuleError, parse_rules
+    from monitor.scoring import RulesOnlyScore
+
+    if output_format not in HOUSEHOLD_FORMATS:
+        errors.print(f"--format: '{output_format}' is not text, json or html")
+        raise typer.Exit(2)
+    household_id = household_id.strip().lstrip("'")  # as the list showed it, quote and all
+    if date is None:
+        runs = run_dates(home)
+        if not runs:
+            errors.print(escape(f"household: {home} has no run yet; give --date"),
+                         soft_wrap=True)
+            raise typer.Exit(1)
+        as_of = runs[-1]
+    else:
+        as_of = _run_date(date)
+    try:
+        rows = read_household(home, household_id, as_of)
+        params = load_parameters(home, as_of)
+        file = household_file(
+            household_id, rows.sources, rows.income_history, rows.state, rows.events, as_of,
+            rows.run_date, params, parse_rules(load_rule_definitions()),
+            RulesOnlyScore.from_definition(load_scoring()), load_latest_model(home, as_of))
+    except (HouseholdNotFound, LakeLayoutError, ParameterError, RuleError, OSError) as error:
+        errors.print(escape(f"household: {_one_line(error)}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    if output_format == "html":
+        text = household_html(file, font_subsets(home))
+    else:
+        text = household_json(file) if output_format == "json" else household_text(file)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_path(Path(output)) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    console.print(escape(f"{output}"), soft_wrap=True)
+
+
 def _prefect_defaults(verbose: bool) -> None:
     """Prefect settings for a command-line run, unless the operator has set them.
 

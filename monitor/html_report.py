@@ -270,6 +270,7 @@ th { background: #f6f8fa; font-weight: 600; border-bottom: 2px solid #d0d7de; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.empty { color: #777; text-align: center; }
 tbody tr:nth-child(even) { background: #fbfcfd; }
+@page { size: A4; margin: 12mm; }
 @media print {
   body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
   nav.toc { background: none; border: 1px solid #ccc; }
@@ -311,7 +312,7 @@ def _font_face(font: bytes | Callable[[str], bytes], characters: str) -> str:
 def render_html(title: str, subtitle: str, sections: list[Section], *,
                 font: bytes | Callable[[str], bytes] | None = None,
                 tables_note: str | None = None,
-                max_rows: int = 200) -> str:
+                max_rows: int = 200, contents: bool = True) -> str:
     """A whole report as one self-contained HTML page.
 
     Parameters
@@ -331,6 +332,9 @@ def render_html(title: str, subtitle: str, sections: list[Section], *,
         A line under the subtitle saying where the full tables are.
     max_rows : int
         Rows shown per table; a line under a longer table says how many more there are.
+    contents : bool
+        Whether the page starts with a table of contents (a page printed as one
+        record, such as the household file, needs none).
 
     Returns
     -------
@@ -345,7 +349,7 @@ def render_html(title: str, subtitle: str, sections: list[Section], *,
     header.append("</header>")
     body = "\n".join([
         *header,
-        _contents_html(sections),
+        *([_contents_html(sections)] if contents else []),
         "<main>",
         *(_section_html(number, section, max_rows)
           for number, section in enumerate(sections, start=1)),

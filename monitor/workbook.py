@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
 
-from monitor import regions
+from monitor import regions, schemas
 from monitor.idcard import mask_numbers_in_text
 from monitor.ingest import REASON, REASON_COLUMN, REASONS, ROW, SHEET, WORKBOOK_TOWNSHIP
 from monitor.keys import arrow_strings
@@ -59,9 +59,10 @@ TOWNSHIP_MARKER = "乡镇(街道)代码"
 RECEIPT_COLUMNS = ["文件", "工作表", "行号", "预警编号", "户编号", "核实结果", "处置措施",
                    "办结日期", "结果", "说明"]
 NUMBER_COLUMNS = ("家庭人口", "风险评分")
-VERIFICATIONS = SOURCES["feedback"].schema.columns["verified"].checks[0].statistics[
-    "allowed_values"]
-ACTIONS = SOURCES["feedback"].schema.columns["action"].checks[0].statistics["allowed_values"]
+# The code lists themselves, not the feedback schema's checks: building a pandera schema at
+# import costs every command half a second (pandera then imports dask's typing).
+VERIFICATIONS = schemas.VERIFICATIONS
+ACTIONS = schemas.ACTIONS
 #: Column widths (characters; a CJK character counts two) of the list sheets, and whether the
 #: text wraps: narrow enough that the 25 columns print on A4 landscape at about 60%.
 COLUMN_WIDTHS: dict[str, tuple[float, bool]] = {

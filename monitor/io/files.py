@@ -41,12 +41,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
             temporary.unlink()
 
 
-def write_table(table: pa.Table, target: Path) -> None:
-    """Write an Arrow table to Parquet atomically."""
+def write_table(table: pa.Table, target: Path, row_group_size: int | None = None) -> None:
+    """Write an Arrow table to Parquet atomically (``row_group_size``: rows per row group)."""
     with atomic_path(target) as temporary:
-        pq.write_table(table, temporary)
+        pq.write_table(table, temporary, row_group_size=row_group_size)
 
 
-def write_parquet(frame: pd.DataFrame, target: Path) -> None:
-    """Write a DataFrame to Parquet atomically."""
-    write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
+def write_parquet(frame: pd.DataFrame, target: Path, row_group_size: int | None = None) -> None:
+    """Write a DataFrame to Parquet atomically (``row_group_size``: rows per row group)."""
+    write_table(pa.Table.from_pandas(frame, preserve_index=False), target, row_group_size)

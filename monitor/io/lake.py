@@ -185,15 +185,16 @@ def _registry_moves(home: Path, manifest: pd.DataFrame, as_of: dt.date) -> pd.Da
 def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
                      columns: list[str] | None = None, counties: list[str] | None = None,
                      existing: frozenset[str] | None = None,
-                     datasets: dict[tuple, ds.Dataset] | None = None
-                     ) -> pa.Table | None:
+                     datasets: dict[tuple, ds.Dataset] | None = None,
+                     where: ds.Expression | None = None) -> pa.Table | None:
     """The lake files named by manifest entries as one Arrow table, or None if there are none.
 
     County and delivery date included; only the row groups of ``counties``
     (all by default), found by their statistics; one multi-threaded dataset
     scan. Rows come county by county (in the order of ``counties``, else by
     code), then by delivery, each file's in the order delivered. ``datasets``:
-    datasets made before, by their paths, reused (and added to).
+    datasets made before, by their paths, reused (and added to). ``where``: a
+    filter on the rows, applied in the scan (e.g. one household's key).
     """
     paths = _lake_paths(home, source, set(entries["lake_file"]), existing)
     if not paths:
@@ -208,11 +209,18 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
         if datasets is not None:
             datasets[key] = dataset
     wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
+    chosen = None if counties is None else ds.field(ingest.COUNTY).isin(counties)
+    if where is not None:
+        # A scan decodes every column it returns for each row group the statistics leave;
+        # first find, on the filter's columns alone, the counties of the rows wanted, so
+        # that only their row groups are decoded whole.
+        chosen = where if chosen is None else chosen & where
+        found = dataset.to_table(columns=[ingest.COUNTY], filter=chosen).column(ingest.COUNTY)
+        chosen = chosen & ds.field(ingest.COUNTY).isin(pc.unique(found))
+    table = dataset.to_table(columns=wanted, filter=chosen)
     if counties is None:
-        table = dataset.to_table(columns=wanted)
         rank = pc.rank(table.column(ingest.COUNTY), sort_keys="ascending", tiebreaker="dense")
     else:
-        table = dataset.to_table(columns=wanted, filter=ds.field(ingest.COUNTY).isin(counties))
         rank = pc.index_in(table.column(ingest.COUNTY), value_set=pa.array(counties))
     rank = rank.to_numpy()
     if len(rank) > 1 and (rank[1:] < rank[:-1]).any():
@@ -270,7 +278,8 @@ def _view_for(home: Path, as_of: dt.date, manifest: pd.DataFrame | None,
 def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None = None,
                 columns: list[str] | None = None, since: tuple[str, dt.date] | None = None,
                 manifest: pd.DataFrame | None = None, members: CountyMembers | None = None,
-                view: LakeView | None = None) -> pd.DataFrame:
+                view: LakeView | None = None, where: ds.Expression | None = None
+                ) -> pd.DataFrame:
     """The state (snapshot sources) or history (events sources) of a source as of a date.
 
     Parameters
@@ -297,6 +306,10 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     view : LakeView, optional
         The lake as of ``as_of``, worked out once for many reads (it brings
         its manifest).
+    where : pyarrow.dataset.Expression, optional
+        Only rows that pass this filter, applied in the scan: one household's
+        rows are read without converting its county's. It must keep every
+        row of a key it keeps (filter on the key or the county column).
     """
     home = Path(home)
     source = SOURCES[source_name]
@@ -323,7 +336,7 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
             counties += members.counties_left[source.county_by]
     table = None if entries.empty else _read_lake_table(
         home, source, entries, columns, counties, existing,
-        None if view is None else view.datasets)
+        None if view is None else view.datasets, where)
     if table is None:
         return _empty_frame(source, columns)
     # Decide which rows count on the key columns alone, then convert only those rows.
