@@ -28,10 +28,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check monitor flows tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor flows tests benchmarks
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py

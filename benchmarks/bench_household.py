@@ -6,7 +6,7 @@ Picks households from the newest registry delivery (half of them with
 warnings, when the home has runs), and times, in this process, the library's
 answer for each: the lake read with Parquet filters
 (:func:`monitor.io.household.read_household`), the file put together
-(:func:`monitor.household.household_file`: facts, rules, score and its
+(:func:`monitor.reports.household.household_file`: facts, rules, score and its
 factors) and the text rendered; then ``monitor household`` as a separate
 process for a few of them, which adds the interpreter and the imports
 (scikit-learn's alone is about 0.7 s, paid to unpickle the model). Prints
@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as ds
 
-from monitor.household import household_file
-from monitor.household_views import household_html, household_json, household_text
 from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
 from monitor.io.household import read_household, run_dates
 from monitor.io.lake import lake_view
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import STATE_DIR
-from monitor.rules import parse_rules
-from monitor.scoring import RulesOnlyScore
+from monitor.policy.rules import parse_rules
+from monitor.policy.scoring import RulesOnlyScore
+from monitor.reports.household import household_file
+from monitor.reports.household_views import household_html, household_json, household_text
 
 
 def _households(home: Path, as_of, count: int, seed: int = 7) -> list[str]:

@@ -28,11 +28,11 @@ def main() -> None:
     parser.add_argument("--date", type=dt.date.fromisoformat, default=RUN_DATE)
     args = parser.parse_args()
 
-    from monitor.facts import SOURCE_COLUMNS, build_facts, history_needed
     from monitor.io.config import load_parameters, load_rule_definitions
     from monitor.io.ingest import ingest_landing
     from monitor.io.lake import read_as_of
-    from monitor.rules import evaluate, parse_rules
+    from monitor.policy.facts import SOURCE_COLUMNS, build_facts, history_needed
+    from monitor.policy.rules import evaluate, parse_rules
 
     home = args.home
     if home is None:

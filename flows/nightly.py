@@ -32,10 +32,6 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from monitor import deliveries
-from monitor.deliveries import DeliveryExpectations
-from monitor.evaluation import CountyEvaluation, combine, evaluate_county
-from monitor.facts import SOURCE_COLUMNS, history_needed
 from monitor.io.config import (
     configuration_versions,
     load_delivery_expectations,
@@ -69,21 +65,25 @@ from monitor.io.outputs import (
     write_outputs,
 )
 from monitor.io.permissions import keep_private
-from monitor.io.pseudonyms import lake_pseudonym_key
-from monitor.lifecycle import Lifecycle, carried_warnings, track
-from monitor.model import RiskModel
-from monitor.params import Parameters
-from monitor.referrals import TownshipLists, overdue_by_township, township_lists
-from monitor.report import (
+from monitor.io.pseudonym_key import lake_pseudonym_key
+from monitor.model.risk import RiskModel
+from monitor.policy.facts import SOURCE_COLUMNS, history_needed
+from monitor.policy.params import Parameters
+from monitor.policy.rules import Rule, parse_rules
+from monitor.policy.scoring import RulesOnlyScore
+from monitor.reports.summary import (
     TREND_RUNS,
     nightly_report,
     report_tables,
     run_summary,
     summary_markdown,
 )
-from monitor.rules import Rule, parse_rules
-from monitor.scoring import RulesOnlyScore
-from monitor.workbook import TownshipWorkbooks, feedback_receipts
+from monitor.triage import deliveries
+from monitor.triage.deliveries import DeliveryExpectations
+from monitor.triage.evaluation import CountyEvaluation, combine, evaluate_county
+from monitor.triage.lifecycle import Lifecycle, carried_warnings, track
+from monitor.triage.referrals import TownshipLists, overdue_by_township, township_lists
+from monitor.triage.workbook import TownshipWorkbooks, feedback_receipts
 
 BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -192,7 +192,7 @@ class PreviousRun:
 
     state: pd.DataFrame
     #: Open warnings of rules that read a stale source, with that run's reasons and evidence:
-    #: they stay listed while the source is stale (see monitor.deliveries).
+    #: they stay listed while the source is stale (see monitor.triage.deliveries).
     carried: pd.DataFrame
 
 

@@ -1,6 +1,6 @@
 """``monitor tune`` as a Prefect flow: the current and a candidate parameter set on the same facts.
 
-Thin orchestration over :mod:`monitor.tuning`::
+Thin orchestration over :mod:`monitor.tuning.compare`::
 
     for each as-of date (the tune date, or each month from --from to it):
         for each county: read the lake as of that date → evaluate under both
@@ -24,7 +24,6 @@ import pandas as pd
 from prefect import flow
 
 from flows.nightly import as_date, default_task_runner, io_task, quiet_task, run_name, say
-from monitor.facts import SOURCE_COLUMNS
 from monitor.io.config import (
     load_candidate_parameters,
     load_model_settings,
@@ -44,12 +43,13 @@ from monitor.io.lake import (
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
 from monitor.io.permissions import keep_private
-from monitor.labels import LABEL_COLUMNS
-from monitor.model import RiskModel
-from monitor.params import Parameters
-from monitor.rules import Rule, parse_rules
-from monitor.tune_report import tune_report
-from monitor.tuning import (
+from monitor.model.labels import LABEL_COLUMNS
+from monitor.model.risk import RiskModel
+from monitor.policy.facts import SOURCE_COLUMNS
+from monitor.policy.params import Parameters
+from monitor.policy.rules import Rule, parse_rules
+from monitor.reports.tune_page import tune_report
+from monitor.tuning.compare import (
     CANDIDATE,
     CURRENT,
     CountyComparison,

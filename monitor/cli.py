@@ -121,8 +121,8 @@ def ingest_command(home: HomeOption, date: DateOption = None, wait: WaitOption =
     from monitor.io.ingest import ingest_landing
     from monitor.io.lock import HomeBusy, home_lock
     from monitor.io.outputs import remove_leftovers
-    from monitor.io.pseudonyms import PseudonymError
-    from monitor.params import ParameterError
+    from monitor.io.pseudonym_key import PseudonymError
+    from monitor.policy.params import ParameterError
 
     run_date = _run_date(date)
     try:
@@ -179,8 +179,8 @@ def rules_command(
     its longest line needs.
     """
     from monitor.io.config import load_parameters, load_rule_definitions
-    from monitor.params import ParameterError
-    from monitor.rules import RuleError, parse_rules
+    from monitor.policy.params import ParameterError
+    from monitor.policy.rules import RuleError, parse_rules
 
     run_date = _run_date(date)
     if output_format not in LISTING_FORMATS:
@@ -306,10 +306,10 @@ def deliveries_command(home: HomeOption, date: DateOption = None,
     """
     import json
 
-    from monitor.deliveries import health_records
     from monitor.io.config import load_delivery_expectations
     from monitor.io.deliveries import home_delivery_health
-    from monitor.params import ParameterError
+    from monitor.policy.params import ParameterError
+    from monitor.triage.deliveries import health_records
 
     as_of = _run_date(date)
     if output_format not in ("table", "json"):
@@ -410,17 +410,17 @@ def household_command(
     Read from the lake as of the date, with the rules, parameters and model
     the nightly run would use; no full id number or phone number is shown.
     """
-    from monitor.household import household_file
-    from monitor.household_views import household_html, household_json, household_text
     from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
     from monitor.io.files import atomic_path
     from monitor.io.fonts import font_subsets
     from monitor.io.household import HouseholdNotFound, read_household, run_dates
     from monitor.io.lake import LakeLayoutError
     from monitor.io.models import load_latest_model
-    from monitor.params import ParameterError
-    from monitor.rules import RuleError, parse_rules
-    from monitor.scoring import RulesOnlyScore
+    from monitor.policy.params import ParameterError
+    from monitor.policy.rules import RuleError, parse_rules
+    from monitor.policy.scoring import RulesOnlyScore
+    from monitor.reports.household import household_file
+    from monitor.reports.household_views import household_html, household_json, household_text
 
     if output_format not in HOUSEHOLD_FORMATS:
         errors.print(f"--format: '{output_format}' is not text, json or html")
@@ -596,9 +596,9 @@ def run_command(
     _prefect_defaults(verbose)
     from flows.nightly import load_configuration, nightly
     from monitor.io.models import ModelError
-    from monitor.io.pseudonyms import PseudonymError
-    from monitor.params import ParameterError
-    from monitor.rules import RuleError
+    from monitor.io.pseudonym_key import PseudonymError
+    from monitor.policy.params import ParameterError
+    from monitor.policy.rules import RuleError
 
     # A bad parameter file stops the run before anything is ingested or written.
     with _progress(f"run {run_date}"):
@@ -607,7 +607,7 @@ def run_command(
                                lambda: _nightly_flow(nightly, dask_address)(
                                    home=home, run_date=run_date), home, wait)
     _print_run(result)
-    from monitor.deliveries import attention_line
+    from monitor.triage.deliveries import attention_line
 
     attention = attention_line(result["deliveries"])
     if attention:
@@ -662,15 +662,15 @@ def train_command(
     """Train the risk model on the history up to the date; write it and its card under the home."""
     train_date = _run_date(date)
     _prefect_defaults(verbose)
-    from flows.training import train
+    from flows.train import train
     from monitor.io.config import (
         load_delivery_expectations,
         load_model_settings,
         load_parameters,
     )
-    from monitor.io.pseudonyms import PseudonymError, lake_pseudonym_key
-    from monitor.model import ModelSettingsError
-    from monitor.params import ParameterError
+    from monitor.io.pseudonym_key import PseudonymError, lake_pseudonym_key
+    from monitor.model.risk import ModelSettingsError
+    from monitor.policy.params import ParameterError
 
     with _progress(f"train {train_date}"):
         result = _checked_flow("training", lambda: (load_parameters(home, train_date),
@@ -720,7 +720,7 @@ def tune_command(
     _prefect_defaults(verbose)
     from flows.tune import tune
     from monitor.io.config import load_candidate_parameters, load_parameters
-    from monitor.params import ParameterError
+    from monitor.policy.params import ParameterError
 
     with _progress(f"tune {tune_date}"):
         result = _checked_flow("tune", lambda: load_candidate_parameters(
@@ -775,7 +775,7 @@ def serve_command(
     from prefect.schedules import Cron
 
     from flows.nightly import nightly
-    from flows.training import train
+    from flows.train import train
 
     parameters = {"home": str(Path(home).resolve())}
     try:

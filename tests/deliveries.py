@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from monitor.idcard import make_id_numbers
-from monitor.sources import SOURCES
+from monitor.contract.sources import SOURCES
+from monitor.validation.idcard import make_id_numbers
 
 DELIVERY = dt.date(2024, 6, 30)
 REGION = "500101001201"  # 高笋塘街道, 万州区, village 201

@@ -44,7 +44,7 @@ def test_rules_as_csv_parse_back_with_every_rule_code_and_condition_intact():
     import io
 
     from monitor.io.config import load_rule_definitions
-    from monitor.rules import RULE_CODES, parse_rules
+    from monitor.policy.rules import RULE_CODES, parse_rules
 
     result = CliRunner().invoke(app, ["rules", "--date", "2026-06-30", "--format", "csv"])
     assert result.exit_code == 0, result.output
@@ -79,7 +79,7 @@ def test_rules_as_json_and_markdown_hold_both_tables():
 
 def test_rules_table_piped_keeps_every_row_and_name_on_one_line():
     from monitor.io.config import load_rule_definitions
-    from monitor.rules import parse_rules
+    from monitor.policy.rules import parse_rules
 
     result = CliRunner().invoke(app, ["rules", "--date", "2026-06-30"])
     assert result.exit_code == 0, result.output

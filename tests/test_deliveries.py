@@ -1,7 +1,7 @@
 """Delivery health: held deliveries, stale sources, and what the operator sees.
 
 A department that stops delivering, or sends half a file, must never silently
-change who is listed. The checks are pure (:mod:`monitor.deliveries`) and
+change who is listed. The checks are pure (:mod:`monitor.triage.deliveries`) and
 tested at their bounds here; the ingest holds a broken delivery (tested on a
 synthetic county's real deliveries); and whole runs show that a held
 delivery leaves the lists as if it had not come, that a release applies it,
@@ -20,17 +20,22 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from monitor import deliveries
 from monitor.cli import app
-from monitor.deliveries import DeliveryProfile, hold_reasons
-from monitor.facts import FACTS_FROM_EVERY_SOURCE, FACTS_FROM_SOURCE, SOURCE_COLUMNS, build_facts
+from monitor.contract.sources import SOURCES
 from monitor.io.config import load_delivery_expectations, load_parameters, load_rule_definitions
 from monitor.io.deliveries import read_decisions, record_decision
 from monitor.io.ingest import ingest_landing
 from monitor.io.lake import read_as_of, read_manifest, read_source
 from monitor.io.sample_writer import write_sample
-from monitor.rules import parse_rules
-from monitor.sources import SOURCES
+from monitor.policy.facts import (
+    FACTS_FROM_EVERY_SOURCE,
+    FACTS_FROM_SOURCE,
+    SOURCE_COLUMNS,
+    build_facts,
+)
+from monitor.policy.rules import parse_rules
+from monitor.triage import deliveries
+from monitor.triage.deliveries import DeliveryProfile, hold_reasons
 
 DAY = dt.date(2026, 6, 30)
 PLACES = ("500101001", "500101002", "500102001")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from casebook import RULES
 
-from monitor.expressions import Expression, ExpressionError
 from monitor.io.config import load_rule_definitions
-from monitor.rules import RuleError, parse_rules
+from monitor.policy.expressions import Expression, ExpressionError
+from monitor.policy.rules import RuleError, parse_rules
 
 COLUMNS = {"a": np.array([1.0, 2.0, np.nan]), "b": np.array([2.0, 2.0, 2.0]),
            "flag": np.array([True, False, True])}

@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.cells import cell_len
+from screenshot import find_chromium, screenshot
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.idcard import make_id_numbers, mask_id_numbers
-
-from screenshot import find_chromium, screenshot
+from monitor.validation.idcard import make_id_numbers, mask_id_numbers
 
 FIRST, SECOND = dt.date(2026, 6, 30), dt.date(2026, 7, 1)
 PLANTED = "000000999001"
@@ -170,7 +169,8 @@ def test_programs_claims_and_every_department_s_facts(planted):
     assert set(medical) == {"普通", "重特大疾病"}
     assert (medical["普通"]["claims"], medical["普通"]["total_cost"],
             medical["普通"]["out_of_pocket"], medical["普通"]["inpatient"]) == (1, 1000, 400, 0)
-    assert (medical["重特大疾病"]["out_of_pocket"], medical["重特大疾病"]["inpatient"]) == (15000, 1)
+    major = medical["重特大疾病"]
+    assert (major["out_of_pocket"], major["inpatient"]) == (15000, 1)
     [disability] = _rows(planted, "disability")
     assert (disability["name"], disability["disability_type"], disability["disability_level"],
             disability["self_care"]) == ("王老汉", "肢体", 2, "半失能")
@@ -282,11 +282,11 @@ def test_a_home_without_a_run_needs_a_date(tmp_path):
 
 def test_the_file_agrees_with_the_night_for_every_listed_household(household_home):
     """Read with filters, one household at a time, the facts give the run's very hits."""
-    from monitor.household import household_file
     from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
     from monitor.io.household import read_household
-    from monitor.rules import parse_rules
-    from monitor.scoring import RulesOnlyScore
+    from monitor.policy.rules import parse_rules
+    from monitor.policy.scoring import RulesOnlyScore
+    from monitor.reports.household import household_file
 
     listed = pd.read_parquet(household_home / "out" / FIRST.isoformat() / "warnings.parquet")
     params = load_parameters(household_home, FIRST)

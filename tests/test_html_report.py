@@ -16,9 +16,9 @@ import pytest
 from fontTools.ttLib import TTFont
 from screenshot import find_chromium, screenshot
 
-from monitor import charts
-from monitor.html_report import Section, render_html, subset_font
 from monitor.io.fonts import cjk_font_bytes, cjk_font_path, use_cjk_font
+from monitor.reports import charts
+from monitor.reports.html import Section, render_html, subset_font
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")

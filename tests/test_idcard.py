@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from monitor import idcard
+from monitor.validation import idcard
 
 
 @pytest.mark.parametrize("number", ["11010519491231002X", "440524188001010014"])

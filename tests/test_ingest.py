@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from deliveries import DELIVERY, GOOD_ROWS, PERSON_IDS, good_frame, ids, write_delivery
 
+from monitor.contract.sources import SOURCES
 from monitor.io import files as lake_files
 from monitor.io import ingest as lake_ingest
 from monitor.io.deliveries import record_decision
 from monitor.io.ingest import ingest_landing
 from monitor.io.lake import counties_as_of, read_manifest, read_source
-from monitor.sources import SOURCES
 
 FORMATS = ["csv", "csv-bom", "gb18030", "xlsx", "parquet"]
 PROVENANCE = ["_delivery_date"]
@@ -460,7 +460,7 @@ def test_full_width_digits_are_quarantined_not_a_crash(home):
 
 
 def test_a_file_whose_rows_cannot_be_validated_is_rejected_alone(home, monkeypatch):
-    from monitor import ingest
+    from monitor.validation import checks as ingest
 
     real = ingest.parse_rows
 
@@ -635,7 +635,7 @@ def test_malformed_lines_are_quarantined_batch_by_batch_under_their_row_numbers(
     outcome = ingest_landing(home, DELIVERY, batching=Batching(csv_bytes=2048,
                                                                malformed_lines=200)).files[0]
     # Read and checked as ever; a third of its rows quarantined holds the delivery back from
-    # the state (monitor.deliveries) until an operator releases it.
+    # the state (monitor.triage.deliveries) until an operator releases it.
     assert (outcome.status, outcome.rows_read, outcome.rows_accepted,
             outcome.rows_quarantined) == ("held", 600, 400, 200)
     quarantined = pd.read_parquet(next((home / "quarantine" / "income").glob("*.parquet")))

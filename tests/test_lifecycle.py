@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from monitor.lifecycle import (
+from monitor.triage.lifecycle import (
     CONTINUING,
     NEW,
     SETTLED,

@@ -15,8 +15,6 @@ import pandas as pd
 import pytest
 from casebook import parameters_for, sources_for
 
-from monitor.facts import build_facts
-from monitor.features import FEATURE_NAMES, model_features
 from monitor.io.config import (
     load_model_settings,
     load_parameters,
@@ -25,12 +23,11 @@ from monitor.io.config import (
 )
 from monitor.io.ingest import ingest_landing
 from monitor.io.lake import read_as_of, read_source
-from monitor.labels import outcome_labels
-from monitor.metrics import at_capacity, select_at_capacity
-from monitor.model import ModelSettings, ModelSettingsError
-from monitor.rules import parse_rules
-from monitor.scoring import RulesOnlyScore
-from monitor.training import (
+from monitor.model.features import FEATURE_NAMES, model_features
+from monitor.model.labels import outcome_labels
+from monitor.model.metrics import at_capacity, select_at_capacity
+from monitor.model.risk import ModelSettings, ModelSettingsError
+from monitor.model.training import (
     CALIBRATION,
     TRAINING,
     VALIDATION,
@@ -41,6 +38,9 @@ from monitor.training import (
     train_model,
     training_plan,
 )
+from monitor.policy.facts import build_facts
+from monitor.policy.rules import parse_rules
+from monitor.policy.scoring import RulesOnlyScore
 from tests.deliveries import PERSON_IDS, good_frame, write_delivery
 
 AS_OF = dt.date(2024, 6, 30)

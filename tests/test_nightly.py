@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.io.outputs import warning_history
 from monitor.io.sample_writer import write_sample
-from monitor.referrals import REFERRAL_HEADERS
+from monitor.triage.referrals import REFERRAL_HEADERS
 
 GOLDEN = Path(__file__).parent / "golden" / "nightly"
 PLACES = ("500101001", "500101002", "500102001")
@@ -411,7 +411,7 @@ def test_flow_runs_are_named_by_their_date_and_a_tune_by_its_candidate_too(monke
     import prefect.runtime.flow_run
 
     from flows.nightly import nightly
-    from flows.training import train
+    from flows.train import train
     from flows.tune import tune
 
     parameters = {"run_date": DAY, "train_date": "2026-06-30",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from monitor.io.outputs import previous_state, remove_leftovers, staged_folder, write_state
-from monitor.lifecycle import EVENT_COLUMNS, empty_state
+from monitor.triage.lifecycle import EVENT_COLUMNS, empty_state
 
 
 def test_a_rerun_replaces_the_whole_folder(tmp_path):

@@ -11,12 +11,17 @@ from deliveries import good_frame, write_delivery
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.facts import SOURCE_COLUMNS, build_facts
 from monitor.io.config import load_parameters, load_rule_definitions
 from monitor.io.ingest import ingest_landing
 from monitor.io.lake import read_as_of
-from monitor.params import CONTRACT_PARAMETERS, ParameterError, Parameters, parse_parameter_file
-from monitor.rules import evaluate, parse_rules
+from monitor.policy.facts import SOURCE_COLUMNS, build_facts
+from monitor.policy.params import (
+    CONTRACT_PARAMETERS,
+    ParameterError,
+    Parameters,
+    parse_parameter_file,
+)
+from monitor.policy.rules import evaluate, parse_rules
 
 
 def test_shipped_file_defines_every_contract_parameter_with_a_source():

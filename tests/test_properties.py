@@ -15,8 +15,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import normalize
-from monitor.idcard import (
+from monitor.contract.sources import SOURCES
+from monitor.io.landing import Batching, FileRejected, read_delivered_file
+from monitor.validation import normalize
+from monitor.validation.idcard import (
     ID_CHECK_DIGIT,
     ID_FORMAT,
     is_valid_id_number,
@@ -24,8 +26,6 @@ from monitor.idcard import (
     mask_id_numbers,
     normalize_id_numbers,
 )
-from monitor.io.landing import Batching, FileRejected, read_delivered_file
-from monitor.sources import SOURCES
 
 #: A block of a few lines: the body is read in many batches.
 SMALL_BLOCK_BYTES = 512

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.idcard import mask_id_numbers
-from monitor.pseudonyms import pseudonym_key
-from monitor.sources import SOURCES
+from monitor.contract.sources import SOURCES
+from monitor.validation.idcard import mask_id_numbers
+from monitor.validation.pseudonyms import pseudonym_key
 
 DAY = dt.date(2026, 6, 30)
 SECRET = "correct horse battery staple 渝"

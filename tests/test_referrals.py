@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
-from monitor.lifecycle import CONTINUING, NEW, SETTLED
-from monitor.referrals import (
+from monitor.policy.rules import RuleError, parse_rules
+from monitor.policy.scoring import RulesOnlyScore
+from monitor.triage.lifecycle import CONTINUING, NEW, SETTLED
+from monitor.triage.referrals import (
     REFERRAL_HEADERS,
     defuse,
     referral_csv,
@@ -18,8 +20,6 @@ from monitor.referrals import (
     triage,
     warnings_table,
 )
-from monitor.rules import RuleError, parse_rules
-from monitor.scoring import RulesOnlyScore
 
 AS_OF = dt.date(2026, 7, 10)
 RULES = parse_rules(load_rule_definitions())

@@ -15,11 +15,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from monitor.idcard import make_id_numbers
 from monitor.io.config import load_parameters, load_rule_definitions
-from monitor.lifecycle import CONTINUING, NEW, SETTLED, empty_state, track, warning_ids
-from monitor.referrals import EVERY, ROSTER, VERIFICATION, triage
-from monitor.rules import parse_rules
+from monitor.policy.rules import parse_rules
+from monitor.triage.lifecycle import CONTINUING, NEW, SETTLED, empty_state, track, warning_ids
+from monitor.triage.referrals import EVERY, ROSTER, VERIFICATION, triage
+from monitor.validation.idcard import make_id_numbers
 
 DAY = dt.date(2026, 7, 1)
 RULES = parse_rules(load_rule_definitions())
@@ -151,7 +151,7 @@ def test_a_settled_warning_is_not_relisted_when_only_an_age_ticks_over(rule):
 
 def test_a_warning_settled_before_ages_were_left_out_still_counts_as_settled():
     # The state of an earlier version fingerprinted the evidence with its ages.
-    from monitor.lifecycle import evidence_hashes
+    from monitor.triage.lifecycle import evidence_hashes
 
     first = track(empty_state(), hits(("h2", "SCHOOL_DROPOUT"), age=15), NO_ANSWERS, DAY,
                   ROSTERS)

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from monitor.io.config import load_parameters, load_rule_definitions
-from monitor.lifecycle import NEW
-from monitor.referrals import REFERRAL_HEADERS, referral_csv, triage
-from monitor.rules import parse_rules
+from monitor.policy.rules import parse_rules
+from monitor.triage.lifecycle import NEW
+from monitor.triage.referrals import REFERRAL_HEADERS, referral_csv, triage
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 pytestmark = pytest.mark.skipif(

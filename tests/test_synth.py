@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor import idcard, synth
+from monitor.contract.sources import SOURCES
 from monitor.io.sample_writer import FORMATS, delivery_plan, write_sample
-from monitor.sources import SOURCES
+from monitor.synth import population as synth
+from monitor.validation import idcard
 
 AS_OF = dt.date(2026, 6, 30)
 SEED = 11

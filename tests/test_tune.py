@@ -3,8 +3,8 @@
 The tune runs once per module on the trained sample county (a model trained
 for the tune date, none for the month before). Each expected figure is
 counted here straight from the nightly run's own evaluation
-(:func:`monitor.evaluation.evaluate_county`, with each parameter set), not
-through :mod:`monitor.tuning`.
+(:func:`monitor.triage.evaluation.evaluate_county`, with each parameter set), not
+through :mod:`monitor.tuning.compare`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from typer.testing import CliRunner
 
 from flows.tune import tune_name
 from monitor.cli import app
-from monitor.evaluation import evaluate_county
-from monitor.facts import SOURCE_COLUMNS, build_facts
 from monitor.io.config import (
     load_candidate_parameters,
     load_model_settings,
@@ -33,9 +31,11 @@ from monitor.io.config import (
 )
 from monitor.io.lake import read_as_of, read_source
 from monitor.io.models import load_latest_model
-from monitor.labels import outcome_labels
-from monitor.rules import LEVELS, parse_rules
-from monitor.scoring import RulesOnlyScore
+from monitor.model.labels import outcome_labels
+from monitor.policy.facts import SOURCE_COLUMNS, build_facts
+from monitor.policy.rules import LEVELS, parse_rules
+from monitor.policy.scoring import RulesOnlyScore
+from monitor.triage.evaluation import evaluate_county
 
 COUNTY = "500102"
 #: One threshold: the 低保边缘 band widened from 1.5 to 1.7 times the standard.

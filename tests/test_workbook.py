@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.io.ingest import ingest_landing
 from monitor.io.outputs import warning_history
-from monitor.referrals import REFERRAL_HEADERS
-from monitor.workbook import (
+from monitor.triage.referrals import REFERRAL_HEADERS
+from monitor.triage.workbook import (
     ACTIONS,
     ANSWER_HEADERS,
     DID_NOTHING,
@@ -285,8 +285,8 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
 def test_workbooks_made_in_worker_processes_are_the_bytes_made_in_one(night, tmp_path):
     from monitor.io.config import load_rule_definitions
     from monitor.io.outputs import write_workbooks
-    from monitor.rules import parse_rules
-    from monitor.workbook import TownshipWorkbooks, feedback_receipts
+    from monitor.policy.rules import parse_rules
+    from monitor.triage.workbook import TownshipWorkbooks, feedback_receipts
 
     rows = csv_rows(night, DAY).astype({"家庭人口": "int64", "风险评分": "int64"})
     rows = rows.assign(overdue=False, 上次探访日期="", 应探访日期=DAY.isoformat(),
@@ -312,8 +312,8 @@ def test_workbooks_made_in_worker_processes_are_the_bytes_made_in_one(night, tmp
                                                   ("500101999", None), ("", None)])
 def test_a_returned_workbook_reads_only_rows_with_a_verification_and_a_known_township(
         tmp_path, marker, township):
+    from monitor.contract.sources import SOURCES
     from monitor.io.landing import _read_township_workbook
-    from monitor.sources import SOURCES
 
     path = tmp_path / "回复.xlsx"
     book = openpyxl.Workbook()
@@ -339,7 +339,7 @@ def test_a_returned_workbook_reads_only_rows_with_a_verification_and_a_known_tow
 
 
 def test_a_refused_answer_shown_back_masks_the_id_and_phone_numbers_typed_into_it():
-    from monitor.workbook import feedback_receipts
+    from monitor.triage.workbook import feedback_receipts
 
     state = pd.DataFrame({"warning_id": ["YJ1"], "household_id": ["000000000001"],
                           "county_code": ["500101"], "township_code": ["500101001"],

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from monitor.deliveries import DeliveryExpectations
-from monitor.model import ModelSettings
-from monitor.params import ParameterError, Parameters
-from monitor.regions import township_regions
+from monitor.contract.regions import township_regions
+from monitor.model.risk import ModelSettings
+from monitor.policy.params import ParameterError, Parameters
+from monitor.triage.deliveries import DeliveryExpectations
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 OVERRIDE_NAME = "parameters.yaml"
@@ -59,7 +59,7 @@ def load_delivery_expectations(home: Path | None = None, rules_dir: Path = RULES
                                ) -> DeliveryExpectations:
     """The shipped delivery expectations, with ``<home>/deliveries.yaml`` applied when it exists.
 
-    Raises :class:`monitor.deliveries.DeliveryExpectationError` (a
+    Raises :class:`monitor.triage.deliveries.DeliveryExpectationError` (a
     :class:`ParameterError`) naming the file and the entry.
     """
     shipped = rules_dir / DELIVERIES_NAME

@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from monitor.deliveries import (
+from monitor.io.files import write_parquet
+from monitor.io.lake import manifest_path, read_manifest
+from monitor.triage.deliveries import (
     BY_INGEST,
     BY_OPERATOR,
     HELD,
@@ -24,8 +26,6 @@ from monitor.deliveries import (
     decide,
     delivery_health,
 )
-from monitor.io.files import write_parquet
-from monitor.io.lake import manifest_path, read_manifest
 
 DECISION_COLUMNS = {
     "source": "string", "delivery_date": "string", "decision": "string", "reasons": "string",
@@ -93,7 +93,7 @@ def held_reasons(decisions: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 def home_delivery_health(home: Path, expectations: DeliveryExpectations, as_of: dt.date,
                          manifest: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`monitor.deliveries.delivery_health` of a home, with the reasons of its holds."""
+    """A home's delivery health (see monitor.triage.deliveries), with its holds' reasons."""
     manifest = read_manifest(home) if manifest is None else manifest
     return delivery_health(manifest, expectations, as_of, held_reasons(read_decisions(home)))
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import fontTools
 
-from monitor.html_report import subset_font
 from monitor.io.files import atomic_path
+from monitor.reports.html import subset_font
 
 FONT_PACKAGE = "mplfonts"
 FONT_FILE = ("fonts", "NotoSansCJKsc-Regular.otf")
@@ -52,7 +52,7 @@ def cjk_font_path() -> Path:
 def use_cjk_font() -> str:
     """Register Noto Sans CJK SC with matplotlib (once per process) and return its family name.
 
-    Pass the name as ``font_family`` to the functions of :mod:`monitor.charts`.
+    Pass the name as ``font_family`` to the functions of :mod:`monitor.reports.charts`.
     Only this process's in-memory font list changes; matplotlib's installation
     and font cache are left alone.
     """
@@ -81,11 +81,11 @@ class FontSubsets:
     Cutting the 16 MB CJK font takes over a second, and every night's report
     (and each tune's) shows nearly the same characters: a subset cut once is
     read back by the next run. The same font and characters always give the
-    same bytes (:func:`monitor.html_report.subset_font`), so a kept subset is
+    same bytes (:func:`monitor.reports.html.subset_font`), so a kept subset is
     the one that would be cut. A folder that cannot be written (a read-only
     home) only costs the time.
 
-    Pass it as the ``font`` of :func:`monitor.html_report.render_html`.
+    Pass it as the ``font`` of :func:`monitor.reports.html.render_html`.
     """
 
     def __init__(self, folder: Path, font: bytes) -> None:

@@ -1,6 +1,6 @@
 """One household's rows, read from the lake with Parquet filters: the household file's input.
 
-The household file (一户一档, :mod:`monitor.household`) needs every source's
+The household file (一户一档, :mod:`monitor.reports.household`) needs every source's
 rows of one household as of a date, every income assessment delivered so
 far, and the household's warnings as the runs left them. Read whole, that is
 the whole lake (a minute at a million households); here each read is
@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from monitor import ingest
-from monitor.asof import deliveries_in_force_all
+from monitor.contract.asof import deliveries_in_force_all
+from monitor.contract.sources import SOURCES
 from monitor.io.lake import (
     READ_THREADS,
     CountyMembers,
@@ -41,8 +41,9 @@ from monitor.io.lake import (
     read_source,
 )
 from monitor.io.outputs import EVENTS_DIR, STATE_DIR, _dated_files
-from monitor.lifecycle import EVENT_COLUMNS, as_state, empty_state
-from monitor.sources import SOURCES
+from monitor.triage.lifecycle import EVENT_COLUMNS, as_state, empty_state
+from monitor.validation import checks as ingest
+
 
 class HouseholdNotFound(LookupError):
     """The 户编号 is not in the registry as of the date."""
@@ -109,7 +110,7 @@ def read_household(home: Path, household_id: str, as_of: dt.date) -> HouseholdRo
         if name == "feedback":
             # Answers by the warning ids they quote too (filed under the household's county,
             # or unmatched): a 户编号 a spreadsheet turned into 5.00101E+11 still answers
-            # the household's warning (monitor.lifecycle).
+            # the household's warning (monitor.triage.lifecycle).
             quoted = in_household
             if len(state):
                 quoted = quoted | ds.field("warning_id").isin(state["warning_id"].tolist())
@@ -145,7 +146,8 @@ def _rows_of(path: Path, household_id: str) -> pa.Table:
         zero_copy_only=False))
     sizes = [file.metadata.row_group(group).num_rows for group in range(file.num_row_groups)]
     groups = np.unique(np.searchsorted(np.cumsum(sizes), rows, side="right"))
-    table = file.read_row_groups(groups.tolist()) if len(groups) else file.schema_arrow.empty_table()
+    table = (file.read_row_groups(groups.tolist()) if len(groups)
+             else file.schema_arrow.empty_table())
     return table.filter(pc.equal(table.column("household_id"), household_id).fill_null(False))
 
 

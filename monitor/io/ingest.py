@@ -3,10 +3,10 @@
 The driver of the nightly ingest (:func:`ingest_landing`): it discovers the
 landing files (:mod:`monitor.io.landing`), skips those already ingested,
 checks each file batch by batch (the row checks themselves are pure, in
-:mod:`monitor.ingest`), writes the accepted rows to the lake, the refused
+:mod:`monitor.validation.checks`), writes the accepted rows to the lake, the refused
 ones to quarantine with their reasons, and records every file's outcome in
 the ingest manifest, written last. Each delivery is then judged against the
-source's previous one (:mod:`monitor.deliveries`). Reading the lake back is
+source's previous one (:mod:`monitor.triage.deliveries`). Reading the lake back is
 :mod:`monitor.io.lake`'s.
 """
 
@@ -25,9 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor import deliveries, ingest
-from monitor.asof import DELIVERY_DATE, LIVE_STATUSES, deliveries_in_force
-from monitor.deliveries import DeliveryExpectations
+from monitor.contract.asof import DELIVERY_DATE, LIVE_STATUSES, deliveries_in_force
+from monitor.contract.sources import SOURCES, Source
 from monitor.io.config import load_delivery_expectations
 from monitor.io.deliveries import append_decisions, decided_on, operator_decided, read_decisions
 from monitor.io.files import temporary_path, write_parquet
@@ -51,8 +50,10 @@ from monitor.io.landing import (
     open_delivered_file,
     sha256_of,
 )
-from monitor.io.pseudonyms import lake_pseudonym_key
-from monitor.sources import SOURCES, Source
+from monitor.io.pseudonym_key import lake_pseudonym_key
+from monitor.triage import deliveries
+from monitor.triage.deliveries import DeliveryExpectations
+from monitor.validation import checks as ingest
 
 
 @dataclass
@@ -119,7 +120,7 @@ def ingest_landing(home: Path, run_date: dt.date,
     file is read in batches (``batching``), so memory does not grow with it.
     Each delivery is then checked against the source's previous accepted one
     (``expectations``, default: the home's, see
-    :func:`monitor.deliveries.judge_delivery`) and held if it looks broken.
+    :func:`monitor.triage.deliveries.judge_delivery`) and held if it looks broken.
     """
     home = Path(home)
     _flatten_county_folders(home)

@@ -33,10 +33,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from monitor import ingest
-from monitor.asof import DELIVERY_DATE, deliveries_in_force, deliveries_in_force_all, latest_rows
-from monitor.keys import positions_in_many
-from monitor.sources import SOURCES, Source
+from monitor.contract.asof import (
+    DELIVERY_DATE,
+    deliveries_in_force,
+    deliveries_in_force_all,
+    latest_rows,
+)
+from monitor.contract.keys import positions_in_many
+from monitor.contract.sources import SOURCES, Source
+from monitor.validation import checks as ingest
 
 MANIFEST_COLUMNS = {
     "file": "string", "source": "string", "delivery_date": "string", "sha256": "string",
@@ -50,11 +55,11 @@ MANIFEST_COLUMNS = {
     # Rows of a returned township workbook that nobody answered: not read, not faults; and
     # the township it was written for (its receipt goes there).
     "rows_unanswered": "int64", "workbook_township": "string",
-    # What an accepted file holds, for the delivery checks (monitor.deliveries): JSON counts of
-    # accepted rows per county and of empty values per column.
+    # What an accepted file holds, for the delivery checks (monitor.triage.deliveries): JSON
+    # counts of accepted rows per county and of empty values per column.
     "rows_by_county": "string", "empty_by_column": "string",
     # Set while a delivery is kept from the state: held (waiting for an operator), rejected or
-    # superseded (monitor.deliveries); empty for the rest.
+    # superseded (monitor.triage.deliveries); empty for the rest.
     "hold": "string",
 }
 SHA_PREFIX = 16
@@ -379,9 +384,9 @@ def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
     """Sources as of a date, optionally for one county, some columns, recent rows.
 
     Without ``columns`` every source is read whole; with it, only the sources
-    it names, and only those columns (see :data:`monitor.facts.SOURCE_COLUMNS`).
+    it names, and only those columns (see :data:`monitor.policy.facts.SOURCE_COLUMNS`).
     ``since`` maps a source to a (date column, earliest date) pair (see
-    :func:`monitor.facts.history_needed`). ``manifest``: the ingest manifest
+    :func:`monitor.policy.facts.history_needed`). ``manifest``: the ingest manifest
     to read through (default: as it is now); a reader that holds no lock
     passes the one it read first, and sees the lake as it was then. ``view``:
     the lake as of ``as_of`` worked out once for every county's read

@@ -25,9 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from monitor import regions, workbook
-from monitor.ingest import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
-from monitor.sources import SOURCES, Source
+from monitor.contract import regions
+from monitor.contract.sources import SOURCES, Source
+from monitor.triage import workbook
+from monitor.validation.checks import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 _HEADER_PROBE_BYTES = 1 << 16
@@ -439,7 +440,7 @@ def _csv_batches(reader: pa_csv.CSVStreamingReader, names: list[str],
 
 
 def _workbook_township(book: pd.ExcelFile) -> str | None:
-    """The township code written beside :data:`monitor.workbook.TOWNSHIP_MARKER` in 填写说明."""
+    """The township code written in 填写说明 beside the workbook's TOWNSHIP_MARKER."""
     if workbook.GUIDE_SHEET not in book.sheet_names:
         return None
     guide = pd.read_excel(book, sheet_name=workbook.GUIDE_SHEET, header=None, dtype=str)

@@ -31,9 +31,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from monitor.features import FEATURE_NAMES
 from monitor.io.files import write_parquet
-from monitor.model import RiskModel, model_is_usable
+from monitor.model.features import FEATURE_NAMES
+from monitor.model.risk import RiskModel, model_is_usable
 
 MODEL_FILE, METADATA_FILE, CARD_FILE = "model.joblib", "metadata.json", "MODEL_CARD.md"
 VALIDATION_FILE = "validation.parquet"

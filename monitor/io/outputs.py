@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 
 from monitor import __version__
 from monitor.io.files import write_parquet
-from monitor.lifecycle import EVENT_COLUMNS, empty_state
-from monitor.referrals import defuse, referral_files, warnings_table
-from monitor.workbook import TownshipPart, TownshipWorkbooks
+from monitor.triage.lifecycle import EVENT_COLUMNS, empty_state
+from monitor.triage.referrals import defuse, referral_files, warnings_table
+from monitor.triage.workbook import TownshipPart, TownshipWorkbooks
 
 STATE_DIR = ("lake", "warning_state")
 EVENTS_DIR = ("lake", "warning_events")
@@ -305,11 +305,11 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
                   workbooks: TownshipWorkbooks | None = None) -> Path:
     """Write the referral files, warnings.parquet and run_manifest.json; return the folder.
 
-    ``referrals`` is :func:`monitor.referrals.triage`'s table, ordered by
+    ``referrals`` is :func:`monitor.triage.referrals.triage`'s table, ordered by
     county and township (one file per township with a row); ``manifest`` gets
     the number of files and warnings written. ``report`` (HTML) and its
     ``report_tables`` go beside them, in the same rename, and so do the
-    township ``workbooks`` (:class:`monitor.workbook.TownshipWorkbooks`), each
+    township ``workbooks`` (:class:`monitor.triage.workbook.TownshipWorkbooks`), each
     beside its township's CSV.
     """
     target = out_dir(home, run_date)

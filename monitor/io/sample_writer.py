@@ -1,6 +1,6 @@
 """Write a synthetic population's deliveries into ``<home>/landing`` (the sample's only I/O).
 
-Generation is :mod:`monitor.synth` (pure); this module opens one file per
+Generation is :mod:`monitor.synth.population` (pure); this module opens one file per
 delivery, appends every chunk to it, and closes them all at the end, so memory
 stays bounded by the chunk size. Formats per source are in :data:`FORMATS`.
 Output is byte-identical for the same seed, household count, as-of date and
@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from monitor import synth
-from monitor.sources import SOURCES
+from monitor.contract.sources import SOURCES
+from monitor.synth import population as synth
 
 #: File format per source: (kind, encoding, header language).
 FORMATS: dict[str, tuple[str, str, str]] = {
@@ -111,7 +111,7 @@ class _XlsxSink:
         fixed = dt.datetime(2000, 1, 1)
         wb.properties.created = fixed
         wb.properties.modified = fixed
-        wb.properties.creator = "monitor.synth"
+        wb.properties.creator = "monitor.synth.population"
         ws = wb.create_sheet(self.source)
         ws.append(_headers(self.source, FORMATS[self.source][2]))
         for part in self.parts:

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from monitor.facts import build_facts
-from monitor.idcard import make_id_numbers
+from monitor.contract.sources import SOURCES
 from monitor.io.config import RULES_DIR, load_rule_definitions
-from monitor.params import Parameters
-from monitor.rules import parse_rules
-from monitor.sources import SOURCES
+from monitor.policy.facts import build_facts
+from monitor.policy.params import Parameters
+from monitor.policy.rules import parse_rules
+from monitor.validation.idcard import make_id_numbers
 
 CASES_DIR = Path(__file__).parent / "cases"
 DEFAULT_REGION = "500101001201"
@@ -134,7 +134,7 @@ def parameters_for(case: dict) -> Parameters:
 
 def hits_for(case: dict) -> pd.DataFrame:
     """The rule hits of the case's household."""
-    from monitor.rules import evaluate
+    from monitor.policy.rules import evaluate
 
     as_of = dt.date.fromisoformat(str(case["date"]))
     params = parameters_for(case)
