@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
+from monitor.io.home import Home
 from monitor.io.household import read_household, run_dates
 from monitor.io.lake import lake_view
 from monitor.io.models import load_latest_model
-from monitor.io.outputs import STATE_DIR
 from monitor.policy.rules import parse_rules
 from monitor.policy.scoring import RulesOnlyScore
 from monitor.reports.household import household_file
@@ -44,7 +44,7 @@ def _households(home: Path, as_of, count: int, seed: int = 7) -> list[str]:
     everyone = ds.dataset(registry).to_table(columns=["household_id"]).column(0)
     chosen = np.random.default_rng(seed).choice(len(everyone), count, replace=False)
     picked = [everyone[int(row)].as_py() for row in chosen]
-    state = home.joinpath(*STATE_DIR, f"{as_of.isoformat()}.parquet")
+    state = Home.of(home).warning_state / f"{as_of.isoformat()}.parquet"
     if state.exists():
         warned = ds.dataset(str(state)).to_table(columns=["household_id"]).column(0)
         rows = np.random.default_rng(seed).choice(len(warned), count // 2, replace=False)

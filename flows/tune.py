@@ -32,6 +32,7 @@ from monitor.io.config import (
     read_candidate,
 )
 from monitor.io.fonts import FontSubsets, font_subsets, use_cjk_font
+from monitor.io.home import Home
 from monitor.io.lake import (
     LakeView,
     counties_as_of,
@@ -188,7 +189,7 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
         "code_version": code_version(),
     }
     html = render(tables, about, font_subsets(home))
-    target = write(home / "tune" / tune_name(tune_date, candidate, from_date, candidate_text),
+    target = write(Home.of(home).tune / tune_name(tune_date, candidate, from_date, candidate_text),
                    html, tables, about, candidate_text)
     say(f"report and tables written: {target}")
     about["seconds"] = time.perf_counter() - started

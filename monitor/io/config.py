@@ -1,26 +1,30 @@
 """Read the rule definitions and parameters: the shipped ``rules/`` folder and a home's override.
 
-The shipped folder is ``rules/`` at the top of the checkout (the project is
-installed in editable mode by ``make``); ``<home>/parameters.yaml`` overrides
-parameters for one deployment.
+The shipped folder is ``rules/`` at the top of the checkout, installed with
+the package as ``monitor/shipped_rules`` (a link to it in a checkout, a copy
+in a wheel); ``<home>/parameters.yaml`` overrides parameters for one
+deployment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from monitor.contract.regions import township_regions
+from monitor.io.home import DELIVERIES_OVERRIDE, PARAMETERS_OVERRIDE, Home
 from monitor.model.risk import ModelSettings
 from monitor.policy.params import ParameterError, Parameters
 from monitor.triage.deliveries import DeliveryExpectations
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
-OVERRIDE_NAME = "parameters.yaml"
-DELIVERIES_NAME = "deliveries.yaml"
+#: The shipped rules/ folder, as package data (monitor/shipped_rules links to rules/ in a
+#: checkout; a wheel holds a copy): found through the package, wherever it is installed.
+RULES_DIR = Path(str(resources.files("monitor") / "shipped_rules"))
+OVERRIDE_NAME, DELIVERIES_NAME = PARAMETERS_OVERRIDE, DELIVERIES_OVERRIDE
 
 
 def _read_yaml(path: Path, content: bytes | None = None) -> object:
@@ -43,7 +47,7 @@ def load_parameters(home: Path | None = None, as_of: dt.date | None = None,
     it starts.
     """
     shipped = rules_dir / "parameters.yaml"
-    override = Path(home) / OVERRIDE_NAME if home is not None else None
+    override = Home.of(home).parameters_override if home is not None else None
     if override is not None and override.exists():
         params = Parameters.from_files(_read_yaml(shipped), str(shipped),
                                        _read_yaml(override), str(override))
@@ -63,7 +67,7 @@ def load_delivery_expectations(home: Path | None = None, rules_dir: Path = RULES
     :class:`ParameterError`) naming the file and the entry.
     """
     shipped = rules_dir / DELIVERIES_NAME
-    override = Path(home) / DELIVERIES_NAME if home is not None else None
+    override = Home.of(home).deliveries_override if home is not None else None
     if override is not None and override.exists():
         return DeliveryExpectations.from_files(_read_yaml(shipped), str(shipped),
                                                _read_yaml(override), str(override))
@@ -116,10 +120,10 @@ def configuration_versions(home: Path | None = None, rules_dir: Path = RULES_DIR
     files = {"rules": rules_dir / "rules.yaml", "parameters": rules_dir / "parameters.yaml",
              "model_settings": rules_dir / "model.yaml",
              "deliveries": rules_dir / DELIVERIES_NAME}
-    for name, key in ((OVERRIDE_NAME, "parameters_override"),
-                      (DELIVERIES_NAME, "deliveries_override")):
-        if home is not None and (Path(home) / name).exists():
-            files[key] = Path(home) / name
+    if home is not None:
+        for key in ("parameters_override", "deliveries_override"):
+            if (override := getattr(Home.of(home), key)).exists():
+                files[key] = override
     return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from monitor.io.files import write_parquet
+from monitor.io.home import Home
 from monitor.io.lake import manifest_path, read_manifest
 from monitor.triage.deliveries import (
     BY_INGEST,
@@ -38,7 +39,7 @@ BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 def decisions_path(home: Path) -> Path:
     """Where the delivery decisions log lives."""
-    return Path(home) / "state" / "delivery_decisions.parquet"
+    return Home.of(home).delivery_decisions
 
 
 def read_decisions(home: Path) -> pd.DataFrame:

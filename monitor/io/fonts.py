@@ -19,6 +19,7 @@ from pathlib import Path
 import fontTools
 
 from monitor.io.files import atomic_path
+from monitor.io.home import Home
 from monitor.reports.html import subset_font
 
 FONT_PACKAGE = "mplfonts"
@@ -119,7 +120,7 @@ class FontSubsets:
 
 def font_subsets(home: Path) -> FontSubsets:
     """The CJK font's subsets kept under ``home`` (``state/font_subsets/``)."""
-    return FontSubsets(Path(home) / "state" / "font_subsets", cjk_font_bytes())
+    return FontSubsets(Home.of(home).font_subsets, cjk_font_bytes())
 
 
 @functools.cache

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from monitor.contract.asof import deliveries_in_force_all
 from monitor.contract.sources import SOURCES
+from monitor.io.home import Home, dated_files
 from monitor.io.lake import (
     READ_THREADS,
     CountyMembers,
@@ -40,7 +41,6 @@ from monitor.io.lake import (
     lake_view,
     read_source,
 )
-from monitor.io.outputs import EVENTS_DIR, STATE_DIR, _dated_files
 from monitor.triage.lifecycle import EVENT_COLUMNS, as_state, empty_state
 from monitor.validation import checks as ingest
 
@@ -71,7 +71,7 @@ class HouseholdRows:
 
 def run_dates(home: Path) -> list[dt.date]:
     """The dates the nightly run completed for (their warning state is kept), oldest first."""
-    return sorted(_dated_files(Path(home).joinpath(*STATE_DIR)))
+    return sorted(dated_files(Home.of(home).warning_state))
 
 
 def read_household(home: Path, household_id: str, as_of: dt.date) -> HouseholdRows:
@@ -154,14 +154,14 @@ def _rows_of(path: Path, household_id: str) -> pa.Table:
 def _warnings_of(home: Path, household_id: str, as_of: dt.date
                  ) -> tuple[dt.date | None, pd.DataFrame, pd.DataFrame]:
     """The latest run on or before ``as_of``: its date, the household's state and events."""
-    states = {day: path for day, path in _dated_files(home.joinpath(*STATE_DIR)).items()
+    states = {day: path for day, path in dated_files(Home.of(home).warning_state).items()
               if day <= as_of}
     if not states:
         return None, empty_state(), pd.DataFrame(
             {name: pd.Series(dtype=kind) for name, kind in EVENT_COLUMNS.items()})
     run_date = max(states)
     state = _rows_of(states[run_date], household_id).to_pandas()
-    events = [_rows_of(path, household_id) for day, path in sorted(_dated_files(home.joinpath(
-        *EVENTS_DIR)).items()) if day <= run_date]
+    events = [_rows_of(path, household_id) for day, path in sorted(dated_files(
+        Home.of(home).warning_events).items()) if day <= run_date]
     events = pa.concat_tables(events, promote_options="permissive").to_pandas()
     return run_date, as_state(state), events.astype(EVENT_COLUMNS)

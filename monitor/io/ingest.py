@@ -30,6 +30,7 @@ from monitor.contract.sources import SOURCES, Source
 from monitor.io.config import load_delivery_expectations
 from monitor.io.deliveries import append_decisions, decided_on, operator_decided, read_decisions
 from monitor.io.files import temporary_path, write_parquet
+from monitor.io.home import Home
 from monitor.io.lake import (
     MANIFEST_COLUMNS,
     SHA_PREFIX,
@@ -419,7 +420,7 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
         if len(quarantined):
             if quarantine_schema is None:
                 quarantine_schema = _quarantine_schema(batch.frame)
-            staged.write(home / "quarantine" / source.name / f"{stem}.parquet",
+            staged.write(Home.of(home).quarantine(source.name) / f"{stem}.parquet",
                          _quarantine_table(quarantined, quarantine_schema, label,
                                            delivery_date))
         return len(accepted), quarantined
@@ -499,7 +500,7 @@ def _with_warning_townships(home: Path, batch: RawBatch) -> RawBatch:
     frame = batch.frame
     if ingest.WORKBOOK_TOWNSHIP not in frame or frame.empty:
         return batch  # not a returned workbook: every other batch of every file
-    states = sorted((home / "lake" / "warning_state").glob("*.parquet"))
+    states = sorted(Home.of(home).warning_state.glob("*.parquet"))
     if not states:
         return batch
     ids = frame["warning_id"].astype("string").str.strip()

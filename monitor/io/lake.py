@@ -41,6 +41,7 @@ from monitor.contract.asof import (
 )
 from monitor.contract.keys import positions_in_many
 from monitor.contract.sources import SOURCES, Source
+from monitor.io.home import Home
 from monitor.validation import checks as ingest
 
 MANIFEST_COLUMNS = {
@@ -68,17 +69,17 @@ READ_THREADS = 2
 
 def lake_dir(home: Path, source: str) -> Path:
     """The lake folder of one source."""
-    return home / "lake" / source
+    return Home.of(home).lake(source)
 
 
 def moves_dir(home: Path) -> Path:
     """Where each registry delivery's county moves are kept."""
-    return home / "state" / "county_moves"
+    return Home.of(home).county_moves
 
 
 def manifest_path(home: Path) -> Path:
     """Where the ingest manifest lives."""
-    return home / "state" / "ingest_manifest.parquet"
+    return Home.of(home).ingest_manifest
 
 
 def read_manifest(home: Path) -> pd.DataFrame:
@@ -455,7 +456,7 @@ def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,
                     files["file"], files["workbook_township"], strict=True))]
     quarantined = [pd.read_parquet(path) for lake_file in
                    files.loc[(files["rows_quarantined"] > 0).to_numpy(dtype=bool), "lake_file"]
-                   if (path := home / "quarantine" / source_name / f"{lake_file}.parquet")
+                   if (path := Home.of(home).quarantine(source_name) / f"{lake_file}.parquet")
                    .exists()]
     return (pd.concat(accepted, ignore_index=True) if accepted else _empty_frame(source, None),
             pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(
@@ -477,7 +478,7 @@ def quarantine_counts(home: Path, ingested_on: dt.date, manifest: pd.DataFrame |
     columns = ["source", "reason", "column", "rows"]
     frames = []
     for source, lake_file in zip(files["source"], files["lake_file"], strict=True):
-        path = home / "quarantine" / source / f"{lake_file}.parquet"
+        path = Home.of(home).quarantine(source) / f"{lake_file}.parquet"
         if path.exists():
             rows = pd.read_parquet(path).reindex(columns=[ingest.REASON, ingest.REASON_COLUMN])
             frames.append(pd.DataFrame({"source": source, "reason": rows[ingest.REASON],

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from monitor.contract import regions
 from monitor.contract.sources import SOURCES, Source
+from monitor.io.home import Home
 from monitor.triage import workbook
 from monitor.validation.checks import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
 
@@ -122,7 +123,7 @@ def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
     not contract sources or not dates, and files of unsupported types, come
     back as notices naming the path.
     """
-    landing = home / "landing"
+    landing = Home.of(home).landing
     files: list[LandingFile] = []
     notices: list[str] = []
     if not landing.is_dir():

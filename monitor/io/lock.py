@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LOCK_PATH = ("state", "run.lock")
+from monitor.io.home import Home
+
 #: Seconds between two tries while waiting for the lock.
 POLL_SECONDS = 1.0
 #: The mode a new lock file asks for, before the umask takes its bits away.
@@ -41,7 +42,7 @@ class HomeBusy(RuntimeError):
 
 def lock_path(home: Path) -> Path:
     """The lock file of a home."""
-    return Path(home).joinpath(*LOCK_PATH)
+    return Home.of(home).run_lock
 
 
 def _holder(path: Path) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.io.files import write_parquet
+from monitor.io.home import STAGING, Home, temporary_name
 from monitor.model.features import FEATURE_NAMES
 from monitor.model.risk import RiskModel, model_is_usable
 
@@ -47,7 +47,7 @@ class ModelError(ValueError):
 
 def models_dir(home: Path) -> Path:
     """Where a home keeps its models."""
-    return Path(home) / "models"
+    return Home.of(home).models
 
 
 def library_versions() -> dict[str, str]:
@@ -69,7 +69,7 @@ def write_model(home: Path, model: RiskModel, card: str, validation: pd.DataFram
     target = folder / model.version
     if (target / MODEL_FILE).exists():
         return target
-    staging = folder / f".{model.version}.{os.getpid()}.staging"
+    staging = temporary_name(target, STAGING)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     metadata = {**model.metadata, "libraries": library_versions(),

@@ -36,12 +36,19 @@ import pyarrow.parquet as pq
 
 from monitor import __version__
 from monitor.io.files import write_parquet
+from monitor.io.home import (
+    PENDING,
+    REPLACED,
+    STAGING,
+    Home,
+    dated_files,
+    temporary_name,
+    writer_of,
+)
 from monitor.triage.lifecycle import EVENT_COLUMNS, empty_state
 from monitor.triage.referrals import defuse, referral_files, warnings_table
 from monitor.triage.workbook import TownshipPart, TownshipWorkbooks
 
-STATE_DIR = ("lake", "warning_state")
-EVENTS_DIR = ("lake", "warning_events")
 #: Rows per row group of the warning state and events files: one household's rows are read
 #: a row group or two at a time (the household file, monitor.io.household), not the whole
 #: file (0.2 s at a million households, in one row group).
@@ -50,23 +57,14 @@ STATE_ROW_GROUP_ROWS = 16_384
 
 def out_dir(home: Path, run_date: dt.date) -> Path:
     """The outputs folder of one run date."""
-    return Path(home) / "out" / run_date.isoformat()
+    return Home.of(home).out(run_date)
 
 
-def _dated_files(folder: Path, pattern: str = "*.parquet") -> dict[dt.date, Path]:
-    """The entries of a folder named by a date (``2026-06-30.parquet``, ``2026-06-30/``)."""
-    files = {}
-    for path in folder.glob(pattern):
-        try:
-            files[dt.date.fromisoformat(path.stem)] = path
-        except ValueError:
-            continue
-    return files
 
 
 def previous_state(home: Path, run_date: dt.date) -> tuple[pd.DataFrame, dt.date | None]:
     """The warning state left by the latest run before ``run_date``, and that run's date."""
-    earlier = {day: path for day, path in _dated_files(Path(home).joinpath(*STATE_DIR)).items()
+    earlier = {day: path for day, path in dated_files(Home.of(home).warning_state).items()
                if day < run_date}
     if not earlier:
         return empty_state(), None
@@ -97,9 +95,11 @@ def stage_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.D
     """
     name = f"{run_date.isoformat()}.parquet"
     moves = []
-    for folder, frame in ((EVENTS_DIR, events.astype(EVENT_COLUMNS)), (STATE_DIR, state)):
-        final = Path(home).joinpath(*folder, name)
-        staged = final.with_name(f".{name}.{os.getpid()}.pending")
+    home = Home.of(home)
+    for folder, frame in ((home.warning_events, events.astype(EVENT_COLUMNS)),
+                          (home.warning_state, state)):
+        final = folder / name
+        staged = temporary_name(final, PENDING)
         write_parquet(frame, staged, STATE_ROW_GROUP_ROWS)
         moves.append((staged, final))
     return moves
@@ -120,7 +120,7 @@ def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.D
 def recent_manifests(home: Path, run_date: dt.date, count: int) -> list[dict]:
     """The run manifests of up to ``count`` latest runs before ``run_date``, oldest first."""
     manifests = {day: folder / "run_manifest.json"
-                 for day, folder in _dated_files(Path(home) / "out", "*").items()
+                 for day, folder in dated_files(Home.of(home).outputs, "*").items()
                  if day < run_date and (folder / "run_manifest.json").exists()}
     chosen = sorted(manifests)[-count:] if count > 0 else []
     return [json.loads(manifests[day].read_text(encoding="utf-8")) for day in chosen]
@@ -128,7 +128,7 @@ def recent_manifests(home: Path, run_date: dt.date, count: int) -> list[dict]:
 
 def warning_history(home: Path) -> pd.DataFrame:
     """Every state change of every warning, over all runs (for analysts and tests)."""
-    files = _dated_files(Path(home).joinpath(*EVENTS_DIR))
+    files = dated_files(Home.of(home).warning_events)
     frames = [pd.read_parquet(files[day]) for day in sorted(files)]
     if not frames:
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in EVENT_COLUMNS.items()})
@@ -143,8 +143,7 @@ def staged_folder(target: Path) -> Iterator[Path]:
     aside first and removed after the new one is in place.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.staging")
-    aside = target.with_name(f".{target.name}.{os.getpid()}.replaced")
+    staging, aside = temporary_name(target, STAGING), temporary_name(target, REPLACED)
     for leftover in (staging, aside):
         shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir()
@@ -174,21 +173,10 @@ def remove_leftovers(home: Path) -> list[Path]:
     Only the leftovers of processes that no longer exist: the process id is
     in each name, and another run in progress keeps its own.
     """
-    home = Path(home)
-    candidates = [*(home / "out").glob(".*.staging"), *(home / "out").glob(".*.replaced"),
-                  *(home / "models").glob(".*.staging"),
-                  *(home / "tune").glob(".*.staging"), *(home / "tune").glob(".*.replaced"),
-                  *home.joinpath(*STATE_DIR).glob(".*.pending"),
-                  *home.joinpath(*EVENTS_DIR).glob(".*.pending"),
-                  # Lake, quarantine and state files being written by an ingest.
-                  *(home / "lake").glob("*/.*.tmp"),
-                  *(home / "lake").glob("*/county_code=*/.*.tmp"),  # the earlier layout
-                  *(home / "quarantine").glob("*/.*.tmp"),
-                  *(home / "state").rglob(".*.tmp")]
     leftovers = []
-    for path in candidates:
-        pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and _is_running(int(pid)):
+    for path in Home.of(home).leftovers():
+        pid = writer_of(path)
+        if pid is not None and _is_running(pid):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 from monitor.io.files import atomic_path
+from monitor.io.home import Home
 from monitor.io.lake import read_manifest
 from monitor.validation.pseudonyms import MINIMUM_SECRET_LENGTH, key_check, pseudonym_key
 
 KEY_VARIABLE = "MONITOR_PSEUDONYM_KEY"
-MARKER = ("state", "pseudonyms.json")
 
 
 class PseudonymError(ValueError):
@@ -38,7 +38,7 @@ def lake_pseudonym_key(home: Path, create: bool = True) -> str | None:
     """
     home = Path(home)
     secret = os.environ.get(KEY_VARIABLE, "")
-    marker = home.joinpath(*MARKER)
+    marker = Home.of(home).pseudonym_marker
     recorded = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
     if not secret:
         if recorded is not None:

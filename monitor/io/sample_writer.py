@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from monitor.contract.sources import SOURCES
+from monitor.io.home import Home
 from monitor.synth import population as synth
 
 #: File format per source: (kind, encoding, header language).
@@ -215,7 +216,7 @@ def _open_sinks(home: Path, plan: dict[str, list[tuple[dt.date, str]]]
     sinks = {}
     for source, deliveries in plan.items():
         for k, (day, name) in enumerate(deliveries):
-            folder = home / "landing" / source / day.isoformat()
+            folder = Home.of(home).delivery(source, day)
             folder.mkdir(parents=True, exist_ok=True)
             sinks[(source, k)] = _SINKS[FORMATS[source][0]](folder / name, source)
     return sinks

@@ -124,7 +124,7 @@ SOURCE_COLUMNS = {
 #: The facts each source feeds, the registry's aside: every fact rests on the registry (who
 #: lives in the household, their ages), and the model's score on every source. A rule that
 #: names one of these facts reads the source (:func:`monitor.triage.deliveries.rules_reading`
-#: names the rules of a stale source from it); ``tests/test_deliveries.py`` checks it
+#: names the rules of a stale source from it); ``tests/triage/test_deliveries.py`` checks it
 #: against what the builders do.
 FACTS_FROM_SOURCE: dict[str, frozenset[str]] = {
     "assistance": frozenset({*PROGRAM_FLAGS.values(), *HOUSEHOLD_PROGRAMS.values(),

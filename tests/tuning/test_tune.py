@@ -239,7 +239,7 @@ def test_headless_chromium_renders_the_tune_report(tuned, tmp_path):
 
 
 def test_a_tune_runs_beside_a_nightly_run_that_holds_the_home(tuned):
-    from test_lock import hold
+    from lock_holder import hold
 
     home, day = tuned["home"], tuned["day"]
     holder = hold(home, 60)
@@ -284,7 +284,7 @@ def test_the_analysts_notebook_example_runs_on_a_home_with_a_run_and_a_tune(tune
     home, day = tuned["home"], tuned["day"]
     result = runner.invoke(app, ["run", "--home", str(home), "--date", day.isoformat()])
     assert result.exit_code == 0, result.output
-    text = (Path(__file__).parents[1] / "docs" / "analysts.md").read_text(encoding="utf-8")
+    text = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text(encoding="utf-8")
     (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
     assert 'home = Path("demo_home")' in code and "day = dt.date(2026, 6, 30)" in code
     code = code.replace('Path("demo_home")', f"Path({str(home)!r})").replace(

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from deliveries import DELIVERY, GOOD_ROWS, PERSON_IDS, good_frame, ids, write_delivery
+from row_faults import FAULTS
 
 from monitor.contract.sources import SOURCES
 from monitor.io import files as lake_files
@@ -58,39 +59,6 @@ def _bad(source: str, column: str, value: str, row: int = 0) -> pd.DataFrame:
     return frame
 
 
-FAULTS = [
-    # (source, column, bad value, reason)
-    ("registry", "id_number", PERSON_IDS[0][:17] + ("0" if PERSON_IDS[0][-1] != "0" else "1"),
-     "id_check_digit"),
-    ("registry", "id_number", "12345", "id_format"),
-    ("registry", "id_number", ids("2024-07-01", sequence=91)[0], "id_birth_date"),  # born later
-    ("registry", "id_number", "", "missing_value"),
-    ("registry", "name", "  ", "missing_value"),
-    ("registry", "relation", "表亲", "code_not_listed"),
-    ("registry", "status", "失踪", "code_not_listed"),
-    ("registry", "region_code", "50010100120", "bad_region_code"),
-    ("registry", "region_code", "500199999201", "unknown_township"),
-    ("registry", "status_date", "2024-02-30", "bad_date"),
-    ("registry", "status_date", "2024-07-01", "future_date"),
-    ("assistance", "start_date", "2024-13-01", "bad_date"),
-    ("assistance", "monthly_amount", "-600", "negative_amount"),
-    ("assistance", "monthly_amount", "六百", "bad_number"),
-    ("assistance", "program", "五保", "code_not_listed"),
-    ("assistance", "end_date", "2021-01-01", "end_before_start"),
-    ("income", "annual_income", "-1", "negative_amount"),
-    ("income", "assess_date", "2024-07-01", "future_date"),
-    ("rural_revitalization", "risk_removed", "也许", "bad_flag"),
-    ("medical", "out_of_pocket", "1001", "out_of_pocket_above_total"),
-    ("medical", "settle_date", "2025-01-01", "future_date"),
-    ("disability", "disability_level", "5", "code_not_listed"),
-    ("disability", "disability_level", "重度", "bad_number"),
-    ("employment", "event_type", "退休", "code_not_listed"),
-    ("education", "status", "转学", "code_not_listed"),
-    ("housing", "rating", "E", "code_not_listed"),
-    ("disaster", "loss_amount", "-5", "negative_amount"),
-    ("assets", "value", "abc", "bad_number"),
-    ("feedback", "verified", "待查", "code_not_listed"),
-]
 
 
 @pytest.mark.parametrize(("source", "column", "value", "reason"), FAULTS,

@@ -6,7 +6,7 @@ its catalogue entry says: rejected with a message naming the file and the
 problem, accepted with its faulty rows quarantined under a reason (every row
 accounted for: read = accepted + quarantined), or left with a notice.
 Row-level faults of single values (a bad check digit, a negative amount, …)
-are catalogued in ``tests/test_ingest.py`` (``FAULTS``); ``docs/faults.md``
+are catalogued in ``tests/row_faults.py`` (``FAULTS``, run by test_ingest.py); ``docs/faults.md``
 lists both.
 """
 
@@ -290,7 +290,7 @@ CATALOGUE = [
 
 
 def test_the_catalogue_has_at_least_forty_kinds():
-    from test_ingest import FAULTS
+    from row_faults import FAULTS
 
     kinds = {case.kind for case in CATALOGUE} | {f"{s}.{c}: {r}" for s, c, _, r in FAULTS}
     assert len(CATALOGUE) == len({case.kind for case in CATALOGUE})

@@ -1,4 +1,4 @@
-"""Every rule's YAML cases (tests/rules/cases): triggers, the boundary, just past it."""
+"""Every rule's YAML cases (tests/policy/rules/cases): triggers, the boundary, just past it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 One synthetic population in three townships goes through a sequence of runs
 (started once per module, on a temporary Prefect server); each test checks
 one promise of DATA_CONTRACT.md sections 1 and 4 on what the runs left.
-Regenerate the golden files with ``pytest tests/test_nightly.py --regenerate-golden``.
+Regenerate the golden files with ``pytest tests/flows/test_nightly.py --regenerate-golden``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from monitor.io.outputs import warning_history
 from monitor.io.sample_writer import write_sample
 from monitor.triage.referrals import REFERRAL_HEADERS
 
-GOLDEN = Path(__file__).parent / "golden" / "nightly"
+GOLDEN = Path(__file__).parents[1] / "golden" / "nightly"
 PLACES = ("500101001", "500101002", "500102001")
 DAY = dt.date(2026, 6, 30)
 NEXT, FEEDBACK_DAY, AFTER, FAILED = (DAY + dt.timedelta(days=n) for n in (1, 2, 3, 4))

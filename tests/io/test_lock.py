@@ -5,33 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from lock_holder import hold
 from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.io.lock import HomeBusy, home_lock, lock_path
-
-HOLDER = """
-import sys, time
-from pathlib import Path
-from monitor.io.lock import home_lock
-with home_lock(Path(sys.argv[1]), "monitor run 2026-06-30"):
-    print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
-
-
-def hold(home: Path, seconds: float) -> subprocess.Popen:
-    """Another process holding the home's lock for ``seconds`` (returns once it holds it)."""
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(home), str(seconds)],
-                               stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "held"
-    return process
 
 
 def test_a_second_run_on_a_busy_home_is_refused_with_who_holds_it(home):
