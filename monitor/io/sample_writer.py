@@ -1,6 +1,6 @@
 """Write a synthetic population's deliveries into ``<home>/landing`` (the sample's only I/O).
 
-Generation is :mod:`monitor.synth.population` (pure); this module opens one file per
+Generation is :mod:`monitor.synth` (pure); this module opens one file per
 delivery, appends every chunk to it, and closes them all at the end, so memory
 stays bounded by the chunk size. Formats per source are in :data:`FORMATS`.
 Output is byte-identical for the same seed, household count, as-of date and
@@ -23,7 +23,16 @@ import pyarrow.parquet as pq
 
 from monitor.contract.sources import SOURCES
 from monitor.io.home import Home
-from monitor.synth import population as synth
+from monitor.synth.calendar import MONTHLY_SNAPSHOT_SOURCES, Calendar, calendar
+from monitor.synth.chunk import Population, generate_chunk
+from monitor.synth.deliveries import (
+    COLUMNS,
+    EVENT_SOURCES,
+    SNAPSHOT_SOURCES,
+    event_deliveries,
+    snapshot,
+)
+from monitor.synth.faults import faulty_text
 
 #: File format per source: (kind, encoding, header language).
 FORMATS: dict[str, tuple[str, str, str]] = {
@@ -45,7 +54,7 @@ _FIXED_DOC_TIME = "2000-01-01T00:00:00Z"
 
 
 def _headers(source: str, language: str) -> list[str]:
-    names = [name for name, _ in synth.COLUMNS[source]]
+    names = [name for name, _ in COLUMNS[source]]
     if language == "en":
         return names
     zh = {spec.name: spec.zh for spec in SOURCES[source].columns}
@@ -58,7 +67,7 @@ class _CsvSink:
     def __init__(self, path: Path, source: str) -> None:
         _, encoding, language = FORMATS[source]
         self.path = path
-        self.columns = [name for name, _ in synth.COLUMNS[source]]
+        self.columns = [name for name, _ in COLUMNS[source]]
         header = ",".join(_headers(source, language)) + "\n"
         self.path.write_bytes(header.encode(encoding))
 
@@ -78,7 +87,7 @@ class _ParquetSink:
     """A Parquet delivery with every column as text, one row group per chunk."""
 
     def __init__(self, path: Path, source: str) -> None:
-        self.columns = [name for name, _ in synth.COLUMNS[source]]
+        self.columns = [name for name, _ in COLUMNS[source]]
         self.schema = pa.schema([(c, pa.string()) for c in self.columns])
         self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
 
@@ -107,12 +116,12 @@ class _XlsxSink:
     def close(self) -> None:
         from openpyxl import Workbook
 
-        kinds = synth.COLUMNS[self.source]
+        kinds = COLUMNS[self.source]
         wb = Workbook(write_only=True)
         fixed = dt.datetime(2000, 1, 1)
         wb.properties.created = fixed
         wb.properties.modified = fixed
-        wb.properties.creator = "monitor.synth.population"
+        wb.properties.creator = "monitor.synth"
         ws = wb.create_sheet(self.source)
         ws.append(_headers(self.source, FORMATS[self.source][2]))
         for part in self.parts:
@@ -182,11 +191,11 @@ def delivery_plan(as_of: dt.date, monthly: bool = True
     >>> plan["medical"][0]
     (datetime.date(2023, 7, 5), 'medical_2023-06.parquet')
     """
-    cal = synth.calendar(as_of)
+    cal = calendar(as_of)
     plan = {}
     for source in SOURCES:
         ext = FORMATS[source][0]
-        if source in synth.SNAPSHOT_SOURCES:
+        if source in SNAPSHOT_SOURCES:
             plan[source] = [(d, f"{source}_{d.isoformat()}.{ext}")
                             for d in cal.snapshot_dates_of(source, monthly)]
         else:
@@ -197,13 +206,13 @@ def delivery_plan(as_of: dt.date, monthly: bool = True
     return plan
 
 
-def _fault_stream(cal: synth.Calendar, source: str, k: int, day: dt.date) -> int:
+def _fault_stream(cal: Calendar, source: str, k: int, day: dt.date) -> int:
     """The random stream of a delivery's faults: its number in the half-yearly schedule.
 
     The monthly snapshots in between take numbers after those, so that adding
     them left every half-yearly delivery's file as it was.
     """
-    if source not in synth.SNAPSHOT_SOURCES or source not in synth.MONTHLY_SNAPSHOT_SOURCES:
+    if source not in SNAPSHOT_SOURCES or source not in MONTHLY_SNAPSHOT_SOURCES:
         return k
     if day in cal.snapshot_dates:
         return cal.snapshot_dates.index(day)
@@ -223,13 +232,13 @@ def _open_sinks(home: Path, plan: dict[str, list[tuple[dt.date, str]]]
 
 
 def _chunks(seed: int, households: int, chunk_households: int, as_of: dt.date,
-            places: tuple[str, ...] | None) -> Iterator[tuple[int, synth.Population, int]]:
+            places: tuple[str, ...] | None) -> Iterator[tuple[int, Population, int]]:
     """The population in chunks: (households done with it, the chunk, its number)."""
     taken = np.empty(0, np.int64)
     done = chunk = 0
     while done < households:
         size = min(chunk_households, households - done)
-        pop = synth.generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken,
+        pop = generate_chunk(seed, chunk, done, size, as_of, taken_ids=taken,
                                   places=places)
         # Id numbers are drawn anew per chunk: none may repeat an earlier chunk's.
         taken = np.union1d(taken, pop.new_ids)
@@ -281,7 +290,7 @@ def write_sample(
         count the data rows written (injected duplicates included).
     """
     home = Path(home)
-    cal = synth.calendar(as_of)
+    cal = calendar(as_of)
     plan = delivery_plan(as_of, monthly)
     sinks = _open_sinks(home, plan)
     summary: dict[str, dict] = {source: {"deliveries": len(deliveries), "rows": 0, "faults": {}}
@@ -292,7 +301,7 @@ def write_sample(
         day = plan[source][k][0]
         rng = np.random.default_rng([seed, chunk, source_index[source],
                                      _fault_stream(cal, source, k, day), 1])
-        text, counts = synth.faulty_text(frame, source, rng, day)
+        text, counts = faulty_text(frame, source, rng, day)
         sinks[(source, k)].append(text)
         entry = summary[source]
         entry["rows"] += len(next(iter(text.values())))
@@ -301,11 +310,11 @@ def write_sample(
 
     try:
         for done, pop, chunk in _chunks(seed, households, chunk_households, as_of, places):
-            for source in synth.SNAPSHOT_SOURCES:
+            for source in SNAPSHOT_SOURCES:
                 for k, (day, _) in enumerate(plan[source]):
-                    emit(source, k, synth.snapshot(pop, source, day), chunk)
-            for source in synth.EVENT_SOURCES:
-                for k, frame in synth.event_deliveries(pop, source, cal).items():
+                    emit(source, k, snapshot(pop, source, day), chunk)
+            for source in EVENT_SOURCES:
+                for k, frame in event_deliveries(pop, source, cal).items():
                     emit(source, k, frame, chunk)
             del pop
             if progress is not None:

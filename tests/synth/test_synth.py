@@ -12,7 +12,17 @@ import pytest
 
 from monitor.contract.sources import SOURCES
 from monitor.io.sample_writer import FORMATS, delivery_plan, write_sample
-from monitor.synth import population as synth
+from monitor.synth.calendar import calendar, dibao_standard, month_of
+from monitor.synth.chunk import Population, generate_chunk
+from monitor.synth.deliveries import (
+    COLUMNS,
+    EVENT_DATE,
+    EVENT_SOURCES,
+    SNAPSHOT_SOURCES,
+    event_deliveries,
+    snapshot,
+)
+from monitor.synth.faults import faulty_text
 from monitor.validation import idcard
 
 AS_OF = dt.date(2026, 6, 30)
@@ -20,8 +30,8 @@ SEED = 11
 
 
 @pytest.fixture(scope="module")
-def population() -> synth.Population:
-    return synth.generate_chunk(SEED, 0, 0, 3000, AS_OF)
+def population() -> Population:
+    return generate_chunk(SEED, 0, 0, 3000, AS_OF)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +77,7 @@ def test_all_sources_with_history(sample):
         first = dt.date.fromisoformat(folders[0])
         assert folders[-1] == AS_OF.isoformat()
         assert (AS_OF - first).days >= 36 * 30
-        assert len(folders) >= (7 if source in synth.SNAPSHOT_SOURCES else 36)
+        assert len(folders) >= (7 if source in SNAPSHOT_SOURCES else 36)
         files = list((home / "landing" / source).rglob("*.*"))
         assert {f.suffix for f in files} == {"." + FORMATS[source][0]}
         assert summary[source]["rows"] > 0
@@ -82,7 +92,7 @@ def test_headers_and_encodings(sample):
     for source in SOURCES:
         path = next(p for p in (home / "landing" / source).rglob("*.*"))
         frame = _read(path)
-        expected = [name for name, _ in synth.COLUMNS[source]]
+        expected = [name for name, _ in COLUMNS[source]]
         zh = {s.name: s.zh for s in SOURCES[source].columns}
         assert list(frame.columns) in (expected, [zh[c] for c in expected])
 
@@ -99,8 +109,8 @@ def test_ids_valid_and_match_births(population):
 
 
 def test_ids_unique_across_chunks():
-    a = synth.generate_chunk(SEED, 0, 0, 800, AS_OF)
-    b = synth.generate_chunk(SEED, 1, 800, 800, AS_OF, taken_ids=a.new_ids)
+    a = generate_chunk(SEED, 0, 0, 800, AS_OF)
+    b = generate_chunk(SEED, 1, 800, 800, AS_OF, taken_ids=a.new_ids)
     assert not set(a.persons["id_number"]) & set(b.persons["id_number"])
     assert not set(a.households["household_id"]) & set(b.households["household_id"])
 
@@ -128,36 +138,36 @@ def test_population_shape(population):
 
 def test_program_and_disability_shares(population):
     persons = len(population.persons)
-    snap = synth.snapshot(population, "assistance", AS_OF)
+    snap = snapshot(population, "assistance", AS_OF)
     active = snap[snap["end_date"].isna()]
     share = active.drop_duplicates(["id_number", "program"])["program"].value_counts() / persons
     assert 0.025 < share["低保"] < 0.06
     assert 0.003 < share["特困"] < 0.013
     assert 0.008 < share["低保边缘"] < 0.025
-    assert 0.04 < len(synth.snapshot(population, "disability", AS_OF)) / persons < 0.08
+    assert 0.04 < len(snapshot(population, "disability", AS_OF)) / persons < 0.08
     tk = active[active["program"] == "特困"]["monthly_amount"]
     assert (tk < 1.3 * 680).any() and (tk >= 1.3 * 680).mean() > 0.8
-    rr = synth.snapshot(population, "rural_revitalization", AS_OF)["status"].value_counts()
+    rr = snapshot(population, "rural_revitalization", AS_OF)["status"].value_counts()
     assert 0.08 < (rr.get("脱贫户", 0) + rr.get("脱贫不稳定户", 0)) / 3000 < 0.17
-    registry = synth.snapshot(population, "registry", AS_OF)
+    registry = snapshot(population, "registry", AS_OF)
     dead = set(registry.loc[registry["status"] == "死亡", "id_number"])
     assert active["id_number"].isin(dead).any()  # deceased recipients left active
 
 
 def test_snapshots_are_as_of_their_date(population):
-    cal = synth.calendar(AS_OF)
+    cal = calendar(AS_OF)
     for day in cal.snapshot_dates:
         stamp = pd.Timestamp(day)
-        reg = synth.snapshot(population, "registry", day)
+        reg = snapshot(population, "registry", day)
         assert (reg["status_date"].dropna() <= stamp).all()
         births = idcard.birth_dates(reg["id_number"])
         assert (births <= stamp).all()
-        spells = synth.snapshot(population, "assistance", day)
+        spells = snapshot(population, "assistance", day)
         assert (spells["start_date"] <= stamp).all()
         assert (spells["end_date"].dropna() <= stamp).all()
-        assert (synth.snapshot(population, "income", day)["assess_date"] <= stamp).all()
-    first = synth.snapshot(population, "registry", cal.snapshot_dates[0])
-    last = synth.snapshot(population, "registry", AS_OF)
+        assert (snapshot(population, "income", day)["assess_date"] <= stamp).all()
+    first = snapshot(population, "registry", cal.snapshot_dates[0])
+    last = snapshot(population, "registry", AS_OF)
     assert len(first) < len(last)
     assert (first["status"] == "死亡").sum() < (last["status"] == "死亡").sum()
 
@@ -166,30 +176,30 @@ def test_no_event_after_delivery(sample):
     home, summary = sample
     late = 0
     total = 0
-    for source in synth.EVENT_SOURCES:
-        column = dict(zip([n for n, _ in synth.COLUMNS[source]],
+    for source in EVENT_SOURCES:
+        column = dict(zip([n for n, _ in COLUMNS[source]],
                           [s.zh for s in SOURCES[source].columns], strict=True))
         for day, name in delivery_plan(AS_OF)[source]:
             frame = _read(home / "landing" / source / day.isoformat() / name)
-            col = synth.EVENT_DATE[source]
+            col = EVENT_DATE[source]
             values = frame[col] if col in frame else frame[column[col]]
             dates = pd.to_datetime(values, errors="coerce", format="mixed")
             late += int((dates > pd.Timestamp(day)).sum())
             total += len(frame)
-        assert late <= sum(summary[s]["faults"].get("future_date", 0) for s in synth.EVENT_SOURCES)
+        assert late <= sum(summary[s]["faults"].get("future_date", 0) for s in EVENT_SOURCES)
     assert total > 0
 
 
 def test_income_tracks_hardship_and_standard(population):
-    income = synth.snapshot(population, "income", AS_OF)
-    registry = synth.snapshot(population, "registry", AS_OF)
+    income = snapshot(population, "income", AS_OF)
+    registry = snapshot(population, "registry", AS_OF)
     living = registry[registry["status"] == "正常"].groupby("household_id").size()
     net = income["annual_income"] - income["employment_cost"]
     per_capita = net / income["household_id"].map(living)
     assert 14_000 < per_capita.median() < 26_000
-    spells = synth.snapshot(population, "assistance", AS_OF)
+    spells = snapshot(population, "assistance", AS_OF)
     active = spells[spells["end_date"].isna() & (spells["program"] == "低保")]
-    standard = synth.dibao_standard(np.array([np.datetime64(AS_OF)]))[0]
+    standard = dibao_standard(np.array([np.datetime64(AS_OF)]))[0]
     ratio = per_capita[income["household_id"].isin(active["household_id"])] / 12 / standard
     assert (ratio < 1).mean() > 0.4
     assert ((ratio >= 1) & (ratio < 1.5)).any()
@@ -198,13 +208,13 @@ def test_income_tracks_hardship_and_standard(population):
 
 def test_signals_precede_program_entries(population):
     """In the 6 months before a new 低保/低保边缘 entry, signals run above the average."""
-    cal = synth.calendar(AS_OF)
+    cal = calendar(AS_OF)
     hh = population.households
     start = pd.to_datetime(np.where(hh["in_dibao"], hh["dibao_start"], hh["edge_start"]))
     entering = np.asarray(start > pd.Timestamp(cal.month_starts[6]))
     assert entering.sum() >= 10
     x = population.hardship
-    months = synth._month_of(start.to_numpy().astype("datetime64[D]"), cal)
+    months = month_of(start.to_numpy().astype("datetime64[D]"), cal)
     rows = np.flatnonzero(entering)
     before = np.array([x[r, max(m - 6, 0):m].mean() for r, m in zip(rows, months[rows],
                                                                      strict=True)])
@@ -214,7 +224,7 @@ def test_signals_precede_program_entries(population):
     # observable signals: medical costs and 失业登记 in the 6 months before entry
     med = population.events["medical"].merge(
         population.persons[["id_number", "household_id"]], on="id_number")
-    med_month = synth._month_of(med["settle_date"].to_numpy().astype("datetime64[D]"), cal)
+    med_month = month_of(med["settle_date"].to_numpy().astype("datetime64[D]"), cal)
     index = pd.Index(hh["household_id"])
     med_hh = index.get_indexer(med["household_id"])
     cost = np.zeros(x.shape)
@@ -244,7 +254,7 @@ def test_faulty_text_values():
                           "assess_date": np.full(2000, np.datetime64("2025-01-05")),
                           "annual_income": np.full(2000, 12000.5),
                           "employment_cost": np.zeros(2000)})
-    text, counts = synth.faulty_text(frame, "income", np.random.default_rng(1), AS_OF)
+    text, counts = faulty_text(frame, "income", np.random.default_rng(1), AS_OF)
     assert len(text["household_id"]) == 2000 + counts["duplicate_row"]
     bad_dates = {v for v in text["assess_date"] if v != "2025-01-05"}
     assert bad_dates <= {"2026-02-30", "2026-13-01", "2025-02-30", "2025-13-01"}
@@ -252,12 +262,12 @@ def test_faulty_text_values():
 
 
 def test_keys_unique_before_faults(population):
-    cal = synth.calendar(AS_OF)
-    for source in synth.SNAPSHOT_SOURCES:
-        frame = synth.snapshot(population, source, AS_OF)
+    cal = calendar(AS_OF)
+    for source in SNAPSHOT_SOURCES:
+        frame = snapshot(population, source, AS_OF)
         assert not frame.duplicated(list(SOURCES[source].key)).any(), source
-    for source in synth.EVENT_SOURCES:
-        for frame in synth.event_deliveries(population, source, cal).values():
+    for source in EVENT_SOURCES:
+        for frame in event_deliveries(population, source, cal).values():
             assert not frame.duplicated(list(SOURCES[source].key)).any(), source
     medical = population.events["medical"]
     assert (medical["out_of_pocket"] <= medical["total_cost"]).all()
