@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from prefect import flow, task
@@ -32,12 +31,10 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from monitor.contract.dates import BUREAU_TIME_ZONE
 from monitor.io.config import (
-    configuration_versions,
-    load_delivery_expectations,
-    load_parameters,
-    load_rule_definitions,
-    load_scoring,
+    Configuration,
+    load_configuration,
 )
 from monitor.io.deliveries import home_delivery_health
 from monitor.io.fonts import FontSubsets, font_subsets, use_cjk_font
@@ -53,9 +50,7 @@ from monitor.io.lake import (
     rows_ingested_on,
 )
 from monitor.io.lock import home_lock
-from monitor.io.models import load_latest_model
 from monitor.io.outputs import (
-    code_version,
     commit_state,
     previous_hits,
     previous_state,
@@ -65,12 +60,15 @@ from monitor.io.outputs import (
     write_outputs,
 )
 from monitor.io.permissions import keep_private
-from monitor.io.pseudonym_key import lake_pseudonym_key
-from monitor.model.risk import RiskModel
+from monitor.io.runs import (
+    NightlyRun,
+    health_line,
+    ingest_line,
+    run_manifest,
+    unanswered_rows,
+)
 from monitor.policy.facts import SOURCE_COLUMNS, history_needed
 from monitor.policy.params import Parameters
-from monitor.policy.rules import Rule, parse_rules
-from monitor.policy.scoring import RulesOnlyScore
 from monitor.reports.summary import (
     TREND_RUNS,
     nightly_report,
@@ -84,8 +82,6 @@ from monitor.triage.evaluation import CountyEvaluation, combine, evaluate_county
 from monitor.triage.lifecycle import Lifecycle, carried_warnings, track
 from monitor.triage.referrals import TownshipLists, overdue_by_township, township_lists
 from monitor.triage.workbook import TownshipWorkbooks, feedback_receipts
-
-BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 #: Where a run is, a line per stage (and per county): the command line shows these as they
 #: come (monitor.cli), and each also goes to the run's Prefect log.
@@ -134,56 +130,12 @@ io_task = task(cache_policy=NO_CACHE, persist_result=False, retries=len(IO_RETRY
 
 
 @dataclass
-class Configuration:
-    """Parameters, rules and score definition of a run, loaded once."""
-
-    params: Parameters
-    rules: list[Rule]
-    scoring: RulesOnlyScore
-    versions: dict[str, str]
-    #: What each source's deliveries are expected to be (held and stale sources).
-    deliveries: DeliveryExpectations
-    #: The newest model trained for the run date or earlier; None: rules alone.
-    model: RiskModel | None = None
-
-    @property
-    def roster_rules(self) -> frozenset[str]:
-        """The codes of the visit rosters (定期探访)."""
-        return frozenset(rule.code for rule in self.rules if rule.roster)
-
-    @property
-    def model_manifest(self) -> dict:
-        """The run manifest's model entry: which model scored the run, or that none did."""
-        if self.model is None:
-            return {"version": None, "risk_score": self.scoring.description}
-        meta = self.model.metadata
-        return {"version": self.model.version, "kind": meta["kind"],
-                "trained_on": meta["trained_on"], "data_sha256": meta["data_sha256"],
-                "risk_score": self.model.description}
-
-
-@dataclass
 class CountySources:
     """One county's sources as of the run date, and the seconds the read took."""
 
     county: str
     sources: dict[str, pd.DataFrame]
     seconds: float
-
-
-def load_configuration(home: Path, run_date: dt.date) -> Configuration:
-    """Parameters (checked for every township on the date), rules, score and model.
-
-    Raises if any is unusable, or if ``MONITOR_PSEUDONYM_KEY`` does not fit the lake.
-    """
-    params = load_parameters(home, run_date)
-    rules = parse_rules(load_rule_definitions())
-    scoring = RulesOnlyScore.from_definition(load_scoring())
-    expectations = load_delivery_expectations(home)
-    model = load_latest_model(home, run_date)
-    lake_pseudonym_key(home, create=False)  # the key fits the lake, or there is none to fit
-    return Configuration(params, rules, scoring, configuration_versions(home), expectations,
-                         model)
 
 
 @dataclass
@@ -200,7 +152,7 @@ class PreviousRun:
 def ingest(home: Path, run_date: dt.date, expectations: DeliveryExpectations) -> IngestReport:
     """Ingest the deliveries dated on or before the run date that are new (holding broken ones)."""
     report = ingest_landing(home, run_date, expectations=expectations)
-    counted(_ingest_line(report))
+    counted(ingest_line(report))
     return report
 
 
@@ -347,20 +299,6 @@ def report(run_date: dt.date, summary: dict, quarantined: dict[str, int], model:
     return markdown
 
 
-def _unanswered(manifest: pd.DataFrame, run_date: dt.date) -> int:
-    """Rows of the township workbooks this date's run took in that nobody answered."""
-    took = (manifest["source"] == "feedback") & (manifest["ingested_on"] == run_date.isoformat())
-    return int(manifest.loc[took.to_numpy(dtype=bool), "rows_unanswered"].sum())
-
-
-def _inputs(manifest: pd.DataFrame, run_date: dt.date) -> list[dict]:
-    """Every landing file delivered up to the run date, with its hash and row counts."""
-    manifest = manifest[pd.to_datetime(manifest["delivery_date"]) <= pd.Timestamp(run_date)]
-    columns = ["source", "delivery_date", "file", "sha256", "status", "rows_read",
-               "rows_accepted", "rows_quarantined", "rows_unanswered", "message"]
-    return manifest.sort_values(["delivery_date", "source", "file"])[columns].to_dict("records")
-
-
 def as_date(value: dt.date | str | None) -> dt.date:
     """A flow's date parameter: a date, its ISO text (from the API), or None for today.
 
@@ -417,7 +355,8 @@ def run_name(flow_name: str, date_parameter: str,
 
 @flow(name="nightly", flow_run_name=run_name("nightly", "run_date"),
       task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
-def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
+def nightly(home: Path, run_date: dt.date | None = None, lock_wait_seconds: float = 0
+            ) -> NightlyRun:
     """Ingest new deliveries, evaluate every household as of the date, write the referral lists.
 
     ``run_date`` defaults to today in Asia/Shanghai (a scheduled run). Holds
@@ -455,46 +394,6 @@ def _evaluate_counties(home: Path, run_date: dt.date, counties: list[str],
     return results, feedback
 
 
-def _ingest_line(report: IngestReport) -> str:
-    """The ingest in one line: files, rows accepted and quarantined, files rejected."""
-    by_source = report.by_source()
-    if by_source.empty:
-        return "ingested: nothing new"
-    return (f"ingested: {int(by_source['files'].sum()):,} files, "
-            f"{int(by_source['rows_accepted'].sum()):,} rows accepted, "
-            f"{int(by_source['rows_quarantined'].sum()):,} quarantined, "
-            f"{int(by_source['rejected'].sum()):,} files rejected")
-
-
-def _health_line(health: pd.DataFrame) -> str:
-    """Sources by status (ok, stale, held, never delivered), in one line."""
-    if "status" not in health or health.empty:
-        return "no sources"
-    return ", ".join(f"{count} {status}" for status, count in
-                     health["status"].value_counts(sort=False).items())
-
-
-def _run_manifest(run_date: dt.date, configuration: Configuration, counties: list[str],
-                  results: list[CountyEvaluation], ingest_report: IngestReport,
-                  ingest_manifest: pd.DataFrame, summary: dict) -> dict:
-    """``run_manifest.json`` but for the report's notices and the stage timings."""
-    return {
-        "run_date": run_date.isoformat(),
-        "code_version": code_version(),
-        "rules_and_parameters": configuration.versions,
-        "model": configuration.model_manifest,
-        "counties": len(counties),
-        "households_evaluated": sum(result.households_evaluated for result in results),
-        "persons_evaluated": sum(result.persons_evaluated for result in results),
-        "ingested_this_run": ingest_report.by_source().to_dict("records"),
-        "notices": ingest_report.notices,
-        "rejected_files": [outcome.message for outcome in ingest_report.files
-                           if outcome.status == "rejected"],
-        "inputs": _inputs(ingest_manifest, run_date),
-        **summary,
-    }
-
-
 def _report_or_notice(home: Path, run_date: dt.date, summary: dict,
                       configuration: Configuration, manifest: dict,
                       ingest_manifest: pd.DataFrame, overdue: pd.DataFrame
@@ -513,7 +412,7 @@ def _report_or_notice(home: Path, run_date: dt.date, summary: dict,
                             f"{type(error).__name__}: {' '.join(str(error).split())}"]
 
 
-def _nightly(home: Path, run_date: dt.date) -> dict:
+def _nightly(home: Path, run_date: dt.date) -> NightlyRun:
     """The nightly flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -522,14 +421,14 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     say(f"{run_date}: configuration checked; ingesting")
     ingest_report = ingest(home, run_date, configuration.deliveries)
     timings["ingest"] = time.perf_counter() - started
-    say(f"{_ingest_line(ingest_report)} ({timings['ingest']:.1f} s)")
+    say(f"{ingest_line(ingest_report)} ({timings['ingest']:.1f} s)")
 
     mark = time.perf_counter()
     ingest_manifest = read_manifest(home)
     health = check_deliveries(home, run_date, configuration.deliveries, ingest_manifest)
     previous = read_previous_run(home, run_date, health, configuration)
     timings["deliveries"] = time.perf_counter() - mark
-    say(f"deliveries checked: {_health_line(health)}")
+    say(f"deliveries checked: {health_line(health)}")
 
     mark = time.perf_counter()
     counties = list_counties(home, run_date)
@@ -560,10 +459,10 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
     say(f"lists made: {len(referrals):,} households listed")
 
     summary = {**run_summary(lifecycle, referrals, overdue, receipts,
-                             _unanswered(ingest_manifest, run_date)),
+                             unanswered_rows(ingest_manifest, run_date)),
                "deliveries": deliveries.deliveries_summary(
                    health, ingest_report.decisions_of_the_day, lifecycle.hits)}
-    manifest = _run_manifest(run_date, configuration, counties, results, ingest_report,
+    manifest = run_manifest(run_date, configuration, counties, results, ingest_report,
                              ingest_manifest, summary)
     mark = time.perf_counter()
     report_html, report_notices = _report_or_notice(home, run_date, summary, configuration,
@@ -583,6 +482,5 @@ def _nightly(home: Path, run_date: dt.date) -> dict:
                                for row in manifest["ingested_this_run"]},
            configuration.model_manifest)
     timings["total"] = time.perf_counter() - started
-    return {"out": str(target), "summary": summary, "stage_seconds": timings,
-            "ingest": ingest_report, "model": configuration.model_manifest,
-            "notices": report_notices, "deliveries": summary["deliveries"]}
+    return NightlyRun(target, summary, timings, ingest_report, configuration.model_manifest,
+                      report_notices, summary["deliveries"])

@@ -31,7 +31,7 @@ from monitor.io.config import (
     load_delivery_expectations,
     load_model_settings,
     load_parameters,
-    load_rule_definitions,
+    load_rules,
     load_scoring,
 )
 from monitor.io.lake import counties_as_of, read_as_of, read_source
@@ -39,6 +39,7 @@ from monitor.io.lock import home_lock
 from monitor.io.models import write_model
 from monitor.io.outputs import remove_leftovers
 from monitor.io.permissions import keep_private
+from monitor.io.runs import TrainingRun
 from monitor.model.labels import LABEL_COLUMNS
 from monitor.model.risk import ModelSettings
 from monitor.model.training import (
@@ -52,7 +53,7 @@ from monitor.model.training import (
 )
 from monitor.policy.facts import SOURCE_COLUMNS, history_needed
 from monitor.policy.params import Parameters
-from monitor.policy.rules import Rule, parse_rules
+from monitor.policy.rules import Rule
 from monitor.policy.scoring import RulesOnlyScore
 from monitor.reports.model_card import model_card
 
@@ -98,7 +99,8 @@ def write(home: Path, result: TrainingResult, settings: ModelSettings) -> Path:
 
 @flow(name="train", flow_run_name=run_name("train", "train_date"),
       task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
-def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: float = 0) -> dict:
+def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: float = 0
+          ) -> TrainingRun:
     """Train the risk model on the history up to ``train_date``; write it under the home.
 
     ``train_date`` defaults to today in Asia/Shanghai. Holds the home's lock
@@ -110,14 +112,14 @@ def train(home: Path, train_date: dt.date | None = None, lock_wait_seconds: floa
         return _train(home, train_date)
 
 
-def _train(home: Path, train_date: dt.date) -> dict:
+def _train(home: Path, train_date: dt.date) -> TrainingRun:
     """The training flow's steps (the home's lock held)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     params = load_parameters(home, train_date)
     settings = load_model_settings()
     remove_leftovers(home)
-    rules = parse_rules(load_rule_definitions())
+    rules = load_rules(params)
     scoring = RulesOnlyScore.from_definition(load_scoring())
     say(f"{train_date}: configuration checked; ingesting")
     ingest(home, train_date, load_delivery_expectations(home))
@@ -146,6 +148,5 @@ def _train(home: Path, train_date: dt.date) -> dict:
     timings["write"] = time.perf_counter() - mark
     say(f"model written: {target}")
     timings["total"] = time.perf_counter() - started
-    return {"folder": str(target), "version": result.model.version, "chosen": result.chosen,
-            "validation": result.model.metadata["validation"], "rows": result.row_counts,
-            "stage_seconds": timings}
+    return TrainingRun(target, result.model.version, result.chosen,
+                       result.model.metadata["validation"], result.row_counts, timings)

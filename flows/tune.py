@@ -28,7 +28,7 @@ from monitor.io.config import (
     load_candidate_parameters,
     load_model_settings,
     load_parameters,
-    load_rule_definitions,
+    load_rules,
     read_candidate,
 )
 from monitor.io.fonts import FontSubsets, font_subsets, use_cjk_font
@@ -44,11 +44,12 @@ from monitor.io.lake import (
 from monitor.io.models import load_latest_model
 from monitor.io.outputs import code_version, write_report_folder
 from monitor.io.permissions import keep_private
+from monitor.io.runs import TuneRun
 from monitor.model.labels import LABEL_COLUMNS
 from monitor.model.risk import RiskModel
 from monitor.policy.facts import SOURCE_COLUMNS
 from monitor.policy.params import Parameters
-from monitor.policy.rules import Rule, parse_rules
+from monitor.policy.rules import Rule
 from monitor.reports.tune_page import tune_report
 from monitor.tuning.compare import (
     CANDIDATE,
@@ -123,7 +124,7 @@ def write(target: Path, html: str, tables: dict[str, pd.DataFrame], about: dict,
     "tune", "tune_date", lambda parameters: Path(str(parameters.get("candidate", ""))).stem),
       task_runner=default_task_runner(), log_prints=False, validate_parameters=False)
 def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
-         from_date: dt.date | None = None, capacity: int | None = None) -> dict:
+         from_date: dt.date | None = None, capacity: int | None = None) -> TuneRun:
     """Compare the parameters in force with ``candidate`` on the tune date (or each month since).
 
     ``capacity`` is the households a township's caseworkers can verify (by
@@ -150,7 +151,7 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
     for params in parameters.values():
         for as_of in dates:
             params.check_in_force(as_of)
-    rules = parse_rules(load_rule_definitions())
+    rules = load_rules(current)
     settings = load_model_settings()
     capacity = settings.capacity if capacity is None else capacity
     history = History(
@@ -193,4 +194,4 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
                    html, tables, about, candidate_text)
     say(f"report and tables written: {target}")
     about["seconds"] = time.perf_counter() - started
-    return {"folder": str(target), "tables": tables, "about": about}
+    return TuneRun(target, tables, about)

@@ -13,8 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -24,6 +23,11 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from monitor.contract.dates import BUREAU_TIME_ZONE
+
+if TYPE_CHECKING:
+    from monitor.io.runs import NightlyRun
+
 app = typer.Typer(
     help="农村低收入人口动态监测预警 — dynamic monitoring of the rural low-income population.",
     no_args_is_help=True,
@@ -32,7 +36,6 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
-BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 ERROR_LINE_LENGTH = 500
 #: `monitor run --strict`: the run completed, but a delivery is held or a source is stale.
 STRICT_EXIT = 3
@@ -157,6 +160,8 @@ LISTING_FORMATS = ("table", "csv", "json", "markdown")
 #: `monitor rules` headings for people (table, markdown); CSV and JSON keep the English keys.
 RULE_HEADINGS = {"name": "名称", "level": "等级", "scope": "范围", "measure": "建议措施",
                  "office": "责任科室"}
+FACT_HEADINGS = {"entity": "对象", "unit": "单位", "label": "含义", "source": "来源",
+                 "parameters": "参数"}
 
 
 @app.command("rules")
@@ -170,6 +175,9 @@ def rules_command(
     parameters: Annotated[bool, typer.Option(
         "--parameters", help="With --format csv: the parameters in force instead of the rules "
                              "(a CSV holds one table).")] = False,
+    facts: Annotated[bool, typer.Option(
+        "--facts", help="The catalogue of facts the rules may name instead (name, household or "
+                        "person, unit, Chinese label, source, parameters).")] = False,
 ) -> None:
     """List every rule, and every parameter value in force for the date and region, with sources.
 
@@ -178,17 +186,21 @@ def rules_command(
     tables. The table never splits a code or a name; piped, it is as wide as
     its longest line needs.
     """
-    from monitor.io.config import load_parameters, load_rule_definitions
+    from monitor.io.config import load_parameters, load_rules
     from monitor.policy.params import ParameterError
-    from monitor.policy.rules import RuleError, parse_rules
+    from monitor.policy.rules import RuleError
 
     run_date = _run_date(date)
     if output_format not in LISTING_FORMATS:
         errors.print(f"--format: '{output_format}' is not one of {', '.join(LISTING_FORMATS)}")
         raise typer.Exit(2)
+    if facts:
+        _print_listing(output_format, (f"Facts ({len(fact_rows())})",), (fact_rows(),),
+                       ("facts",), FACT_HEADINGS, {"name"})
+        return
     try:
         params = load_parameters(home, run_date)
-        rules = parse_rules(load_rule_definitions())
+        rules = load_rules(params)
         in_force = params.in_force(run_date, region)
     except (ParameterError, RuleError) as error:
         errors.print(escape(str(error)), soft_wrap=True)
@@ -203,31 +215,47 @@ def rules_command(
                        "origin": entry["origin"]}
                       for entry in in_force.to_dict("records")]
     titles = (f"Rules ({len(rules)})", f"Parameters in force on {run_date} for region {region}")
-    if output_format in ("table", "markdown"):
-        # For people: the rule's words under the Chinese headings of the referral files.
-        rule_rows = [{RULE_HEADINGS.get(key, key): value for key, value in row.items()}
-                     for row in rule_rows]
-    if output_format == "table":
-        _print_tables(titles, (rule_rows, parameter_rows),
-                      identifiers={"code", "parameter", RULE_HEADINGS["scope"]})
-    else:
-        print(_listing_text(output_format, titles, (rule_rows, parameter_rows),
-                            1 if parameters else 0), end="")
+    _print_listing(output_format, titles, (rule_rows, parameter_rows), ("rules", "parameters"),
+                   RULE_HEADINGS, {"code", "parameter", RULE_HEADINGS["scope"]},
+                   1 if parameters else 0)
     missing = sorted(set(params.names) - set(in_force["name"]))
     if missing:
         errors.print(f"no value in force for region {region} on {run_date}: {', '.join(missing)}")
         raise typer.Exit(1)
 
 
+def fact_rows() -> list[dict]:
+    """The catalogue of facts as listing rows (English keys)."""
+    from monitor.policy.catalogue import CATALOGUE
+
+    return [{"name": fact.name, "entity": fact.entity, "unit": fact.unit, "label": fact.label,
+             "source": fact.source, "parameters": ", ".join(fact.parameters)}
+            for fact in CATALOGUE]
+
+
+def _print_listing(output_format: str, titles: tuple[str, ...], tables: tuple[list[dict], ...],
+                   keys: tuple[str, ...], headings: dict[str, str], identifiers: set[str],
+                   csv_table: int = 0) -> None:
+    """Listings in a format: a table or Markdown (Chinese headings), CSV or JSON (English)."""
+    if output_format in ("table", "markdown"):
+        # For people: the words under Chinese headings (those of the referral files).
+        tables = (*([{headings.get(key, key): value for key, value in row.items()}
+                     for row in tables[0]],), *tables[1:])
+    if output_format == "table":
+        _print_tables(titles, tables, identifiers=identifiers)
+    else:
+        print(_listing_text(output_format, titles, tables, csv_table, keys), end="")
+
+
 def _listing_text(output_format: str, titles: tuple[str, ...],
-                  tables: tuple[list[dict], ...], csv_table: int) -> str:
+                  tables: tuple[list[dict], ...], csv_table: int,
+                  keys: tuple[str, ...] = ("rules", "parameters")) -> str:
     """Listings as CSV (one of them), JSON (all, by title order) or Markdown pipe tables."""
     import csv
     import io
     import json
 
     if output_format == "json":
-        keys = ("rules", "parameters")
         return json.dumps(dict(zip(keys, tables, strict=True)), ensure_ascii=False,
                           indent=2) + "\n"
     if output_format == "csv":
@@ -410,14 +438,14 @@ def household_command(
     Read from the lake as of the date, with the rules, parameters and model
     the nightly run would use; no full id number or phone number is shown.
     """
-    from monitor.io.config import load_parameters, load_rule_definitions, load_scoring
+    from monitor.io.config import load_parameters, load_rules, load_scoring
     from monitor.io.files import atomic_path
     from monitor.io.fonts import font_subsets
     from monitor.io.household import HouseholdNotFound, read_household, run_dates
     from monitor.io.lake import LakeLayoutError
     from monitor.io.models import load_latest_model
     from monitor.policy.params import ParameterError
-    from monitor.policy.rules import RuleError, parse_rules
+    from monitor.policy.rules import RuleError
     from monitor.policy.scoring import RulesOnlyScore
     from monitor.reports.household import household_file
     from monitor.reports.household_views import household_html, household_json, household_text
@@ -440,7 +468,7 @@ def household_command(
         params = load_parameters(home, as_of)
         file = household_file(
             household_id, rows.sources, rows.income_history, rows.state, rows.events, as_of,
-            rows.run_date, params, parse_rules(load_rule_definitions()),
+            rows.run_date, params, load_rules(params),
             RulesOnlyScore.from_definition(load_scoring()), load_latest_model(home, as_of))
     except (HouseholdNotFound, LakeLayoutError, ParameterError, RuleError, OSError) as error:
         errors.print(escape(f"household: {_one_line(error)}"), soft_wrap=True)
@@ -594,7 +622,8 @@ def run_command(
                             "scheduler address (tcp://HOST:PORT)"), soft_wrap=True)
         raise typer.Exit(1)
     _prefect_defaults(verbose)
-    from flows.nightly import load_configuration, nightly
+    from flows.nightly import nightly
+    from monitor.io.config import load_configuration
     from monitor.io.models import ModelError
     from monitor.io.pseudonym_key import PseudonymError
     from monitor.policy.params import ParameterError
@@ -609,7 +638,7 @@ def run_command(
     _print_run(result)
     from monitor.triage.deliveries import attention_line
 
-    attention = attention_line(result["deliveries"])
+    attention = attention_line(result.deliveries)
     if attention:
         # Last, so that a cron log's final line says what needs doing.
         errors.print(f"[yellow]{escape(attention)}[/]", soft_wrap=True)
@@ -617,10 +646,10 @@ def run_command(
             raise typer.Exit(STRICT_EXIT)
 
 
-def _print_run(result: dict) -> None:
-    report, summary = result["ingest"], result["summary"]
+def _print_run(result: NightlyRun) -> None:
+    report, summary = result.ingest, result.summary
     _print_ingest_problems(report)
-    for notice in result.get("notices", []):
+    for notice in result.notices:
         errors.print(f"[yellow]notice[/]: {escape(notice)}")
     ingested = report.by_source()
     if len(ingested):
@@ -639,17 +668,17 @@ def _print_run(result: dict) -> None:
                   f"townships: {households['new']:,} 新增, {households['continuing']:,} 持续. "
                   f"Closed: {warnings['closed_by_run']:,} no longer triggered, "
                   f"{warnings['closed_by_feedback']:,} by feedback.")
-    model = result["model"]
+    model = result.model
     if model["version"] is None:
         console.print("风险评分 from the rules alone: no model trained yet (`monitor train`).")
     else:
         console.print(f"风险评分 from model {model['version']} ({model['kind']}, trained "
                       f"{model['trained_on']}).")
-    console.print(f"Referral files: {Path(result['out']) / 'referrals'}")
-    if (Path(result["out"]) / "report.html").exists():
-        console.print(f"Report: {Path(result['out']) / 'report.html'}", soft_wrap=True)
-    console.print(f"Warnings and manifest: {Path(result['out'])}  "
-                  f"({result['stage_seconds']['total']:.1f} s)")
+    console.print(f"Referral files: {result.out / 'referrals'}")
+    if (result.out / "report.html").exists():
+        console.print(f"Report: {result.out / 'report.html'}", soft_wrap=True)
+    console.print(f"Warnings and manifest: {result.out}  "
+                  f"({result.stage_seconds['total']:.1f} s)")
 
 
 @app.command("train")
@@ -679,16 +708,16 @@ def train_command(
                                                     lake_pseudonym_key(home, create=False)),
                                (ParameterError, ModelSettingsError, PseudonymError),
                                lambda: train(home=home, train_date=train_date), home, wait)
-    figures = result["validation"]
-    console.print(f"Model {result['version']} ({result['chosen']}), trained on "
-                  f"{result['rows']['training']:,} rows; validated on "
+    figures = result.validation
+    console.print(f"Model {result.version} ({result.chosen}), trained on "
+                  f"{result.rows['training']:,} rows; validated on "
                   f"{figures['households']:,} households ({figures['positives']:,} positive).")
     console.print(f"Recall at {figures['capacity_per_township']} per township: model "
                   f"{figures['recall_at_capacity']:.3f}, rules only "
                   f"{figures['rules_recall_at_capacity']:.3f}; ROC AUC "
                   f"{figures['roc_auc']:.3f}.")
-    seconds = result["stage_seconds"]
-    console.print(f"Model card: {Path(result['folder']) / 'MODEL_CARD.md'}")
+    seconds = result.stage_seconds
+    console.print(f"Model card: {result.folder / 'MODEL_CARD.md'}")
     console.print(f"Seconds: ingest {seconds['ingest']:.1f}, rows {seconds['rows']:.1f}, "
                   f"fit {seconds['fit']:.1f}, write {seconds['write']:.1f}; "
                   f"total {seconds['total']:.1f}.")
@@ -729,7 +758,7 @@ def tune_command(
                                lambda: tune(home=home, candidate=parameters,
                                             tune_date=tune_date, from_date=first,
                                             capacity=capacity), home, 0, lock=False)
-    tables, about = result["tables"], result["about"]
+    tables, about = result.tables, result.about
     if about["dates_before_any_delivery"]:
         errors.print(f"[yellow]notice[/]: no registry delivered yet on "
                      f"{', '.join(about['dates_before_any_delivery'])}: those months are left "
@@ -743,8 +772,8 @@ def tune_command(
                   f"newly flagged, {latest.get('dropped', 0):,} dropped, "
                   f"{latest.get('rules changed', 0):,} with other rules).")
     # Unwrapped: a path broken over two lines cannot be copied.
-    console.print(f"Report: {Path(result['folder']) / 'report.html'}", soft_wrap=True)
-    console.print(f"Tables: {Path(result['folder']) / 'tables'}  ({about['seconds']:.1f} s)",
+    console.print(f"Report: {result.folder / 'report.html'}", soft_wrap=True)
+    console.print(f"Tables: {result.folder / 'tables'}  ({about['seconds']:.1f} s)",
                   soft_wrap=True)
 
 

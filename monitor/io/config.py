@@ -1,4 +1,4 @@
-"""Read the rule definitions and parameters: the shipped ``rules/`` folder and a home's override.
+"""A run's configuration: the shipped ``rules/`` folder, a home's overrides, the model in use.
 
 The shipped folder is ``rules/`` at the top of the checkout, installed with
 the package as ``monitor/shipped_rules`` (a link to it in a checkout, a copy
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -17,8 +18,12 @@ import yaml
 
 from monitor.contract.regions import township_regions
 from monitor.io.home import DELIVERIES_OVERRIDE, PARAMETERS_OVERRIDE, Home
-from monitor.model.risk import ModelSettings
+from monitor.io.models import load_latest_model
+from monitor.io.pseudonym_key import lake_pseudonym_key
+from monitor.model.risk import ModelSettings, RiskModel
 from monitor.policy.params import ParameterError, Parameters
+from monitor.policy.rules import Rule, parse_rules
+from monitor.policy.scoring import RulesOnlyScore
 from monitor.triage.deliveries import DeliveryExpectations
 
 #: The shipped rules/ folder, as package data (monitor/shipped_rules links to rules/ in a
@@ -107,6 +112,16 @@ def load_rule_definitions(rules_dir: Path = RULES_DIR) -> list[dict]:
     return document["rules"]
 
 
+def load_rules(parameters: Parameters | None = None, rules_dir: Path = RULES_DIR) -> list[Rule]:
+    """The rules of ``rules/rules.yaml``, parsed (and checked against ``parameters``).
+
+    With ``parameters``, every name a rule uses must be a fact of the
+    catalogue or one of the parameters (:func:`monitor.policy.rules.parse_rules`).
+    """
+    return parse_rules(load_rule_definitions(rules_dir),
+                       parameters=None if parameters is None else parameters.names)
+
+
 def load_scoring(rules_dir: Path = RULES_DIR) -> object:
     """The ``rules_only_score`` mapping of ``rules/rules.yaml`` (validated by the caller)."""
     path = rules_dir / "rules.yaml"
@@ -131,3 +146,47 @@ def load_model_settings(rules_dir: Path = RULES_DIR) -> ModelSettings:
     """The risk model's settings, ``rules/model.yaml``, validated."""
     path = rules_dir / "model.yaml"
     return ModelSettings.from_definition(_read_yaml(path), str(path))
+
+
+@dataclass
+class Configuration:
+    """Parameters, rules and score definition of a run, loaded once."""
+
+    params: Parameters
+    rules: list[Rule]
+    scoring: RulesOnlyScore
+    versions: dict[str, str]
+    #: What each source's deliveries are expected to be (held and stale sources).
+    deliveries: DeliveryExpectations
+    #: The newest model trained for the run date or earlier; None: rules alone.
+    model: RiskModel | None = None
+
+    @property
+    def roster_rules(self) -> frozenset[str]:
+        """The codes of the visit rosters (定期探访)."""
+        return frozenset(rule.code for rule in self.rules if rule.roster)
+
+    @property
+    def model_manifest(self) -> dict:
+        """The run manifest's model entry: which model scored the run, or that none did."""
+        if self.model is None:
+            return {"version": None, "risk_score": self.scoring.description}
+        meta = self.model.metadata
+        return {"version": self.model.version, "kind": meta["kind"],
+                "trained_on": meta["trained_on"], "data_sha256": meta["data_sha256"],
+                "risk_score": self.model.description}
+
+
+def load_configuration(home: Path, run_date: dt.date) -> Configuration:
+    """Parameters (checked for every township on the date), rules, score and model.
+
+    Raises if any is unusable, or if ``MONITOR_PSEUDONYM_KEY`` does not fit the lake.
+    """
+    params = load_parameters(home, run_date)
+    rules = load_rules(params)
+    scoring = RulesOnlyScore.from_definition(load_scoring())
+    expectations = load_delivery_expectations(home)
+    model = load_latest_model(home, run_date)
+    lake_pseudonym_key(home, create=False)  # the key fits the lake, or there is none to fit
+    return Configuration(params, rules, scoring, configuration_versions(home), expectations,
+                         model)

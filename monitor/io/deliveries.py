@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from monitor.contract.dates import BUREAU_TIME_ZONE
 from monitor.io.files import write_parquet
 from monitor.io.home import Home
 from monitor.io.lake import manifest_path, read_manifest
@@ -34,7 +34,6 @@ DECISION_COLUMNS = {
     # The run date of the ingest that made it (empty for an operator's decision).
     "run_date": "string",
 }
-BUREAU_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def decisions_path(home: Path) -> Path:

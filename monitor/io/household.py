@@ -42,7 +42,7 @@ from monitor.io.lake import (
     read_source,
 )
 from monitor.triage.lifecycle import EVENT_COLUMNS, as_state, empty_state
-from monitor.validation import checks as ingest
+from monitor.validation import checks
 
 
 class HouseholdNotFound(LookupError):
@@ -91,7 +91,7 @@ def read_household(home: Path, household_id: str, as_of: dt.date) -> HouseholdRo
     found = _read_lake_table(home, registry, view.entries["registry"], ["household_id"],
                              existing=view.files["registry"], where=in_household)
     counties = (set() if found is None else
-                set(found.column(ingest.COUNTY).to_pylist()) - {ingest.UNMATCHED_COUNTY})
+                set(found.column(checks.COUNTY).to_pylist()) - {checks.UNMATCHED_COUNTY})
     if not counties:
         raise HouseholdNotFound(f"户编号 {household_id} is not in the registry on {as_of}")
     county = min(counties)
@@ -103,7 +103,7 @@ def read_household(home: Path, household_id: str, as_of: dt.date) -> HouseholdRo
     moves = _registry_moves(home, view.manifest, as_of)
     members = CountyMembers(keys, {kind: _counties_left(moves, county, kind, values)
                                    for kind, values in keys.items()})
-    filed = [county, ingest.UNMATCHED_COUNTY, *members.counties_left["household_id"]]
+    filed = [county, checks.UNMATCHED_COUNTY, *members.counties_left["household_id"]]
 
     def read(name: str) -> pd.DataFrame:
         source = SOURCES[name]
@@ -115,7 +115,7 @@ def read_household(home: Path, household_id: str, as_of: dt.date) -> HouseholdRo
             if len(state):
                 quoted = quoted | ds.field("warning_id").isin(state["warning_id"].tolist())
             return read_source(home, name, as_of, view=view,
-                               where=ds.field(ingest.COUNTY).isin(filed) & quoted)
+                               where=ds.field(checks.COUNTY).isin(filed) & quoted)
         wanted = ds.field(source.county_by).isin(keys[source.county_by].tolist())
         return read_source(home, name, as_of, county=county, members=members, view=view,
                            where=wanted)

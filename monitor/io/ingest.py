@@ -54,7 +54,7 @@ from monitor.io.landing import (
 from monitor.io.pseudonym_key import lake_pseudonym_key
 from monitor.triage import deliveries
 from monitor.triage.deliveries import DeliveryExpectations
-from monitor.validation import checks as ingest
+from monitor.validation import checks
 
 
 @dataclass
@@ -182,7 +182,7 @@ def _flatten_county_folders(home: Path) -> None:
     """
     for name in SOURCES:
         base = lake_dir(home, name)
-        folders = sorted(base.glob(f"{ingest.COUNTY}=*")) if base.exists() else []
+        folders = sorted(base.glob(f"{checks.COUNTY}=*")) if base.exists() else []
         pieces: dict[str, list[tuple[str, Path]]] = {}
         for folder in folders:
             for path in sorted(folder.glob("*.parquet")):
@@ -331,7 +331,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
     if to_read:
         # A key may appear once per delivery, across its files and their batches, and
         # across files of the same delivery ingested by earlier runs.
-        seen = ingest.KeysSeen(source.key)
+        seen = checks.KeysSeen(source.key)
         earlier = _earlier_keys(home, source, delivery_date, manifest)
         if earlier is not None:
             seen.add(seen.hashes(earlier))
@@ -374,7 +374,7 @@ def _ingest_delivery(home: Path, source: Source, delivery_date: dt.date,
 
 
 def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_file: LandingFile,
-                 sha: str, raw: RawFile, seen: ingest.KeysSeen,
+                 sha: str, raw: RawFile, seen: checks.KeysSeen,
                  placement: dict[str, pd.Series] | None,
                  pseudonym_key: str | None) -> FileOutcome:
     """Check one file batch by batch and write its lake, quarantine and moves files together.
@@ -428,14 +428,14 @@ def _ingest_file(home: Path, source: Source, delivery_date: dt.date, landing_fil
     with _StagedFiles() as staged:
         for batch in raw.batches:
             accepted_count, quarantined = _this_file_only(label, stage, batch, staged)
-            reasons.update(quarantined[ingest.REASON].value_counts().to_dict()
+            reasons.update(quarantined[checks.REASON].value_counts().to_dict()
                            if len(quarantined) else {})
             read_rows += batch.rows_read
             accepted_rows += accepted_count
             quarantined_rows += len(quarantined)
         if not accepted_rows:
             # An empty file still marks the delivery, so that a snapshot can be empty.
-            staged.write_part(lake_file, ingest.UNMATCHED_COUNTY, empty_lake_table)
+            staged.write_part(lake_file, checks.UNMATCHED_COUNTY, empty_lake_table)
         if placed:
             _stage_moves(staged, placed, placement, moves_dir(home) / f"{stem}.parquet")
         staged.commit()
@@ -478,7 +478,7 @@ def _quarantine_table(quarantined: pd.DataFrame, schema: pa.Schema, label: str,
     quarantined = quarantined.assign(
         _file=label, _delivery_date=delivery_date.isoformat()
     ).reindex(columns=schema.names).astype(
-        dict.fromkeys(schema.names, "string") | {ingest.ROW: "int64"})
+        dict.fromkeys(schema.names, "string") | {checks.ROW: "int64"})
     return pa.Table.from_pandas(quarantined, schema=schema, preserve_index=False)
 
 
@@ -486,7 +486,7 @@ def _stage_moves(staged: _StagedFiles, placed: list[pd.DataFrame],
                  placement: dict[str, pd.Series] | None, target: Path) -> None:
     """The registry file's county moves against the previous registry, if any moved."""
     registry = pd.concat(placed, ignore_index=True)
-    moves = ingest.county_moves(registry, registry[ingest.COUNTY], placement)
+    moves = checks.county_moves(registry, registry[checks.COUNTY], placement)
     if len(moves):
         staged.write(target, pa.Table.from_pandas(moves, preserve_index=False))
 
@@ -498,7 +498,7 @@ def _with_warning_townships(home: Path, batch: RawBatch) -> RawBatch:
     row whose warning is unknown keeps none (its 村(社区) is used instead).
     """
     frame = batch.frame
-    if ingest.WORKBOOK_TOWNSHIP not in frame or frame.empty:
+    if checks.WORKBOOK_TOWNSHIP not in frame or frame.empty:
         return batch  # not a returned workbook: every other batch of every file
     states = sorted(Home.of(home).warning_state.glob("*.parquet"))
     if not states:
@@ -508,11 +508,11 @@ def _with_warning_townships(home: Path, batch: RawBatch) -> RawBatch:
                             filters=[("warning_id", "in", sorted(set(ids.dropna())))])
     lookup = known.drop_duplicates("warning_id").set_index("warning_id")["township_code"]
     return dataclasses.replace(batch, frame=frame.assign(
-        **{ingest.WARNING_TOWNSHIP: ids.map(lookup).astype("string")}))
+        **{checks.WARNING_TOWNSHIP: ids.map(lookup).astype("string")}))
 
 
 def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
-                 seen: ingest.KeysSeen, placement: dict[str, pd.Series] | None,
+                 seen: checks.KeysSeen, placement: dict[str, pd.Series] | None,
                  pseudonym_key: str | None, placed: list[pd.DataFrame]
                  ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """Accepted rows with their counties, and quarantined rows, of one batch.
@@ -520,19 +520,19 @@ def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
     The accepted rows' keys join ``seen`` (pending); a registry batch adds its
     keys and counties to ``placed``.
     """
-    parsed = ingest.parse_rows(batch.frame, source, delivery_date)
+    parsed = checks.parse_rows(batch.frame, source, delivery_date)
     if pseudonym_key is not None:
-        parsed = ingest.pseudonymise_rows(parsed, source, pseudonym_key)
-    parsed = ingest.flag_repeated_keys(parsed, source, seen)
-    accepted, quarantined = ingest.split_rows(batch.frame, parsed)
+        parsed = checks.pseudonymise_rows(parsed, source, pseudonym_key)
+    parsed = checks.flag_repeated_keys(parsed, source, seen)
+    accepted, quarantined = checks.split_rows(batch.frame, parsed)
     if source.name == "registry":
-        accepted = ingest.add_person_facts(accepted)
-        counties = accepted.pop(ingest.COUNTY)
+        accepted = checks.add_person_facts(accepted)
+        counties = accepted.pop(checks.COUNTY)
         placed.append(pd.DataFrame({"household_id": accepted["household_id"],
                                     "id_number": accepted["id_number"],
-                                    ingest.COUNTY: counties}))
+                                    checks.COUNTY: counties}))
     else:
-        counties = ingest.place_in_counties(accepted, source, placement)
+        counties = checks.place_in_counties(accepted, source, placement)
     accepted[DELIVERY_DATE] = pd.Timestamp(delivery_date)
     return accepted, counties, quarantined
 
@@ -557,16 +557,16 @@ def _with_county(table: pa.Table, counties: Iterable[str]) -> pa.Table:
     Appended after the pandas conversion, so the pandas metadata does not name
     it and it reads back as the text it was when it was a folder name.
     """
-    return table.append_column(ingest.COUNTY, pa.array(counties, type=pa.string()))
+    return table.append_column(checks.COUNTY, pa.array(counties, type=pa.string()))
 
 
 def _quarantine_schema(frame: pd.DataFrame) -> pa.Schema:
     """Quarantine columns: the file's text columns as delivered, the line, row and reason."""
-    text = [name for name in frame.columns if name != ingest.ROW]
+    text = [name for name in frame.columns if name != checks.ROW]
     return pa.schema([*((name, pa.string()) for name in text), ("_raw_line", pa.string()),
-                      (ingest.ROW, pa.int64()),
-                      *((name, pa.string()) for name in (ingest.REASON, ingest.REASON_COLUMN,
-                                                         ingest.REASON_DETAIL, "_file",
+                      (checks.ROW, pa.int64()),
+                      *((name, pa.string()) for name in (checks.REASON, checks.REASON_COLUMN,
+                                                         checks.REASON_DETAIL, "_file",
                                                          "_delivery_date"))])
 
 
@@ -665,10 +665,10 @@ def _malformed_rows(batch: RawBatch) -> pd.DataFrame:
     count = len(batch.malformed_lines)
     return pd.DataFrame({
         "_raw_line": pd.array(batch.malformed_lines, dtype="string"),
-        ingest.ROW: batch.malformed_rows,
-        ingest.REASON: pd.array(["malformed_row"] * count, dtype="string"),
-        ingest.REASON_COLUMN: pd.array([None] * count, dtype="string"),
-        ingest.REASON_DETAIL: pd.array(["column count differs from the header"] * count,
+        checks.ROW: batch.malformed_rows,
+        checks.REASON: pd.array(["malformed_row"] * count, dtype="string"),
+        checks.REASON_COLUMN: pd.array([None] * count, dtype="string"),
+        checks.REASON_DETAIL: pd.array(["column count differs from the header"] * count,
                                        dtype="string"),
     })
 
@@ -701,5 +701,5 @@ def _registry_placement(home: Path, delivery_date: dt.date, manifest: pd.DataFra
     if cache_key not in cache:
         cache.clear()
         rows = read_lake_files(home, registry, entries, columns=["id_number", "household_id"])
-        cache[cache_key] = ingest.county_lookups(rows)
+        cache[cache_key] = checks.county_lookups(rows)
     return cache[cache_key]

@@ -42,7 +42,7 @@ from monitor.contract.asof import (
 from monitor.contract.keys import positions_in_many
 from monitor.contract.sources import SOURCES, Source
 from monitor.io.home import Home
-from monitor.validation import checks as ingest
+from monitor.validation import checks
 
 MANIFEST_COLUMNS = {
     "file": "string", "source": "string", "delivery_date": "string", "sha256": "string",
@@ -132,7 +132,7 @@ def _check_layout(base: Path) -> None:
     LakeLayoutError
         If ``base`` holds a ``county_code=`` folder.
     """
-    if any(True for _ in base.glob(f"{ingest.COUNTY}=*")):
+    if any(True for _ in base.glob(f"{checks.COUNTY}=*")):
         raise LakeLayoutError(
             f"{base}: the lake is in county folders, the layout before one file per "
             "delivered file; run `monitor ingest` (or the nightly run) once to lay it out again")
@@ -214,20 +214,20 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
         dataset = ds.dataset([str(path) for path in paths], format="parquet")
         if datasets is not None:
             datasets[key] = dataset
-    wanted = None if columns is None else [*columns, ingest.COUNTY, DELIVERY_DATE]
-    chosen = None if counties is None else ds.field(ingest.COUNTY).isin(counties)
+    wanted = None if columns is None else [*columns, checks.COUNTY, DELIVERY_DATE]
+    chosen = None if counties is None else ds.field(checks.COUNTY).isin(counties)
     if where is not None:
         # A scan decodes every column it returns for each row group the statistics leave;
         # first find, on the filter's columns alone, the counties of the rows wanted, so
         # that only their row groups are decoded whole.
         chosen = where if chosen is None else chosen & where
-        found = dataset.to_table(columns=[ingest.COUNTY], filter=chosen).column(ingest.COUNTY)
-        chosen = chosen & ds.field(ingest.COUNTY).isin(pc.unique(found))
+        found = dataset.to_table(columns=[checks.COUNTY], filter=chosen).column(checks.COUNTY)
+        chosen = chosen & ds.field(checks.COUNTY).isin(pc.unique(found))
     table = dataset.to_table(columns=wanted, filter=chosen)
     if counties is None:
-        rank = pc.rank(table.column(ingest.COUNTY), sort_keys="ascending", tiebreaker="dense")
+        rank = pc.rank(table.column(checks.COUNTY), sort_keys="ascending", tiebreaker="dense")
     else:
-        rank = pc.index_in(table.column(ingest.COUNTY), value_set=pa.array(counties))
+        rank = pc.index_in(table.column(checks.COUNTY), value_set=pa.array(counties))
     rank = rank.to_numpy()
     if len(rank) > 1 and (rank[1:] < rank[:-1]).any():
         # A file holds its counties in code order, and a delivery's files follow each other:
@@ -247,7 +247,7 @@ def _empty_frame(source: Source, columns: list[str] | None) -> pd.DataFrame:
     dtypes = {name: column.dtype.type for name, column in source.schema.columns.items()}
     names = columns or list(dtypes)
     frame = pd.DataFrame({name: pd.Series(dtype=dtypes.get(name, "string")) for name in names})
-    frame[ingest.COUNTY] = pd.Series(dtype="string")
+    frame[checks.COUNTY] = pd.Series(dtype="string")
     frame[DELIVERY_DATE] = pd.Series(dtype="datetime64[ns]")
     return frame
 
@@ -319,22 +319,15 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
     """
     home = Path(home)
     source = SOURCES[source_name]
-    if view is not None and view.as_of == as_of:
-        entries, existing = view.entries[source_name], view.files[source_name]
-    else:
-        view, existing = None, None
-        manifest = read_manifest(home) if manifest is None else manifest
-        entries = deliveries_in_force(manifest, source, as_of)
-    if since is not None:
-        # Ingest refuses dates after their delivery date, so a delivery made before
-        # `since` holds only older rows, and can neither be wanted nor replace a later row.
-        entries = entries[pd.to_datetime(entries["delivery_date"]) >= pd.Timestamp(since[1])]
+    if view is None or view.as_of != as_of:
+        view = None
+    entries, existing = _entries_of(home, source, as_of, since, manifest, view)
     if columns is not None:
         # The key decides which rows count; the county column where they belong.
         columns = list(dict.fromkeys([*columns, *source.key, source.county_by]))
     counties = kept = None
     if county is not None:
-        counties = [county, ingest.UNMATCHED_COUNTY]
+        counties = [county, checks.UNMATCHED_COUNTY]
         if source.county_by != "region_code":
             if members is None:
                 members = county_members(home, as_of, county, manifest, view)
@@ -356,14 +349,38 @@ def read_source(home: Path, source_name: str, as_of: dt.date, county: str | None
         table = table.filter(pa.array(keep))
     rows = table.to_pandas()
     if county is not None:
-        # Rows are filed under the county their household had when they came in;
-        # what belongs to the county now is decided by today's registry.
-        if kept is None:
-            rows = rows[rows[ingest.COUNTY] != ingest.UNMATCHED_COUNTY]
-        else:
-            rows = rows[positions_in_many([rows[source.county_by]], kept)[0] >= 0].copy()
-            rows[ingest.COUNTY] = county
+        rows = _belonging_to(rows, source, county, kept)
     return rows.reset_index(drop=True)
+
+
+def _entries_of(home: Path, source: Source, as_of: dt.date, since: tuple[str, dt.date] | None,
+                manifest: pd.DataFrame | None, view: LakeView | None
+                ) -> tuple[pd.DataFrame, frozenset[str] | None]:
+    """The manifest entries a read of ``source`` as of ``as_of`` needs, and the lake's files."""
+    if view is not None:
+        entries, existing = view.entries[source.name], view.files[source.name]
+    else:
+        manifest = read_manifest(home) if manifest is None else manifest
+        entries, existing = deliveries_in_force(manifest, source, as_of), None
+    if since is not None:
+        # Ingest refuses dates after their delivery date, so a delivery made before
+        # `since` holds only older rows, and can neither be wanted nor replace a later row.
+        entries = entries[pd.to_datetime(entries["delivery_date"]) >= pd.Timestamp(since[1])]
+    return entries, existing
+
+
+def _belonging_to(rows: pd.DataFrame, source: Source, county: str, kept: pd.Series | None
+                  ) -> pd.DataFrame:
+    """The rows that belong to ``county`` today (those of its members, by ``kept``).
+
+    Rows are filed under the county their household had when they came in;
+    what belongs to the county now is decided by today's registry.
+    """
+    if kept is None:
+        return rows[rows[checks.COUNTY] != checks.UNMATCHED_COUNTY]
+    rows = rows[positions_in_many([rows[source.county_by]], kept)[0] >= 0].copy()
+    rows[checks.COUNTY] = county
+    return rows
 
 
 def _counties_left(moves: pd.DataFrame, county: str, kind: str, members: pd.Series
@@ -374,7 +391,7 @@ def _counties_left(moves: pd.DataFrame, county: str, kind: str, members: pd.Seri
     moves = moves[(moves["kind"] == kind).to_numpy(dtype=bool)
                   & (positions_in_many([moves["key"]], members)[0] >= 0)]
     earlier = set(moves["from_county"]) | set(moves["to_county"])
-    return sorted(earlier - {county, ingest.UNMATCHED_COUNTY})
+    return sorted(earlier - {county, checks.UNMATCHED_COUNTY})
 
 
 def read_as_of(home: Path, as_of: dt.date, county: str | None = None,
@@ -416,7 +433,7 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     paths = _lake_paths(home, registry, set(entries["lake_file"]))
     if not paths:
         return []
-    return sorted(set().union(*map(_counties_in, paths)) - {ingest.UNMATCHED_COUNTY})
+    return sorted(set().union(*map(_counties_in, paths)) - {checks.UNMATCHED_COUNTY})
 
 
 def _counties_in(path: Path) -> set[str]:
@@ -425,12 +442,12 @@ def _counties_in(path: Path) -> set[str]:
     The column itself is read only where a row group has no statistics.
     """
     metadata = pq.ParquetFile(path).metadata
-    column = metadata.schema.names.index(ingest.COUNTY)
+    column = metadata.schema.names.index(checks.COUNTY)
     counties = set()
     for number in range(metadata.num_row_groups):
         statistics = metadata.row_group(number).column(column).statistics
         if statistics is None or not statistics.has_min_max or statistics.min != statistics.max:
-            return set(pq.read_table(path, columns=[ingest.COUNTY]).column(ingest.COUNTY)
+            return set(pq.read_table(path, columns=[checks.COUNTY]).column(checks.COUNTY)
                        .unique().to_pylist())
         counties.add(statistics.min)
     return counties
@@ -460,7 +477,7 @@ def rows_ingested_on(home: Path, source_name: str, ingested_on: dt.date,
                    .exists()]
     return (pd.concat(accepted, ignore_index=True) if accepted else _empty_frame(source, None),
             pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(
-                columns=[ingest.ROW, ingest.REASON, ingest.REASON_COLUMN, "_file"]))
+                columns=[checks.ROW, checks.REASON, checks.REASON_COLUMN, "_file"]))
 
 
 def quarantine_counts(home: Path, ingested_on: dt.date, manifest: pd.DataFrame | None = None
@@ -480,9 +497,9 @@ def quarantine_counts(home: Path, ingested_on: dt.date, manifest: pd.DataFrame |
     for source, lake_file in zip(files["source"], files["lake_file"], strict=True):
         path = Home.of(home).quarantine(source) / f"{lake_file}.parquet"
         if path.exists():
-            rows = pd.read_parquet(path).reindex(columns=[ingest.REASON, ingest.REASON_COLUMN])
-            frames.append(pd.DataFrame({"source": source, "reason": rows[ingest.REASON],
-                                        "column": rows[ingest.REASON_COLUMN]}))
+            rows = pd.read_parquet(path).reindex(columns=[checks.REASON, checks.REASON_COLUMN])
+            frames.append(pd.DataFrame({"source": source, "reason": rows[checks.REASON],
+                                        "column": rows[checks.REASON_COLUMN]}))
     if not frames:
         return pd.DataFrame({name: pd.Series(dtype="int64" if name == "rows" else "string")
                              for name in columns})

@@ -56,72 +56,91 @@ def model_features(facts: Facts, params: Parameters) -> pd.DataFrame:
         One float64 column per name of :data:`FEATURE_NAMES`; a value unknown
         to the facts (no income assessment) is NaN.
     """
-    households = facts.households
-    persons = facts.persons
-    position = facts.person_household
-    count = len(households)
-    in_force = params.frame(households["region_code"], facts.as_of, FEATURE_PARAMETERS)
-    standard = in_force["dibao_standard"].to_numpy(dtype="float64")
+    columns = _Columns(facts, params.frame(facts.households["region_code"], facts.as_of,
+                                           FEATURE_PARAMETERS))
+    features = {**_income_and_health(columns), **_members_and_holdings(columns)}
+    return pd.DataFrame({name: np.asarray(features[name], dtype="float64")
+                         for name in FEATURE_NAMES}, index=facts.households.index)
 
-    living = persons["is_living"].to_numpy(dtype=bool)
-    age = persons["age"].to_numpy(dtype="float64")
 
-    def members(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(position[living & mask], minlength=count).astype("float64")
+class _Columns:
+    """The facts as the features read them: household columns, members counted, flags."""
 
-    def household(name: str) -> np.ndarray:
-        return pd.to_numeric(households[name]).to_numpy(dtype="float64", na_value=np.nan)
+    def __init__(self, facts: Facts, in_force: pd.DataFrame) -> None:
+        self.facts, self.in_force = facts, in_force
+        self.standard = in_force["dibao_standard"].to_numpy(dtype="float64")
+        self.living = facts.persons["is_living"].to_numpy(dtype=bool)
 
-    def flag(name: str) -> np.ndarray:
-        return households[name].fillna(False).to_numpy(dtype="float64")
+    def members(self, mask: np.ndarray) -> np.ndarray:
+        """Living members for whom ``mask`` holds, per household."""
+        return np.bincount(self.facts.person_household[self.living & mask],
+                           minlength=len(self.facts.households)).astype("float64")
 
-    as_of = pd.Timestamp(facts.as_of)
-    assessed = households["income_assess_date"]
+    def person_flag(self, name: str) -> np.ndarray:
+        return self.facts.persons[name].to_numpy(dtype=bool)
+
+    def household(self, name: str) -> np.ndarray:
+        return pd.to_numeric(self.facts.households[name]).to_numpy(dtype="float64",
+                                                                   na_value=np.nan)
+
+    def flag(self, name: str) -> np.ndarray:
+        return self.facts.households[name].fillna(False).to_numpy(dtype="float64")
+
+
+def _income_and_health(columns: _Columns) -> dict[str, np.ndarray]:
+    """Income against the standard, its age, medical costs, disasters, deaths."""
+    household = columns.household
+    assessed = columns.facts.households["income_assess_date"]
     annual_income = household("annual_income")
     medical = household("medical_out_of_pocket")
     with np.errstate(divide="ignore", invalid="ignore"):
         burden = np.where(annual_income > 0, medical / annual_income, np.nan)
-    features = {
-        "per_capita_income_ratio": household("per_capita_income") / standard,
-        "income_assessment_age_months": ((as_of - assessed).dt.days / DAYS_PER_MONTH
-                                         ).to_numpy(dtype="float64", na_value=np.nan),
+    return {
+        "per_capita_income_ratio": household("per_capita_income") / columns.standard,
+        "income_assessment_age_months": ((pd.Timestamp(columns.facts.as_of) - assessed).dt.days
+                                         / DAYS_PER_MONTH).to_numpy(dtype="float64",
+                                                                    na_value=np.nan),
         "income_unknown": assessed.isna().to_numpy(dtype="float64"),
-        "living_members": household("living_members"),
-        "single_person": (household("living_members") == 1).astype("float64"),
-        "head_age": household("head_age"),
-        "elderly_members": members(age >= in_force["elder_age"].to_numpy()[position]),
-        "minor_members": members(age < in_force["adult_age"].to_numpy()[position]),
-        "working_age_members": household("working_age_living"),
-        "working_age_away": household("working_age_away"),
-        "working_age_at_home": household("working_age_at_home"),
-        "working_age_unemployed": household("working_age_unemployed"),
-        "disabled_members": members(persons["is_disabled"].to_numpy(dtype=bool)),
-        "severely_disabled_members": members(persons["is_severely_disabled"].to_numpy(
-            dtype=bool)),
-        "dependent_members": members(persons["is_dependent"].to_numpy(dtype=bool)),
-        "school_dropouts": members(persons["is_school_dropout"].to_numpy(dtype=bool)),
         "medical_out_of_pocket": medical,
         "recent_medical_out_of_pocket": household("recent_medical_out_of_pocket"),
         "medical_burden_ratio": burden,
         "major_illness_claims": household("major_illness_claims"),
         "disaster_loss": household("disaster_loss"),
         "working_age_deaths": household("working_age_deaths"),
+    }
+
+
+def _members_and_holdings(columns: _Columns) -> dict[str, np.ndarray]:
+    """Who lives there, the programs they are in, their house and assets."""
+    household, members, flag = columns.household, columns.members, columns.flag
+    position = columns.facts.person_household
+    age = columns.facts.persons["age"].to_numpy(dtype="float64")
+    return {
+        "living_members": household("living_members"),
+        "single_person": (household("living_members") == 1).astype("float64"),
+        "head_age": household("head_age"),
+        "elderly_members": members(age >= columns.in_force["elder_age"].to_numpy()[position]),
+        "minor_members": members(age < columns.in_force["adult_age"].to_numpy()[position]),
+        "working_age_members": household("working_age_living"),
+        "working_age_away": household("working_age_away"),
+        "working_age_at_home": household("working_age_at_home"),
+        "working_age_unemployed": household("working_age_unemployed"),
+        "disabled_members": members(columns.person_flag("is_disabled")),
+        "severely_disabled_members": members(columns.person_flag("is_severely_disabled")),
+        "dependent_members": members(columns.person_flag("is_dependent")),
+        "school_dropouts": members(columns.person_flag("is_school_dropout")),
         "in_dibao": flag("in_dibao"),
         "in_tekun": flag("in_tekun"),
         "in_edge": flag("in_edge"),
-        "temporary_aid_active": members(persons["person_in_temporary_aid"].to_numpy(
-            dtype=bool)) > 0,
-        "lifted_from_poverty": households["revitalization_status"].isin(LIFTED).fillna(
-            False).to_numpy(dtype="float64"),
+        "temporary_aid_active": members(columns.person_flag("person_in_temporary_aid")) > 0,
+        "lifted_from_poverty": columns.facts.households["revitalization_status"].isin(
+            LIFTED).fillna(False).to_numpy(dtype="float64"),
         "monitored_for_relapse": flag("is_monitored_for_relapse"),
         "housing_unsafe": flag("housing_unsafe"),
-        "financial_assets_months": household("financial_assets_per_capita") / standard,
+        "financial_assets_months": household("financial_assets_per_capita") / columns.standard,
         "vehicles": household("vehicles"),
         "properties": household("properties"),
     }
-    frame = pd.DataFrame({name: np.asarray(features[name], dtype="float64")
-                          for name in FEATURE_NAMES}, index=households.index)
-    return frame
 
 
 def audit_groups(facts: Facts, age_bands: list[int]) -> pd.DataFrame:

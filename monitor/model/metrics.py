@@ -48,8 +48,12 @@ def select_at_capacity(townships: pd.Series, score: np.ndarray, k: int,
 
 
 def model_eligible(rows: pd.DataFrame) -> np.ndarray:
-    """Households the model may list: those with a living member, as MODEL_RISK requires."""
-    return rows["living_members"].to_numpy(dtype="float64") > 0
+    """Households the model may list, as MODEL_RISK's condition says (``model_eligible``).
+
+    Worked out with the rows (:func:`monitor.model.training.snapshot_rows`)
+    from the parsed rule, so that the metrics follow an edit of ``rules/rules.yaml``.
+    """
+    return rows["model_eligible"].fillna(False).to_numpy(dtype=bool)
 
 
 def at_capacity(label: np.ndarray, selected: np.ndarray) -> dict[str, float]:

@@ -35,13 +35,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from monitor.contract.dates import months_before
 from monitor.model import metrics
 from monitor.model.features import FEATURE_NAMES, audit_groups, model_features
 from monitor.model.labels import outcome_labels
 from monitor.model.risk import ModelSettings, RiskModel, feature_matrix
 from monitor.policy.facts import build_facts
 from monitor.policy.params import Parameters
-from monitor.policy.rules import Rule, evaluate
+from monitor.policy.rules import Rule, evaluate, open_to_score, score_rule
 from monitor.policy.scoring import RulesOnlyScore
 
 TRAINING, CALIBRATION, VALIDATION = "training", "calibration", "validation"
@@ -60,17 +61,6 @@ class Snapshot:
     as_of: dt.date
     end: dt.date
     role: str
-
-
-def months_before(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` earlier, clamped to the month's end.
-
-    Examples
-    --------
-    >>> months_before(dt.date(2026, 6, 30), 4)
-    datetime.date(2026, 2, 28)
-    """
-    return (pd.Timestamp(day) - pd.DateOffset(months=months)).date()
 
 
 def training_plan(train_date: dt.date, settings: ModelSettings) -> list[Snapshot]:
@@ -121,7 +111,8 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
     with its ``role``: validation townships on the validation date,
     calibration and fitting townships on the training dates. With ``rules``
     and ``scoring``, adds ``rules_score``: the rules-only 风险评分 the household
-    would have had that night (0 when no rule hit).
+    would have had that night (0 when no rule hit), and ``model_eligible``:
+    whether MODEL_RISK could list it (:func:`monitor.policy.rules.open_to_score`).
     """
     facts = build_facts(sources, snapshot.as_of, params)
     groups = audit_groups(facts, list(settings.head_age_bands))
@@ -135,6 +126,9 @@ def snapshot_rows(sources: dict[str, pd.DataFrame], assistance_at_end: pd.DataFr
         hits = evaluate(rules, facts, params)
         rows["rules_score"] = scoring.scores(hits).reindex(rows.index, fill_value=0).astype(
             "int64")
+        # Who the model may list, as MODEL_RISK's own condition says (ranked alone).
+        rows["model_eligible"] = pd.Series(open_to_score(score_rule(rules), facts, params),
+                                           index=facts.households.index).reindex(rows.index)
     return rows[keep].assign(as_of=pd.Timestamp(snapshot.as_of), role=role[keep])
 
 

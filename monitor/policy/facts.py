@@ -20,6 +20,7 @@ import pandas as pd
 
 from monitor.contract import regions
 from monitor.contract.keys import MISSING, id_positions_in_many, key_codes, positions_in_many
+from monitor.policy.catalogue import CATALOGUE, EVERY_SOURCE, facts_from_source
 from monitor.policy.params import Parameters
 
 MONTHS_PER_YEAR = 12
@@ -124,35 +125,14 @@ SOURCE_COLUMNS = {
 #: The facts each source feeds, the registry's aside: every fact rests on the registry (who
 #: lives in the household, their ages), and the model's score on every source. A rule that
 #: names one of these facts reads the source (:func:`monitor.triage.deliveries.rules_reading`
-#: names the rules of a stale source from it); ``tests/triage/test_deliveries.py`` checks it
-#: against what the builders do.
-FACTS_FROM_SOURCE: dict[str, frozenset[str]] = {
-    "assistance": frozenset({*PROGRAM_FLAGS.values(), *HOUSEHOLD_PROGRAMS.values(),
-                             "any_program_active", "tekun_monthly_amount"}),
-    "income": frozenset({"annual_income", "employment_cost", "income_assess_date",
-                         "per_capita_income"}),
-    "rural_revitalization": frozenset({"revitalization_status", "revitalization_since",
-                                       "is_monitored_for_relapse"}),
-    "medical": frozenset({"medical_out_of_pocket", "recent_medical_out_of_pocket",
-                          "major_illness_claims"}),
-    "disability": frozenset({"disability_type", "disability_level", "self_care", "is_disabled",
-                             "is_intellectual_or_mental", "is_dependent",
-                             "is_severely_disabled", "working_age_able"}),
-    "employment": frozenset({"latest_employment_event", "latest_employment_date",
-                             "is_away_for_work", "is_unemployed", "working_age_at_home",
-                             "working_age_away", "working_age_unemployed",
-                             "head_couple_away"}),
-    "education": frozenset({"school_status", "school_status_date", "is_school_dropout"}),
-    "housing": frozenset({"housing_rating", "housing_assess_date", "housing_unsafe"}),
-    "disaster": frozenset({"disaster_loss", "latest_disaster_date"}),
-    "assets": frozenset({"vehicles", "properties", "businesses", "financial_assets",
-                         "financial_assets_per_capita"}),
-}
+#: names the rules of a stale source from it); from the catalogue, and
+#: ``tests/triage/test_deliveries.py`` checks it against what the builders do.
+FACTS_FROM_SOURCE: dict[str, frozenset[str]] = facts_from_source()
 #: Facts that change by the passing of time alone (a birthday): a settled warning does not
 #: come back when only these moved (:func:`monitor.triage.lifecycle.evidence_hashes`).
 TICKING_FACTS = ("age",)
 #: Facts that every source may move (the model's score reads them all).
-FACTS_FROM_EVERY_SOURCE = frozenset({"risk_score", "risk_factors"})
+FACTS_FROM_EVERY_SOURCE = frozenset(fact.name for fact in CATALOGUE if fact.source == EVERY_SOURCE)
 
 
 #: Events the facts look at only within a window: source -> (date column, window parameter).
@@ -278,143 +258,169 @@ def person_facts(sources: dict[str, pd.DataFrame], as_of: dt.date,
     return persons
 
 
-def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parameters
-                ) -> Facts:
-    """Person and household facts as of ``as_of`` (windows and age bands from ``params``)."""
-    on = pd.Timestamp(as_of)
-    registry_ids = sources["registry"]["id_number"].astype("string").reset_index(drop=True)
-    by_person = _by_person(sources, registry_ids, on)
-    persons = person_facts(sources, as_of, by_person)
-    households, position = _household_frame(persons)
-    household_count = len(households)
-    household_ids = pd.Series(households.index, dtype="string")
-    household_params = params.frame(households["region_code"], as_of, FACT_PARAMETERS)
+@dataclass
+class _Households:
+    """What each household topic's facts are built from (see :func:`build_facts`)."""
 
-    def per_person(name: str) -> np.ndarray:
-        return household_params[name].to_numpy()[position]
+    on: pd.Timestamp
+    sources: dict[str, pd.DataFrame]
+    persons: pd.DataFrame
+    frame: pd.DataFrame
+    #: Each person's household, as a row of ``frame``.
+    position: np.ndarray
+    #: The fact parameters in force for each household's region.
+    params: pd.DataFrame
+    #: Each household-keyed source's rows as household rows.
+    keyed: dict[str, np.ndarray]
 
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(position[mask], minlength=household_count)
+    @property
+    def count(self) -> int:
+        return len(self.frame)
 
-    household_keyed = ("income", "housing", "rural_revitalization", "disaster")
-    household_positions = dict(zip(household_keyed, positions_in_many(
-        [sources[name]["household_id"] for name in household_keyed], household_ids),
-        strict=True))
+    def per_person(self, name: str) -> np.ndarray:
+        """A parameter's value for each person (that of the person's household)."""
+        return self.params[name].to_numpy()[self.position]
 
-    def by_household(name: str, order: str | None = None) -> np.ndarray:
-        source = sources[name]
-        return _row_for(household_count, household_positions[name],
-                        None if order is None else _days(source[order]))
+    def members(self, mask: np.ndarray) -> np.ndarray:
+        """How many members of each household ``mask`` holds for."""
+        return np.bincount(self.position[mask], minlength=self.count)
 
-    # Medical costs in each household's window, by person then household.
-    claims, claim_person = by_person["medical"]
+    def latest_row(self, name: str, order: str | None = None) -> np.ndarray:
+        """Each household's row of a household-keyed source (the latest by ``order``)."""
+        return _row_for(self.count, self.keyed[name],
+                        None if order is None else _days(self.sources[name][order]))
+
+
+def _medical_facts(houses: _Households, claims: pd.DataFrame, claim_person: np.ndarray
+                   ) -> None:
+    """Out-of-pocket costs and major-illness claims in each household's windows, per person."""
+    persons, on = houses.persons, houses.on
     known = claim_person >= 0
     claim_person = claim_person[known]
-    window = pd.Series(per_person("medical_window_days")[claim_person])
+    window = pd.Series(houses.per_person("medical_window_days")[claim_person])
     settled = pd.Series(claims["settle_date"].to_numpy(dtype="datetime64[ns]")[known])
     in_window = _in_window(settled, window, on).to_numpy()
     claim_person = claim_person[in_window]
-    out_of_pocket = np.bincount(
-        claim_person, minlength=len(persons),
-        weights=np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window]))
+    paid = np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window])
     major = _flag(claims["category"], MAJOR_ILLNESS)[known][in_window]
     # The last few weeks' costs too: a recent illness weighs more on what comes next.
     recent = _in_window(settled[in_window].reset_index(drop=True),
-                        pd.Series(per_person("recent_window_days")[claim_person]), on).to_numpy()
+                        pd.Series(houses.per_person("recent_window_days")[claim_person]),
+                        on).to_numpy()
     persons["recent_medical_out_of_pocket"] = np.bincount(
-        claim_person[recent], minlength=len(persons),
-        weights=np.nan_to_num(claims["out_of_pocket"].to_numpy(dtype="float64")[known][in_window]
-                              [recent]))
-    persons["medical_out_of_pocket"] = out_of_pocket
+        claim_person[recent], minlength=len(persons), weights=paid[recent])
+    persons["medical_out_of_pocket"] = np.bincount(claim_person, minlength=len(persons),
+                                                   weights=paid)
     persons["major_illness_claims"] = np.bincount(claim_person[major], minlength=len(persons))
 
+
+def _composition_facts(houses: _Households) -> None:
+    """Who lives in each household: living, working age, at home or away, recent deaths."""
+    persons, households, members = houses.persons, houses.frame, houses.members
     age = persons["age"].to_numpy()
-    working_age = (age >= per_person("working_age_from")) & (age < per_person("working_age_until"))
-    severely_disabled = persons["disability_level"].to_numpy() <= per_person(
+    working_from, working_until = (houses.per_person("working_age_from"),
+                                   houses.per_person("working_age_until"))
+    working_age = (age >= working_from) & (age < working_until)
+    severely_disabled = persons["disability_level"].to_numpy() <= houses.per_person(
         "severe_disability_level")
     persons["is_severely_disabled"] = severely_disabled
     living = persons["is_living"].to_numpy()
     died_in_window = persons["is_deceased"].to_numpy() & _in_window(
-        persons["status_date"], pd.Series(per_person("sudden_window_days")), on).to_numpy()
+        persons["status_date"], pd.Series(houses.per_person("sudden_window_days")),
+        houses.on).to_numpy()
     age_at_death = persons["age_at_death"].to_numpy()
-    died_working_age = died_in_window & (age_at_death >= per_person("working_age_from")) & (
-        age_at_death < per_person("working_age_until"))
+    died_working_age = (died_in_window & (age_at_death >= working_from)
+                        & (age_at_death < working_until))
     head_couple = _flag(persons["relation"], (HEAD, SPOUSE))
     away = persons["is_away_for_work"].to_numpy()
-
-    households["living_members"] = count(living)
+    households["living_members"] = members(living)
     for person_flag, household_flag in HOUSEHOLD_PROGRAMS.items():
-        households[household_flag] = count(living & persons[person_flag].to_numpy()) > 0
-    households["working_age_living"] = count(living & working_age)
-    households["working_age_able"] = count(living & working_age & ~severely_disabled)
-    households["working_age_at_home"] = count(living & working_age & ~away)
-    households["working_age_away"] = count(living & working_age & away)
-    households["working_age_unemployed"] = count(
+        households[household_flag] = members(living & persons[person_flag].to_numpy()) > 0
+    households["working_age_living"] = members(living & working_age)
+    households["working_age_able"] = members(living & working_age & ~severely_disabled)
+    households["working_age_at_home"] = members(living & working_age & ~away)
+    households["working_age_away"] = members(living & working_age & away)
+    households["working_age_unemployed"] = members(
         living & working_age & persons["is_unemployed"].to_numpy())
-    households["head_couple_living"] = count(living & head_couple)
-    households["head_couple_away"] = count(living & head_couple & away)
-    households["working_age_deaths"] = count(died_working_age)
+    households["head_couple_living"] = members(living & head_couple)
+    households["head_couple_away"] = members(living & head_couple & away)
+    households["working_age_deaths"] = members(died_working_age)
     households["latest_working_age_death"] = _gather(
-        persons["status_date"], _row_for(household_count, np.where(died_working_age, position,
-                                                                   MISSING),
-                                         _days(persons["status_date"]))).to_numpy()
-    households["medical_out_of_pocket"] = np.bincount(position, weights=out_of_pocket,
-                                                      minlength=household_count)
-    households["recent_medical_out_of_pocket"] = np.bincount(
-        position, weights=persons["recent_medical_out_of_pocket"].to_numpy(),
-        minlength=household_count)
+        persons["status_date"], _row_for(houses.count, np.where(
+            died_working_age, houses.position, MISSING), _days(persons["status_date"]))
+    ).to_numpy()
+    for name in ("medical_out_of_pocket", "recent_medical_out_of_pocket"):
+        households[name] = np.bincount(houses.position, weights=persons[name].to_numpy(),
+                                       minlength=houses.count)
     households["major_illness_claims"] = np.bincount(
-        position, weights=persons["major_illness_claims"].to_numpy(),
-        minlength=household_count).astype(np.int64)
+        houses.position, weights=persons["major_illness_claims"].to_numpy(),
+        minlength=houses.count).astype(np.int64)
 
-    income = sources["income"]
-    rows = by_household("income", "assess_date")
+
+def _living_members(houses: _Households) -> np.ndarray:
+    """Living members as a divisor: missing where nobody lives (no per-capita value)."""
+    living_members = houses.frame["living_members"].to_numpy(dtype="float64")
+    living_members[living_members == 0] = np.nan
+    return living_members
+
+
+def _income_facts(houses: _Households) -> None:
+    """The latest income assessment, and the per-capita monthly income after work costs."""
+    households, income = houses.frame, houses.sources["income"]
+    rows = houses.latest_row("income", "assess_date")
     households["annual_income"] = _gather(income["annual_income"].astype("float64"), rows
                                           ).to_numpy()
     households["employment_cost"] = _gather(income["employment_cost"].astype("float64"), rows
                                             ).fillna(0.0).to_numpy()
     households["income_assess_date"] = _gather(income["assess_date"].astype("datetime64[ns]"),
                                                rows).to_numpy()
-    living_members = households["living_members"].to_numpy(dtype="float64")
-    living_members[living_members == 0] = np.nan
     households["per_capita_income"] = (households["annual_income"] - households[
-        "employment_cost"]) / MONTHS_PER_YEAR / living_members
+        "employment_cost"]) / MONTHS_PER_YEAR / _living_members(houses)
 
-    disasters = sources["disaster"]
-    where = household_positions["disaster"]
+
+def _disaster_facts(houses: _Households) -> None:
+    """Disaster losses within each household's window, and the latest disaster's date."""
+    households, disasters = houses.frame, houses.sources["disaster"]
+    where = houses.keyed["disaster"]
     known = where >= 0
     happened = pd.Series(disasters["event_date"].to_numpy(dtype="datetime64[ns]")[known])
-    window = pd.Series(household_params["sudden_window_days"].to_numpy()[where[known]])
-    recent = _in_window(happened, window, on).to_numpy()
+    window = pd.Series(houses.params["sudden_window_days"].to_numpy()[where[known]])
+    recent = _in_window(happened, window, houses.on).to_numpy()
     households["disaster_loss"] = np.bincount(
-        where[known][recent], minlength=household_count,
+        where[known][recent], minlength=houses.count,
         weights=np.nan_to_num(disasters["loss_amount"].to_numpy(dtype="float64")[known][recent]))
-    latest = _row_for(household_count, where[known][recent], _days(happened[recent]))
+    latest = _row_for(houses.count, where[known][recent], _days(happened[recent]))
     households["latest_disaster_date"] = _gather(happened[recent].reset_index(drop=True),
                                                  latest).to_numpy()
 
-    assets, owner = by_person["assets"]
+
+def _asset_facts(houses: _Households, assets: pd.DataFrame, owner: np.ndarray) -> None:
+    """Vehicles, flats and businesses counted; financial assets totalled and per capita."""
+    households = houses.frame
     known = owner >= 0
-    owner_household = position[owner[known]]
+    owner_household = houses.position[owner[known]]
     asset_type = assets["asset_type"][known]
     for name, kind in (("vehicles", VEHICLE), ("properties", PROPERTY), ("businesses", BUSINESS)):
         households[name] = np.bincount(owner_household[_flag(asset_type, kind)],
-                                       minlength=household_count)
+                                       minlength=houses.count)
     financial = _flag(asset_type, FINANCIAL)
     households["financial_assets"] = np.bincount(
-        owner_household[financial], minlength=household_count,
+        owner_household[financial], minlength=houses.count,
         weights=np.nan_to_num(assets["value"].to_numpy(dtype="float64")[known][financial]))
-    households["financial_assets_per_capita"] = households["financial_assets"] / living_members
+    households["financial_assets_per_capita"] = (households["financial_assets"]
+                                                 / _living_members(houses))
 
-    housing = sources["housing"]
-    rows = by_household("housing", "assess_date")
+
+def _housing_and_revitalization_facts(houses: _Households) -> None:
+    """The latest housing rating, and the household's 脱贫 or monitoring status."""
+    households, housing = houses.frame, houses.sources["housing"]
+    rows = houses.latest_row("housing", "assess_date")
     households["housing_rating"] = _gather(housing["rating"].astype("string"), rows).array
     households["housing_assess_date"] = _gather(housing["assess_date"].astype("datetime64[ns]"),
                                                 rows).to_numpy()
     households["housing_unsafe"] = _flag(households["housing_rating"], UNSAFE_RATINGS)
-
-    revitalization = sources["rural_revitalization"]
-    rows = by_household("rural_revitalization")
+    revitalization = houses.sources["rural_revitalization"]
+    rows = houses.latest_row("rural_revitalization")
     status = _gather(revitalization["status"].astype("string"), rows)
     risk_removed = _gather(revitalization["risk_removed"].astype("boolean"), rows)
     households["revitalization_status"] = status.array
@@ -422,9 +428,35 @@ def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parame
         revitalization["since"].astype("datetime64[ns]"), rows).to_numpy()
     households["is_monitored_for_relapse"] = _flag(status, MONITORED_TYPES) & ~(
         risk_removed.fillna(False).to_numpy(dtype=bool))
-    # Filled by the model when there is one (monitor.triage.evaluation); MODEL_RISK reads them.
-    households["risk_score"] = np.nan
-    households["risk_factors"] = pd.array([pd.NA] * household_count, dtype="string")
+
+
+def build_facts(sources: dict[str, pd.DataFrame], as_of: dt.date, params: Parameters
+                ) -> Facts:
+    """Person and household facts as of ``as_of`` (windows and age bands from ``params``).
+
+    One builder per topic; their columns are the facts of
+    :data:`monitor.policy.catalogue.CATALOGUE`.
+    """
+    on = pd.Timestamp(as_of)
+    registry_ids = sources["registry"]["id_number"].astype("string").reset_index(drop=True)
+    by_person = _by_person(sources, registry_ids, on)
+    persons = person_facts(sources, as_of, by_person)
+    households, position = _household_frame(persons)
+    household_ids = pd.Series(households.index, dtype="string")
+    keyed = ("income", "housing", "rural_revitalization", "disaster")
+    houses = _Households(
+        on, sources, persons, households, position,
+        params.frame(households["region_code"], as_of, FACT_PARAMETERS),
+        dict(zip(keyed, positions_in_many([sources[name]["household_id"] for name in keyed],
+                                          household_ids), strict=True)))
+    _medical_facts(houses, *by_person["medical"])
+    _composition_facts(houses)
+    _income_facts(houses)
+    _disaster_facts(houses)
+    _asset_facts(houses, *by_person["assets"])
+    _housing_and_revitalization_facts(houses)
+    # The model's 风险评分 is not a fact built here: the rules are given it beside the facts
+    # (monitor.policy.rules.evaluate), when a model scores the households.
     return Facts(as_of, households, persons, position)
 
 

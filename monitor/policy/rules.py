@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from monitor.policy.catalogue import HOUSEHOLD, PERSON, fact_names
 from monitor.policy.expressions import Expression, ExpressionError
 from monitor.policy.facts import Facts
 from monitor.policy.params import Parameters
@@ -37,6 +38,10 @@ RULE_CODES = (
 LEVELS = ("红色", "橙色", "黄色")
 SCOPES = ("household", "person")
 OTHER_RULE_HITS = "other_rule_hits"
+#: The fact of the model's 风险评分: a rule naming it lists households on the score.
+SCORE_FACT = "risk_score"
+#: The score's reasons, which a score rule's 预警原因 quotes.
+SCORE_REASONS = "risk_factors"
 UNKNOWN_TEXT = "无"
 HIT_COLUMNS = ["household_id", "rule", "level", "person_id_number", "reason", "evidence"]
 
@@ -73,8 +78,24 @@ class Rule:
         return tuple(dict.fromkeys([*sorted(self.condition.names), *self.evidence]))
 
 
-def parse_rules(definitions: list[dict], origin: str = "rules/rules.yaml") -> list[Rule]:
-    """Validate rule definitions; all 20 contract codes must be defined once."""
+def _names_allowed(scope: str, parameters: Collection[str]) -> frozenset[str]:
+    """What a rule of ``scope`` may name: its facts, the parameters, other rules' hits.
+
+    A person rule may name its household's facts too.
+    """
+    facts = fact_names(HOUSEHOLD) | (fact_names(PERSON) if scope == PERSON else frozenset())
+    return facts | frozenset(parameters) | {OTHER_RULE_HITS}
+
+
+def parse_rules(definitions: list[dict], origin: str = "rules/rules.yaml",
+                parameters: Collection[str] | None = None) -> list[Rule]:
+    """Validate rule definitions; all 20 contract codes must be defined once.
+
+    With ``parameters`` (the parameter names in force), every name a rule's
+    condition, reason or evidence uses must be a fact of its scope in
+    :data:`monitor.policy.catalogue.CATALOGUE` or one of them: a misspelt
+    name is refused when the rules are loaded, not midway through a run.
+    """
     rules = []
     for number, entry in enumerate(definitions, start=1):
         code = entry.get("code", f"#{number}") if isinstance(entry, dict) else f"#{number}"
@@ -96,11 +117,16 @@ def parse_rules(definitions: list[dict], origin: str = "rules/rules.yaml") -> li
             list(string.Formatter().parse(entry["reason"]))
         except (ExpressionError, ValueError) as error:
             raise fail(str(error)) from None
-        rules.append(Rule(code, entry["name"], entry["level"], entry["measure"],
-                          entry["office"], entry["scope"], condition, entry["reason"],
-                          tuple(entry.get("evidence", ())),
-                          bool(entry.get("after_other_rules", False)),
-                          bool(entry.get("roster", False))))
+        rule = Rule(code, entry["name"], entry["level"], entry["measure"], entry["office"],
+                    entry["scope"], condition, entry["reason"], tuple(entry.get("evidence", ())),
+                    bool(entry.get("after_other_rules", False)), bool(entry.get("roster", False)))
+        if parameters is not None:
+            used = {*rule.condition.names, *rule.reason_fields, *rule.evidence}
+            unknown = sorted(used - _names_allowed(rule.scope, parameters))
+            if unknown:
+                raise fail(f"unknown names {unknown} (neither a {rule.scope} fact of the "
+                           "catalogue nor a parameter; `monitor rules --facts` lists the facts)")
+        rules.append(rule)
     codes = [rule.code for rule in rules]
     if sorted(codes) != sorted(RULE_CODES):
         missing = sorted(set(RULE_CODES) - set(codes))
@@ -213,18 +239,60 @@ def _evidence(names: tuple[str, ...], column: Callable[[str], pd.Series]) -> pd.
     return result + "}"
 
 
-def evaluate(rules: list[Rule], facts: Facts, params: Parameters) -> pd.DataFrame:
+def score_rule(rules: list[Rule]) -> Rule:
+    """The rule that lists households on the model's score (MODEL_RISK): the one naming it."""
+    return next(rule for rule in rules if SCORE_FACT in rule.condition.names)
+
+
+def open_to_score(rule: Rule, facts: Facts, params: Parameters,
+                  other_rule_hits: np.ndarray | None = None) -> np.ndarray:
+    """Households the score rule would list given a high enough score, as its condition says.
+
+    The condition of :func:`score_rule`, with every household's
+    ``risk_score`` at its highest: what is left is who may be listed at all
+    (MODEL_RISK: a living member, and no other rule's hit). ``other_rule_hits``
+    counts each household's other hits (none by default: the score alone).
+    The capacity metrics, the model card and the tune's threshold curve use
+    it, so that an edit of the rule reaches them all.
+    """
+    households = facts.households
+    count = len(households)
+    extra = {SCORE_FACT: np.full(count, np.inf),
+             OTHER_RULE_HITS: np.zeros(count) if other_rule_hits is None
+             else np.asarray(other_rule_hits, dtype="float64")}
+    scope = _Scope(households, households, params.frame(households["region_code"], facts.as_of),
+                   None, extra)
+    return np.broadcast_to(rule.condition.evaluate(scope.value), (count,)).astype(bool)
+
+
+def _score_columns(scores: pd.DataFrame | None, households: pd.Index) -> dict[str, np.ndarray]:
+    """The model's facts for the rules' scope, in household order (missing without a model)."""
+    if scores is None:
+        return {SCORE_FACT: np.full(len(households), np.nan),
+                SCORE_REASONS: np.full(len(households), None, dtype=object)}
+    scores = scores.reindex(households)
+    return {SCORE_FACT: scores[SCORE_FACT].to_numpy(dtype="float64"),
+            SCORE_REASONS: scores[SCORE_REASONS].astype(object).to_numpy()}
+
+
+def evaluate(rules: list[Rule], facts: Facts, params: Parameters,
+             scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every rule hit: one row per (household, rule), with level, reason and evidence.
 
     Person rules report, per household, the first member who triggers them;
-    the reason says how many members do when more than one.
+    the reason says how many members do when more than one. ``scores``: the
+    model's ``risk_score`` and ``risk_factors`` by household
+    (:func:`monitor.triage.evaluation.score_households`), given to the rules
+    beside the facts; without them a score rule (MODEL_RISK) lists nobody.
     """
     households = facts.households
     persons = facts.persons
     parameters = params.frame(households["region_code"], facts.as_of)
     position = facts.person_household
-    household_scope = _Scope(households, households, parameters, None, {})
-    person_scope = _Scope(persons, households, parameters, position, {})
+    given = _score_columns(scores, households.index)
+    household_scope = _Scope(households, households, parameters, None, given)
+    person_scope = _Scope(persons, households, parameters, position,
+                          {name: values[position] for name, values in given.items()})
     scopes = {"household": household_scope, "person": person_scope}
     for rule in rules:
         unknown = [name for name in (*rule.condition.names, *rule.reason_fields, *rule.evidence)

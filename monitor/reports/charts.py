@@ -259,6 +259,33 @@ def _draw_bars(figure: Figure, labels: list[str], series: list[_Bars], title: st
         axes.legend(frameon=False)
 
 
+def _x_ticks(axes: object, x: pd.Index, is_dates: bool) -> None:
+    """Date ticks (all of a few, spaced when many; numeric, not English month names)."""
+    if not is_dates:
+        axes.xaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
+        return
+    # A few dates (monthly backtests): a tick on each; more (a month of runs): spaced.
+    if len(x) <= MAX_DATE_TICKS:
+        axes.set_xticks(x)
+    else:
+        axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=MAX_DATE_TICKS))
+    # Numeric dates: month names would be English in a Chinese report.
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    axes.tick_params(axis="x", labelrotation=30)
+
+
+def _markers(axes: object, markers: dict[str, float]) -> None:
+    """Labelled vertical lines (e.g. the current and the candidate model thresholds)."""
+    for number, (label, position) in enumerate(markers.items()):
+        axes.axvline(position, color=MARKER_COLOR, linewidth=1.2,
+                     linestyle=MARKER_STYLES[number % len(MARKER_STYLES)])
+        # x in data units, y in axes units: the label sits at the top whatever the scale.
+        # Each label a line lower than the last, so that close markers stay readable.
+        axes.text(position, 0.98 - MARKER_LABEL_STEP * number, f" {label}",
+                  transform=axes.get_xaxis_transform(),
+                  ha="left", va="top", fontsize=9, color=MARKER_COLOR)
+
+
 def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: str,
                font_family: str, markers: dict[str, float] | None = None,
                secondary: str | None = None, colors: dict[str, str] | None = None) -> bytes:
@@ -307,17 +334,7 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
                              color=palette.get(str(column), f"C{number}"), linewidth=1.8)[0]
                    for number, column in enumerate(primary)]
         _value_axis(axes, horizontal=False)
-        if is_dates:
-            # A few dates (monthly backtests): a tick on each; more (a month of runs): spaced.
-            if len(x) <= MAX_DATE_TICKS:
-                axes.set_xticks(x)
-            else:
-                axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=MAX_DATE_TICKS))
-            # Numeric dates: month names would be English in a Chinese report.
-            axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-            axes.tick_params(axis="x", labelrotation=30)
-        else:
-            axes.xaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
+        _x_ticks(axes, x, is_dates)
         if secondary is not None:
             right = axes.twinx()
             right.spines["right"].set_visible(True)
@@ -326,14 +343,7 @@ def line_chart(frame: pd.DataFrame, *, title: str, x_label: str, value_label: st
                                   linewidth=1.8, linestyle="-")
             right.yaxis.set_major_formatter(ticker.FuncFormatter(_tick_text))
             right.set_ylabel(str(secondary))
-        for number, (label, position) in enumerate((markers or {}).items()):
-            axes.axvline(position, color=MARKER_COLOR, linewidth=1.2,
-                         linestyle=MARKER_STYLES[number % len(MARKER_STYLES)])
-            # x in data units, y in axes units: the label sits at the top whatever the scale.
-            # Each label a line lower than the last, so that close markers stay readable.
-            axes.text(position, 0.98 - MARKER_LABEL_STEP * number, f" {label}",
-                      transform=axes.get_xaxis_transform(),
-                      ha="left", va="top", fontsize=9, color=MARKER_COLOR)
+        _markers(axes, markers or {})
         axes.set_xlabel(x_label)
         axes.set_ylabel(value_label)
         axes.set_title(title)

@@ -24,7 +24,7 @@ import pandas as pd
 from monitor.contract import regions
 from monitor.model.features import model_features
 from monitor.model.risk import REASON_SEPARATOR, RiskModel
-from monitor.policy.facts import build_facts
+from monitor.policy.facts import Facts, build_facts
 from monitor.policy.params import Parameters
 from monitor.policy.rules import Rule, evaluate
 from monitor.policy.scoring import RulesOnlyScore
@@ -163,15 +163,93 @@ def _visits(events: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _score(facts_households: pd.DataFrame, hits: pd.DataFrame, features: pd.DataFrame | None,
-           model: RiskModel | None, scoring: RulesOnlyScore) -> tuple[int, str, list[str]]:
+def _risk(hits: pd.DataFrame, scored: pd.DataFrame | None, features: pd.DataFrame | None,
+          model: RiskModel | None, scoring: RulesOnlyScore) -> tuple[int, str, list[str]]:
     """The 风险评分, what it is, and its top factors (a model's reasons; none by rules alone)."""
     if model is not None:
         reasons = model.reasons(features).iloc[0]
-        return (int(facts_households["risk_score"].iloc[0]), f"模型 {model.version}",
+        return (int(scored["risk_score"].iloc[0]), f"模型 {model.version}",
                 str(reasons).split(REASON_SEPARATOR))
     scores = scoring.scores(hits)
     return (int(scores.iloc[0]) if len(scores) else 0, "规则计分（未训练模型）", [])
+
+
+def _summary(household_id: str, as_of: dt.date, run_date: dt.date | None, house: pd.Series,
+             members: int, params: Parameters, risk: tuple[int, str, list[str]]) -> dict:
+    """Place, people, income against the standards in force, and the score (no NaN: None)."""
+    region = str(house["region_code"])
+    dibao = params.value("dibao_standard", as_of, region)
+    summary = {
+        "household_id": household_id, "as_of": as_of.isoformat(),
+        "run_date": None if run_date is None else run_date.isoformat(),
+        "county_code": str(house["county_code"]),
+        "county_name": regions.county_names().get(str(house["county_code"])),
+        "township_code": str(house["township_code"]),
+        "township_name": regions.township_names().get(str(house["township_code"])),
+        "region_code": region, "head_name": house["head_name"],
+        "members": members, "living_members": int(house["living_members"]),
+        "revitalization_status": house["revitalization_status"],
+        "per_capita_income": house["per_capita_income"],
+        "income_assess_date": house["income_assess_date"],
+        "dibao_standard": dibao,
+        "edge_standard": dibao * params.value("edge_ratio", as_of, region),
+        "risk_score": risk[0], "risk_source": risk[1],
+    }
+    return {key: (None if value is pd.NA or value is pd.NaT
+                  or (isinstance(value, float) and np.isnan(value)) else value)
+            for key, value in summary.items()}
+
+
+def _department_tables(sources: dict[str, pd.DataFrame], income_history: pd.DataFrame,
+                       facts: Facts, as_of: dt.date, params: Parameters) -> dict[str, pd.DataFrame]:
+    """What each department says of the household: members, programs, claims, and so on."""
+    names = _names_by_id(sources["registry"])
+    region = str(facts.households.iloc[0]["region_code"])
+    window = int(params.value("medical_window_days", as_of, region))
+    return {
+        "members": _members(facts.persons),
+        "programs": _programs(sources["assistance"], names, as_of),
+        "income": _income(income_history),
+        "medical": _medical(sources["medical"], as_of, window),
+        "disability": _with_name(sources["disability"], names,
+                                 ["disability_type", "disability_level", "self_care",
+                                  "issue_date"]),
+        "employment": _with_name(sources["employment"].sort_values("event_date", kind="stable"),
+                                 names, ["event_date", "event_type"]),
+        "schooling": _with_name(sources["education"].sort_values("event_date", kind="stable"),
+                                names, ["event_date", "status"]),
+        "housing": sources["housing"][["assess_date", "rating"]].rename(
+            columns={"assess_date": "rated_on"}).reset_index(drop=True),
+        "disasters": sources["disaster"].sort_values("event_date", kind="stable")[
+            ["event_date", "disaster_type", "loss_amount"]].reset_index(drop=True),
+        "assets": _assets(sources["assets"]),
+    }
+
+
+def _warning_tables(hits: pd.DataFrame, state: pd.DataFrame, events: pd.DataFrame,
+                    answers: pd.DataFrame, rules: list[Rule]) -> dict[str, pd.DataFrame]:
+    """Today's rules, and the history: warnings, episodes, the township's answers, visits."""
+    rule_names = {rule.code: rule.name for rule in rules}
+    feedback = answers.drop_duplicates("warning_id", keep="last").set_index("warning_id")
+    hit_rows = hits.assign(rule_name=hits["rule"].map(rule_names),
+                           person_id_masked=mask_id_numbers(hits["person_id_number"]))
+    tables = {
+        "rules": hit_rows[["rule", "rule_name", "level", "reason", "person_id_masked"]
+                          ].reset_index(drop=True),
+        "warnings": state.assign(rule_name=state["rule"].map(rule_names))[
+            ["warning_id", "rule", "rule_name", "level", "status", "first_warning_date",
+             "last_seen_date", "closed_date", "closed_by", "verified", "action",
+             "last_visit_date"]].sort_values("first_warning_date", kind="stable"
+                                             ).reset_index(drop=True),
+        "episodes": _episodes(events, feedback),
+        "feedback": _answers(feedback, state),
+        "visits": _visits(events, feedback),
+    }
+    for name in ("episodes", "feedback", "visits"):
+        table = tables[name]
+        table.insert(table.columns.get_loc("rule") + 1, "rule_name", table["rule"].map(
+            rule_names))
+    return tables
 
 
 def household_file(household_id: str, sources: dict[str, pd.DataFrame],
@@ -200,74 +278,15 @@ def household_file(household_id: str, sources: dict[str, pd.DataFrame],
     params, rules, scoring, model
         As the nightly run loads them; ``model`` None scores by the rules.
     """
-    registry = sources["registry"]
     facts = build_facts(sources, as_of, params)
-    features = None
+    scored = features = None
     if model is not None:
-        score_households(facts, params, model)
+        scored = score_households(facts, params, model)
         features = model_features(facts, params)
-    hits = evaluate(rules, facts, params)
-    households = facts.households
-    house = households.iloc[0]
-    region = str(house["region_code"])
-    names = _names_by_id(registry)
-    rule_names = {rule.code: rule.name for rule in rules}
-    risk_score, risk_source, factors = _score(households, hits, features, model, scoring)
-    dibao = params.value("dibao_standard", as_of, region)
-    feedback = sources["feedback"].drop_duplicates("warning_id", keep="last").set_index(
-        "warning_id")
-    summary = {
-        "household_id": household_id, "as_of": as_of.isoformat(),
-        "run_date": None if run_date is None else run_date.isoformat(),
-        "county_code": str(house["county_code"]),
-        "county_name": regions.county_names().get(str(house["county_code"])),
-        "township_code": str(house["township_code"]),
-        "township_name": regions.township_names().get(str(house["township_code"])),
-        "region_code": region, "head_name": house["head_name"],
-        "members": len(registry), "living_members": int(house["living_members"]),
-        "revitalization_status": house["revitalization_status"],
-        "per_capita_income": house["per_capita_income"],
-        "income_assess_date": house["income_assess_date"],
-        "dibao_standard": dibao,
-        "edge_standard": dibao * params.value("edge_ratio", as_of, region),
-        "risk_score": risk_score, "risk_source": risk_source,
-    }
-    summary = {key: (None if value is pd.NA or value is pd.NaT
-                     or (isinstance(value, float) and np.isnan(value)) else value)
-               for key, value in summary.items()}
-    hit_rows = hits.assign(rule_name=hits["rule"].map(rule_names),
-                           person_id_masked=mask_id_numbers(hits["person_id_number"]))
-    tables = {
-        "members": _members(facts.persons),
-        "programs": _programs(sources["assistance"], names, as_of),
-        "income": _income(income_history),
-        "medical": _medical(sources["medical"], as_of,
-                            int(params.value("medical_window_days", as_of, region))),
-        "disability": _with_name(sources["disability"], names,
-                                 ["disability_type", "disability_level", "self_care",
-                                  "issue_date"]),
-        "employment": _with_name(sources["employment"].sort_values("event_date", kind="stable"),
-                                 names, ["event_date", "event_type"]),
-        "schooling": _with_name(sources["education"].sort_values("event_date", kind="stable"),
-                                names, ["event_date", "status"]),
-        "housing": sources["housing"][["assess_date", "rating"]].rename(
-            columns={"assess_date": "rated_on"}).reset_index(drop=True),
-        "disasters": sources["disaster"].sort_values("event_date", kind="stable")[
-            ["event_date", "disaster_type", "loss_amount"]].reset_index(drop=True),
-        "assets": _assets(sources["assets"]),
-        "rules": hit_rows[["rule", "rule_name", "level", "reason", "person_id_masked"]
-                          ].reset_index(drop=True),
-        "warnings": state.assign(rule_name=state["rule"].map(rule_names))[
-            ["warning_id", "rule", "rule_name", "level", "status", "first_warning_date",
-             "last_seen_date", "closed_date", "closed_by", "verified", "action",
-             "last_visit_date"]].sort_values("first_warning_date", kind="stable"
-                                             ).reset_index(drop=True),
-        "episodes": _episodes(events, feedback),
-        "feedback": _answers(feedback, state),
-        "visits": _visits(events, feedback),
-    }
-    for name in ("episodes", "feedback", "visits"):
-        table = tables[name]
-        table.insert(table.columns.get_loc("rule") + 1, "rule_name", table["rule"].map(
-            rule_names))
-    return HouseholdFile(household_id, as_of, summary, factors, tables)
+    hits = evaluate(rules, facts, params, scored)
+    risk = _risk(hits, scored, features, model, scoring)
+    summary = _summary(household_id, as_of, run_date, facts.households.iloc[0],
+                       len(sources["registry"]), params, risk)
+    tables = {**_department_tables(sources, income_history, facts, as_of, params),
+              **_warning_tables(hits, state, events, sources["feedback"], rules)}
+    return HouseholdFile(household_id, as_of, summary, risk[2], tables)

@@ -28,14 +28,9 @@ def _number(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def model_card(result: TrainingResult, settings: ModelSettings) -> str:
-    """The Markdown model card of a training result."""
-    meta = result.model.metadata
-    validation = result.validation
-    k = settings.capacity
-    chosen = meta["validation"]
-    label = settings.label
-    lines = [
+def _what_it_predicts(result: TrainingResult, settings: ModelSettings) -> list[str]:
+    meta, label = result.model.metadata, settings.label
+    return [
         f"# 风险模型 {meta['version']}",
         "",
         f"Trained for {meta['trained_on']}: a {KIND_NAMES[result.chosen]}, calibrated "
@@ -54,23 +49,32 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
         "Features are built by the same code as the nightly facts, from what was delivered "
         "on or before each as-of date; outcomes come only from the months after it.",
         "",
-        "## Data",
-        "| role | as-of dates | rows (household × date) | positives |",
-        "|---|---|---|---|",
     ]
+
+
+def _data(result: TrainingResult, settings: ModelSettings) -> list[str]:
+    meta = result.model.metadata
+    lines = ["## Data",
+             "| role | as-of dates | rows (household × date) | positives |",
+             "|---|---|---|---|"]
     for role in ("training", "calibration", "validation"):
         dates = meta["as_of_dates"][role]
         span = dates[0] if len(dates) == 1 else f"{dates[0]} … {dates[-1]} ({len(dates)})"
         lines.append(f"| {role} | {span} | {meta['rows'][role]:,} | "
                      f"{meta['positives'][role]:,} |")
-    lines += [
-        "",
-        f"Whole townships, drawn by a stable hash of their code, are held out: "
-        f"{settings.validation_share:.0%} for validation, {settings.calibration_share:.0%} "
-        "for calibration; the model is fitted on the rest. No household is in two of these "
-        f"(fitting rows are a sample of at most {settings.max_training_rows:,}). sha256 of "
-        f"every row before sampling (features, outcomes, dates): `{meta['data_sha256']}`.",
-        "",
+    return [*lines,
+            "",
+            f"Whole townships, drawn by a stable hash of their code, are held out: "
+            f"{settings.validation_share:.0%} for validation, {settings.calibration_share:.0%} "
+            "for calibration; the model is fitted on the rest. No household is in two of these "
+            f"(fitting rows are a sample of at most {settings.max_training_rows:,}). sha256 of "
+            f"every row before sampling (features, outcomes, dates): `{meta['data_sha256']}`.",
+            ""]
+
+
+def _against_the_rules(result: TrainingResult, settings: ModelSettings) -> list[str]:
+    chosen, k = result.model.metadata["validation"], settings.capacity
+    lines = [
         f"## Against the rules alone, at capacity {k} per township",
         "Each township's caseworkers visit the top "
         f"{k} households of a list. The model's list is ranked by probability (households "
@@ -99,14 +103,21 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
               f"Kept: **{result.chosen}** (gradient boosting must beat the logistic regression's "
               f"recall by more than {settings.prefer_simpler_within} to be kept).", "",
               "### Other capacities"]
-    curve = metrics.capacity_curve(validation, sorted({k, *settings.also_report}))
-    lines += [markdown_table(curve[["capacity_per_township", "selected", "precision_at_capacity",
-                            "recall_at_capacity", "rules_selected",
-                            "rules_precision_at_capacity", "rules_recall_at_capacity"]]), ""]
-    lines += ["## Calibration (validation)",
-              markdown_table(metrics.calibration_table(validation["label"].to_numpy(),
-                                               validation["probability"].to_numpy())), ""]
-    lines += ["## By group (validation, capacity per township as above)", ""]
+    curve = metrics.capacity_curve(result.validation, sorted({k, *settings.also_report}))
+    return [*lines,
+            markdown_table(curve[["capacity_per_township", "selected", "precision_at_capacity",
+                                  "recall_at_capacity", "rules_selected",
+                                  "rules_precision_at_capacity", "rules_recall_at_capacity"]]),
+            ""]
+
+
+def _calibration_and_groups(result: TrainingResult, settings: ModelSettings) -> list[str]:
+    validation, k = result.validation, settings.capacity
+    chosen = result.model.metadata["validation"]
+    lines = ["## Calibration (validation)",
+             markdown_table(metrics.calibration_table(validation["label"].to_numpy(),
+                                                      validation["probability"].to_numpy())),
+             "", "## By group (validation, capacity per township as above)", ""]
     flagged = []
     for column, title in GROUPS.items():
         table = metrics.group_table(validation, column, k, settings.recall_ratio_flag,
@@ -121,7 +132,12 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
     else:
         lines.append(f"None: no group with {settings.minimum_positives} or more positives has "
                      f"a recall below {settings.recall_ratio_flag:.0%} of the overall recall.")
-    lines += [
+    return lines
+
+
+def _reasons_and_limits(result: TrainingResult, settings: ModelSettings) -> list[str]:
+    meta = result.model.metadata
+    lines = [
         "",
         "## Reasons given to caseworkers",
         f"For a MODEL_RISK warning, 预警原因 names the {settings.explanation_top} features "
@@ -135,7 +151,8 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
     ]
     for name, reference in zip(meta["features"], result.model.reference, strict=True):
         lines.append(f"| `{name}` | {settings.phrases[name].phrase} | {_number(reference, 2)} |")
-    lines += [
+    return [
+        *lines,
         "",
         "## Limits",
         "- The outcome is a decision by the system itself (an entry into a program, a "
@@ -150,4 +167,10 @@ def model_card(result: TrainingResult, settings: ModelSettings) -> str:
         "a model would do in a real county.",
         "",
     ]
-    return "\n".join(lines)
+
+
+def model_card(result: TrainingResult, settings: ModelSettings) -> str:
+    """The Markdown model card of a training result."""
+    sections = (_what_it_predicts, _data, _against_the_rules, _calibration_and_groups,
+                _reasons_and_limits)
+    return "\n".join(line for section in sections for line in section(result, settings))

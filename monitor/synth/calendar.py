@@ -1,8 +1,7 @@
 """The synthetic population's calendar: delivery dates, simulated months, the dibao standard.
 
-Pure. One month arithmetic for the generator: :func:`add_months` (a day so many
-months later, clamped to the month's end) and month indices ``year * 12 +
-month - 1``.
+Pure. Months as :func:`monitor.contract.dates.add_months` counts them, and
+month indices ``year * 12 + month - 1``.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from monitor.contract.dates import add_months
 
 HISTORY_MONTHS = 36
 SNAPSHOT_EVERY_MONTHS = 6
@@ -23,21 +24,6 @@ EVENT_DELIVERY_DAY = 5
 
 DAY = np.timedelta64(1, "D")
 NAT = np.datetime64("NaT", "D")
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` later (earlier when negative), clamped to the month's end.
-
-    Examples
-    --------
-    >>> add_months(dt.date(2026, 8, 31), -6)
-    datetime.date(2026, 2, 28)
-    """
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    first_next = dt.date(year + (month == 11), (month + 1) % 12 + 1, 1)
-    last = (first_next - dt.timedelta(days=1)).day
-    return dt.date(year, month + 1, min(day.day, last))
 
 
 def month_index(day: dt.date) -> int:

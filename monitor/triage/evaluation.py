@@ -12,7 +12,6 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from monitor.model.features import model_features
@@ -44,23 +43,26 @@ class CountyEvaluation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def score_households(facts: Facts, params: Parameters, model: RiskModel) -> np.ndarray:
-    """Give every household its 风险评分 from the model; return the calibrated probabilities.
+def score_households(facts: Facts, params: Parameters, model: RiskModel) -> pd.DataFrame:
+    """Every household's 风险评分 from the model, for the rules' scope (not written into the facts).
 
-    Adds ``risk_score`` (0–100) to ``facts.households``, and ``risk_factors``
-    (the reasons, which MODEL_RISK's 预警原因 quotes) for the households at or
-    above the ``model_threshold`` in force; the other households' are missing.
+    Returns a frame indexed like ``facts.households``: ``risk_score`` (0–100),
+    ``risk_factors`` (the reasons, which MODEL_RISK's 预警原因 quotes, worked
+    out for the households at or above the ``model_threshold`` in force; the
+    others' are missing) and ``probability`` (calibrated).
     """
     households = facts.households
     features = model_features(facts, params)
     probabilities = model.probabilities(features)
     scores = to_score(probabilities)
-    households["risk_score"] = scores.astype("float64")
     threshold = params.lookup("model_threshold", households["region_code"], facts.as_of)
     # Only households the model would list need their reasons worked out.
     listed = scores >= threshold.to_numpy(dtype="float64")
-    households["risk_factors"] = model.reasons(features[listed]).reindex(households.index)
-    return probabilities
+    return pd.DataFrame({
+        "risk_score": scores.astype("float64"),
+        "risk_factors": model.reasons(features[listed]).reindex(households.index),
+        "probability": probabilities,
+    }, index=households.index)
 
 
 def with_carried(hits: pd.DataFrame, carried: pd.DataFrame, households: pd.Index
@@ -102,12 +104,11 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
     timings["facts"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    if model is not None:
-        score_households(facts, params, model)
+    scored = None if model is None else score_households(facts, params, model)
     timings["model"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    hits = evaluate(rules, facts, params)
+    hits = evaluate(rules, facts, params, scored)
     timings["rules"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -120,7 +121,7 @@ def evaluate_county(county: str, sources: dict[str, pd.DataFrame], as_of: dt.dat
     if model is None:
         scores = scoring.scores(hits)
     else:
-        scores = facts.households["risk_score"].reindex(hit_index).astype("int64")
+        scores = scored["risk_score"].reindex(hit_index).astype("int64")
     hit_households = facts.households.loc[scores.index, HOUSEHOLD_COLUMNS].copy()
     hit_households["risk_score"] = scores
     place = hit_households.loc[hits["household_id"], ["county_code", "township_code"]]

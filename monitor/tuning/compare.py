@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from monitor.contract import regions
+from monitor.contract.dates import add_months, months_before
 from monitor.model.labels import LabelSettings, outcome_labels
 from monitor.model.risk import MAXIMUM_SCORE, RiskModel
-from monitor.model.training import months_before
 from monitor.policy.facts import FACT_PARAMETERS, Facts, build_facts, history_needed
 from monitor.policy.params import Parameters
-from monitor.policy.rules import LEVELS, RULE_CODES, Rule, evaluate
+from monitor.policy.rules import LEVELS, RULE_CODES, Rule, evaluate, open_to_score, score_rule
 from monitor.triage.evaluation import first_county_only, score_households
 from monitor.triage.lifecycle import warning_ids
 from monitor.triage.referrals import RULE_SEPARATOR, TEXT_SEPARATOR, join_in_groups
@@ -76,7 +76,9 @@ class SideEvaluation:
     """One parameter set's evaluation of one as-of date."""
 
     #: Every household, indexed by household_id: county_code, township_code,
-    #: living_members, probability (NaN without a model), risk_score, level
+    #: living_members, open_to_model (MODEL_RISK could list it on a high enough score,
+    #: :func:`monitor.policy.rules.open_to_score`), probability (NaN without a model),
+    #: risk_score, level
     #: (highest among its hits, missing without one), rules (codes joined by ";"),
     #: reasons (【rule name】reason, joined), flagged.
     households: pd.DataFrame
@@ -117,9 +119,10 @@ def evaluate_side(facts: Facts, params: Parameters, rules: list[Rule],
                   model: RiskModel | None) -> SideEvaluation:
     """Score and rule-check every household of ``facts`` under ``params``."""
     households = facts.households
-    probability = (score_households(facts, params, model) if model is not None
-                   else np.full(len(households), np.nan))
-    hits = evaluate(rules, facts, params)
+    scored = None if model is None else score_households(facts, params, model)
+    probability = (np.full(len(households), np.nan) if scored is None
+                   else scored["probability"].to_numpy())
+    hits = evaluate(rules, facts, params, scored)
     group = households.index.get_indexer(hits["household_id"])
     count = len(households)
     flagged = np.bincount(group, minlength=count) > 0
@@ -132,14 +135,18 @@ def evaluate_side(facts: Facts, params: Parameters, rules: list[Rule],
     codes = join_in_groups(hits["rule"], every, group, count, RULE_SEPARATOR)
     said = join_in_groups("【" + hits["rule"].map(name_of) + "】" + hits["reason"], every, group,
                           count, TEXT_SEPARATOR)
+    # Who MODEL_RISK could still list, by its own condition: the others' hits counted.
+    rule = score_rule(rules)
+    others = np.bincount(group[(hits["rule"] != rule.code).to_numpy(dtype=bool)], minlength=count)
     frame = pd.DataFrame({
         "county_code": households["county_code"].to_numpy(),
         "township_code": households["township_code"].to_numpy(),
         "living_members": households["living_members"].to_numpy(dtype="int64"),
+        "open_to_model": open_to_score(rule, facts, params, others),
         "probability": probability,
         # A whole number, missing without a model.
-        "risk_score": pd.array(households["risk_score"].to_numpy(dtype="float64")
-                               if model is not None else np.full(count, np.nan)).astype("Int64"),
+        "risk_score": pd.array(scored["risk_score"].to_numpy(dtype="float64")
+                               if scored is not None else np.full(count, np.nan)).astype("Int64"),
         "level": pd.array(np.append(np.asarray(LEVELS, dtype=object), None)[highest],
                           dtype="string"),
         "rules": pd.array(codes, dtype="string"),
@@ -248,7 +255,7 @@ def verdicts(feedback: pd.DataFrame, key: str, start: dt.date, end: dt.date) -> 
 
 def horizon_end(as_of: dt.date, history: History) -> tuple[dt.date, bool]:
     """An as-of date's outcome window end (the horizon cut at the tune date), and if whole."""
-    whole = (pd.Timestamp(as_of) + pd.DateOffset(months=history.label.horizon_months)).date()
+    whole = add_months(as_of, history.label.horizon_months)
     return min(whole, history.known_until), history.known_until >= whole
 
 
@@ -341,7 +348,7 @@ def threshold_curve(evaluation: SideEvaluation, label: np.ndarray | None) -> pd.
                                                  "household_id"])] = True
     probability = households["probability"].to_numpy(dtype="float64")
     score = households["risk_score"].to_numpy(dtype="int64", na_value=0)
-    open_to_model = (households["living_members"].to_numpy() > 0) & ~other
+    open_to_model = households["open_to_model"].to_numpy(dtype=bool)
 
     def at_or_above(weights: np.ndarray | None) -> np.ndarray:
         """Per threshold, the sum of ``weights`` over model-only households scoring that or more."""

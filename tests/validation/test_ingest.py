@@ -428,16 +428,16 @@ def test_full_width_digits_are_quarantined_not_a_crash(home):
 
 
 def test_a_file_whose_rows_cannot_be_validated_is_rejected_alone(home, monkeypatch):
-    from monitor.validation import checks as ingest
+    from monitor.validation import checks
 
-    real = ingest.parse_rows
+    real = checks.parse_rows
 
     def explode(raw, source, delivery_date):
         if source.name == "income":
             raise RuntimeError("unforeseen")
         return real(raw, source, delivery_date)
 
-    monkeypatch.setattr(ingest, "parse_rows", explode)
+    monkeypatch.setattr(checks, "parse_rows", explode)
     write_delivery(home, "income", good_frame("income"))
     write_delivery(home, "housing", good_frame("housing"))
     outcomes = {f.source: f for f in ingest_landing(home, DELIVERY).files}

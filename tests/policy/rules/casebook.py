@@ -139,6 +139,9 @@ def hits_for(case: dict) -> pd.DataFrame:
     as_of = dt.date.fromisoformat(str(case["date"]))
     params = parameters_for(case)
     facts = build_facts(sources_for(case), as_of, params)
+    scores = None
     if "risk_score" in case["household"]:
-        facts.households["risk_score"] = float(case["household"]["risk_score"])
-    return evaluate(RULES, facts, params)
+        # The model's score, given to the rules beside the facts as a run gives it.
+        scores = pd.DataFrame({"risk_score": float(case["household"]["risk_score"]),
+                               "risk_factors": pd.NA}, index=facts.households.index)
+    return evaluate(RULES, facts, params, scores)
