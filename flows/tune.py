@@ -42,9 +42,9 @@ from monitor.io.lake import (
     read_source,
 )
 from monitor.io.models import load_latest_model
-from monitor.io.outputs import code_version, write_report_folder
+from monitor.io.outputs import write_report_folder
 from monitor.io.permissions import keep_private
-from monitor.io.runs import TuneRun
+from monitor.io.runs import TuneRun, tune_manifest
 from monitor.model.labels import LABEL_COLUMNS
 from monitor.model.risk import RiskModel
 from monitor.policy.facts import SOURCE_COLUMNS
@@ -64,8 +64,6 @@ from monitor.tuning.compare import (
     months_back,
 )
 
-#: The region-code prefix of the whole bureau (Chongqing).
-BUREAU_REGION = "50"
 #: The outcome labels' columns, and the warning a verdict is about (precision by rule).
 HISTORY_COLUMNS = {**LABEL_COLUMNS, "feedback": ["warning_id", *LABEL_COLUMNS["feedback"]]}
 
@@ -174,21 +172,8 @@ def tune(home: Path, candidate: Path, tune_date: dt.date | None = None,
             f"count{'y' if len(counties) == 1 else 'ies'} compared")
     tables = combine_dates(per_date)
     tables["parameters"] = changed_parameters(current, parameters[CANDIDATE], tune_date)
-    about = {
-        "tune_date": tune_date.isoformat(),
-        "as_of_dates": [day.isoformat() for day in dates],
-        # Months asked for before the first registry delivery: nothing to evaluate there.
-        "dates_before_any_delivery": [day.isoformat() for day in wanted if day not in dates],
-        "candidate": str(candidate),
-        "candidate_sha256": hashlib.sha256(candidate_text).hexdigest(),
-        "capacity_per_township": capacity,
-        "horizon_months": settings.label.horizon_months,
-        "programs_entered": list(settings.label.programs_entered),
-        # Bureau-wide (a region's own entry may differ): marked on the capacity curve.
-        "model_threshold": {side: params.value("model_threshold", tune_date, BUREAU_REGION)
-                            for side, params in parameters.items()},
-        "code_version": code_version(),
-    }
+    about = tune_manifest(tune_date, dates, wanted, candidate, candidate_text, capacity,
+                          settings, parameters)
     html = render(tables, about, font_subsets(home))
     target = write(Home.of(home).tune / tune_name(tune_date, candidate, from_date, candidate_text),
                    html, tables, about, candidate_text)

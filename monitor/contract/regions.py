@@ -14,6 +14,8 @@ import pandas as pd
 COUNTY_DIGITS = 6
 TOWNSHIP_DIGITS = 9
 REGION_DIGITS = 12
+#: The region-code prefix of the whole municipality (重庆, 50): a parameter's bureau-wide value.
+BUREAU_REGION = "50"
 
 
 @cache

@@ -8,14 +8,18 @@ command line is put together here.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from monitor.contract.regions import BUREAU_REGION
 from monitor.io.config import Configuration
 from monitor.io.ingest import IngestReport
 from monitor.io.outputs import code_version
+from monitor.model.risk import ModelSettings
+from monitor.policy.params import Parameters
 from monitor.triage.evaluation import CountyEvaluation
 
 
@@ -110,4 +114,25 @@ def run_manifest(run_date: dt.date, configuration: Configuration, counties: list
                            if outcome.status == "rejected"],
         "inputs": delivered_inputs(ingest_manifest, run_date),
         **summary,
+    }
+
+
+def tune_manifest(tune_date: dt.date, dates: list[dt.date], wanted: list[dt.date],
+                  candidate: Path, candidate_text: bytes, capacity: int,
+                  settings: ModelSettings, parameters: dict[str, Parameters]) -> dict:
+    """What a tune was about (its report's ``about.json``): dates, candidate, capacity, model."""
+    return {
+        "tune_date": tune_date.isoformat(),
+        "as_of_dates": [day.isoformat() for day in dates],
+        # Months asked for before the first registry delivery: nothing to evaluate there.
+        "dates_before_any_delivery": [day.isoformat() for day in wanted if day not in dates],
+        "candidate": str(candidate),
+        "candidate_sha256": hashlib.sha256(candidate_text).hexdigest(),
+        "capacity_per_township": capacity,
+        "horizon_months": settings.label.horizon_months,
+        "programs_entered": list(settings.label.programs_entered),
+        # Bureau-wide (a region's own entry may differ): marked on the capacity curve.
+        "model_threshold": {side: params.value("model_threshold", tune_date, BUREAU_REGION)
+                            for side, params in parameters.items()},
+        "code_version": code_version(),
     }
