@@ -22,8 +22,12 @@ A model file is a pickle: load only models this system wrote into the home.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import joblib
@@ -99,6 +103,26 @@ def model_versions(home: Path) -> list[dict]:
                                            meta.get("written_at", ""), meta.get("version", "")))
 
 
+#: Modules a model saved before the stage packages may name (a logistic regression's
+#: ``log_amounts``), and where they are now.
+EARLIER_MODULES = {"monitor.training": "monitor.model.training",
+                   "monitor.features": "monitor.model.features",
+                   "monitor.labels": "monitor.model.labels"}
+
+
+@contextmanager
+def _earlier_module_names() -> Iterator[None]:
+    """While a model is unpickled, the modules it may name by their earlier names."""
+    added = [name for name in EARLIER_MODULES if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = importlib.import_module(EARLIER_MODULES[name])
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
 def load_latest_model(home: Path, run_date: dt.date) -> RiskModel | None:
     """The newest model trained for a date on or before ``run_date`` (None: there is none)."""
     usable = [meta for meta in model_versions(home) if model_is_usable(meta, run_date)]
@@ -110,7 +134,8 @@ def load_latest_model(home: Path, run_date: dt.date) -> RiskModel | None:
                          f"this installation has {library_versions()}; run `monitor train` "
                          "again")
     try:
-        model = joblib.load(folder / MODEL_FILE)
+        with _earlier_module_names():
+            model = joblib.load(folder / MODEL_FILE)
     except Exception as error:
         raise ModelError(f"{folder / MODEL_FILE}: cannot load the model: {error}") from None
     if not isinstance(model, RiskModel) or model.metadata.get("features") != list(FEATURE_NAMES):

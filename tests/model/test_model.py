@@ -369,3 +369,20 @@ def test_model_settings_name_the_file_and_the_problem():
     del shipped["features"]["head_age"]
     with pytest.raises(ModelSettingsError, match=r"features: missing \['head_age'\]"):
         ModelSettings.from_definition(shipped, "rules/model.yaml")
+
+
+def test_models_saved_under_the_earlier_module_names_still_unpickle():
+    # A model trained before the stage packages names monitor.model.RiskModel, and a
+    # logistic regression monitor.training.log_amounts: an upgrade must still read it.
+    import pickle
+    import sys
+
+    from monitor.io.models import _earlier_module_names
+    from monitor.model.risk import FeaturePhrase, RiskModel
+    from monitor.model.training import log_amounts
+
+    assert pickle.loads(b"cmonitor.model\nRiskModel\n.") is RiskModel
+    assert pickle.loads(b"cmonitor.model\nFeaturePhrase\n.") is FeaturePhrase
+    with _earlier_module_names():
+        assert pickle.loads(b"cmonitor.training\nlog_amounts\n.") is log_amounts
+    assert "monitor.training" not in sys.modules
