@@ -33,8 +33,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
+
+
+class _MaskedConsole(Console):
+    """A console that never prints a full id number or mobile number, whatever it is given.
+
+    Messages quote file names, cells and exceptions, any of which may hold
+    one (a file named after a person, a number in a crash's message).
+    """
+
+    def print(self, *objects: object, **options: object) -> None:
+        from monitor.validation.idcard import mask_numbers_in_line
+
+        super().print(*(mask_numbers_in_line(item) if isinstance(item, str) else item
+                        for item in objects), **options)
+
+
+console = _MaskedConsole()
+#: Messages are never wrapped: one message is one line of a log, however long.
+errors = _MaskedConsole(stderr=True, soft_wrap=True)
 
 ERROR_LINE_LENGTH = 500
 #: `monitor run --strict`: the run completed, but a delivery is held or a source is stale.
@@ -528,13 +545,14 @@ def _checked_flow(what: str, check: Callable[[], object],
 
     try:
         check()
-    except check_errors as error:
+    except (*check_errors, OSError) as error:
         raise stop(f"{what} not started: {_one_line(error)}") from None
     with ExitStack() as held:
         try:
             if lock:
                 held.enter_context(home_lock(home, f"monitor {what}", wait))
-        except HomeBusy as error:
+        except (HomeBusy, OSError) as error:
+            # A home that cannot be written (read-only, full, gone) is said in one line.
             raise stop(f"{what} not started: {_one_line(error)}") from None
         try:
             return start()
@@ -823,9 +841,33 @@ def serve_command(
     serve(*deployments, print_starting_message=False)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    """Run the command line."""
-    app()
+def _streams_that_never_fail() -> None:
+    """Standard output and error that cannot fail on a character the console cannot show.
+
+    On a console that cannot print Chinese (``PYTHONIOENCODING=ascii``, a bare
+    cron environment) a character is written as a backslash escape instead of
+    stopping a completed run with exit 1.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "预警".encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
+
+
+def main() -> None:
+    """Run the command line: every failure is one line on stderr, never a traceback."""
+    _streams_that_never_fail()
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("monitor: interrupted")
+        raise SystemExit(130) from None
+    except Exception as error:  # the last guard: one masked line, exit 1
+        errors.print(escape(f"monitor: {type(error).__name__}: {_one_line(error)}"))
+        raise SystemExit(1) from None
 
 
 @app.command("alerts")

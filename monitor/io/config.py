@@ -28,14 +28,35 @@ from monitor.triage.deliveries import DeliveryExpectations
 
 #: The shipped rules/ folder, as package data (monitor/shipped_rules links to rules/ in a
 #: checkout; a wheel holds a copy): found through the package, wherever it is installed.
-RULES_DIR = Path(str(resources.files("monitor") / "shipped_rules"))
+RULES_DIR = Path(str(resources.files("monitor") / "shipped_rules")).resolve()
 OVERRIDE_NAME, DELIVERIES_NAME = PARAMETERS_OVERRIDE, DELIVERIES_OVERRIDE
 
 
+#: A configuration file is a few kilobytes; one larger than this is not one.
+MAX_YAML_BYTES = 1 << 20
+
+
 def _read_yaml(path: Path, content: bytes | None = None) -> object:
-    """A YAML file's data (``content``: its bytes, when the caller has read them)."""
+    """A YAML file's data (``content``: its bytes, when the caller has read them).
+
+    Refused with one line: a file over :data:`MAX_YAML_BYTES`, and any alias
+    (``*name``): a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs"), and no parameter or setting needs one.
+    """
     try:
+        if content is None and path.stat().st_size > MAX_YAML_BYTES:
+            raise ParameterError(f"{path}: {path.stat().st_size:,} bytes, more than a "
+                                 f"configuration file holds ({MAX_YAML_BYTES:,})")
         text = path.read_text(encoding="utf-8") if content is None else content.decode("utf-8")
+        if len(text) > MAX_YAML_BYTES:
+            raise ParameterError(f"{path}: more than a configuration file holds "
+                                 f"({MAX_YAML_BYTES:,} bytes)")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                raise ParameterError(f"{path}: line {mark.line + 1}: a YAML alias "
+                                     f"(*{event.anchor}) is not accepted in a configuration "
+                                     "file; write the values out")
         return yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as error:
         raise ParameterError(f"{path}: cannot read: {error}") from None

@@ -48,6 +48,7 @@ from monitor.io.home import (
 from monitor.triage.lifecycle import EVENT_COLUMNS, empty_state
 from monitor.triage.referrals import defuse, referral_files, warnings_table
 from monitor.triage.workbook import TownshipPart, TownshipWorkbooks
+from monitor.validation.idcard import mask_numbers_in_line
 
 #: Rows per row group of the warning state and events files: one household's rows are read
 #: a row group or two at a time (the household file, monitor.io.household), not the whole
@@ -115,6 +116,31 @@ def write_state(home: Path, run_date: dt.date, state: pd.DataFrame, events: pd.D
                 ) -> None:
     """Keep this run's warning state and state changes."""
     commit_state(stage_state(home, run_date, state, events))
+
+
+#: Keys whose values are digests or versions, never a person's number: left as they are (a
+#: sha256 ending in 18 decimal digits is not an id number).
+_NOT_PERSONAL = ("sha256", "hash", "version", "commit")
+
+
+def masked(value: object, key: str = "") -> object:
+    """A manifest with every full id number and mobile number in its texts masked.
+
+    File names, messages and notices quote what departments sent (a file
+    named after a person, a number in a refused cell); digests are left alone.
+
+    Examples
+    --------
+    >>> masked({"file": "张三110105194912310021.csv", "sha256": "ab110105194912310021"})
+    {'file': '张三110105********0021.csv', 'sha256': 'ab110105194912310021'}
+    """
+    if isinstance(value, dict):
+        return {name: masked(item, str(name)) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item, key) for item in value]
+    if isinstance(value, str) and not any(word in key for word in _NOT_PERSONAL):
+        return mask_numbers_in_line(value)
+    return value
 
 
 def recent_manifests(home: Path, run_date: dt.date, count: int) -> list[dict]:
@@ -321,7 +347,7 @@ def write_outputs(home: Path, run_date: dt.date, referrals: pd.DataFrame,
             manifest["stage_seconds"] = {**manifest["stage_seconds"],
                                          "outputs": time.perf_counter() - started}
         (staging / "run_manifest.json").write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=2, default=str) + "\n",
+            json.dumps(masked(manifest), ensure_ascii=False, indent=2, default=str) + "\n",
             encoding="utf-8")
     return target
 

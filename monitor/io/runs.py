@@ -17,10 +17,11 @@ import pandas as pd
 from monitor.contract.regions import BUREAU_REGION
 from monitor.io.config import Configuration
 from monitor.io.ingest import IngestReport
-from monitor.io.outputs import code_version
+from monitor.io.outputs import code_version, masked
 from monitor.model.risk import ModelSettings
 from monitor.policy.params import Parameters
 from monitor.triage.evaluation import CountyEvaluation
+from monitor.validation.idcard import mask_numbers_in_line
 
 
 @dataclass
@@ -109,10 +110,12 @@ def run_manifest(run_date: dt.date, configuration: Configuration, counties: list
         "households_evaluated": sum(result.households_evaluated for result in results),
         "persons_evaluated": sum(result.persons_evaluated for result in results),
         "ingested_this_run": ingest_report.by_source().to_dict("records"),
-        "notices": ingest_report.notices,
-        "rejected_files": [outcome.message for outcome in ingest_report.files
-                           if outcome.status == "rejected"],
-        "inputs": delivered_inputs(ingest_manifest, run_date),
+        # What departments sent may name a person (a file named after one): masked here, so
+        # that the report drawn from these lines shows them masked too.
+        "notices": [mask_numbers_in_line(notice) for notice in ingest_report.notices],
+        "rejected_files": [mask_numbers_in_line(outcome.message)
+                           for outcome in ingest_report.files if outcome.status == "rejected"],
+        "inputs": masked(delivered_inputs(ingest_manifest, run_date)),
         **summary,
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,46 @@ def parse_parameter_file(document: object, origin: str, known: set[str] | None =
 
 
 @dataclass(frozen=True)
+class ValidRange:
+    """Where a parameter's values make sense (both ends included), and its unit."""
+
+    low: float
+    high: float
+    unit: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.low:g} to {self.high:g}" + (f" {self.unit}" if self.unit else "")
+
+
+def parse_ranges(document: object, origin: str) -> dict[str, ValidRange]:
+    """Each parameter's ``range: [low, high]`` (beside its ``unit``) in a shipped file."""
+    ranges = {}
+    for name, raw in (document or {}).items() if isinstance(document, dict) else ():
+        if not isinstance(raw, dict) or "range" not in raw:
+            continue
+        bounds = raw["range"]
+        if (not isinstance(bounds, list) or len(bounds) != 2  # noqa: PLR2004 (low, high)
+                or not all(isinstance(b, int | float) and not isinstance(b, bool)
+                           for b in bounds) or bounds[0] > bounds[1]):
+            raise ParameterError(f"{origin}: parameter '{name}': range must be [low, high], "
+                                 f"got {bounds!r}")
+        ranges[str(name)] = ValidRange(float(bounds[0]), float(bounds[1]),
+                                       str(raw.get("unit", "")))
+    return ranges
+
+
+def check_ranges(table: pd.DataFrame, ranges: dict[str, ValidRange]) -> None:
+    """Every entry's value within its parameter's range, else the usual one-line error."""
+    for row in table.to_dict("records"):
+        valid = ranges.get(row["name"])
+        if valid is not None and not valid.low <= row["value"] <= valid.high:
+            where = f"region {row['region']}, " if row["region"] else ""
+            raise ParameterError(
+                f"{row['origin']}: parameter '{row['name']}': value {row['value']:g} "
+                f"({where}from {row['from'].date()}) is outside its valid range {valid}")
+
+
+@dataclass(frozen=True)
 class Parameters:
     """Every parameter's dated entries, after a deployment's overrides.
 
@@ -121,6 +161,8 @@ class Parameters:
     """
 
     table: pd.DataFrame
+    #: Each parameter's valid range (from the shipped file): overrides are checked against it.
+    ranges: dict[str, ValidRange] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_files(cls, shipped: object, shipped_origin: str, override: object = None,
@@ -134,9 +176,11 @@ class Parameters:
         if missing:
             raise ParameterError(f"{shipped_origin}: contract parameters missing: "
                                  f"{', '.join(missing)}")
+        ranges = parse_ranges(shipped, shipped_origin)
+        check_ranges(base, ranges)
         if override is None:
-            return cls(base)
-        return cls(base).with_override(override, override_origin or "override")
+            return cls(base, ranges)
+        return cls(base, ranges).with_override(override, override_origin or "override")
 
     def with_override(self, override: object, origin: str) -> Parameters:
         """These parameters with an override file's applied on top (a new object).
@@ -147,8 +191,9 @@ class Parameters:
         tune`` to the parameters in force.
         """
         changes = parse_parameter_file(override, origin, known=set(self.table["name"]))
+        check_ranges(changes, self.ranges)
         kept = self.table[~self.table["name"].isin(set(changes["name"]))]
-        return Parameters(pd.concat([kept, changes], ignore_index=True))
+        return Parameters(pd.concat([kept, changes], ignore_index=True), self.ranges)
 
     @property
     def names(self) -> list[str]:

@@ -6,6 +6,8 @@ vectorised forms used on millions of rows.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -238,3 +240,14 @@ def mask_numbers_in_text(texts: pd.Series) -> pd.Series:
     text = texts.astype("string")
     return (text.str.replace(_ID_IN_TEXT, r"\1********\2", regex=True)
             .str.replace(_PHONE_IN_TEXT, r"\1****\2", regex=True))
+
+
+def mask_numbers_in_line(text: str) -> str:
+    """:func:`mask_numbers_in_text` for one message (what a command prints, a log line).
+
+    Examples
+    --------
+    >>> mask_numbers_in_line("landing/registry/2026-06-30/11010519491231002X.csv: bad")
+    'landing/registry/2026-06-30/110105********002X.csv: bad'
+    """
+    return re.sub(_PHONE_IN_TEXT, r"\1****\2", re.sub(_ID_IN_TEXT, r"\1********\2", text))

@@ -76,6 +76,16 @@ BAD_OVERRIDES = [
     ("edge_ratio:\n  - {from: 2030-01-01, value: 1.5}\n", "edge_ratio", "no value in force"),
     ('dibao_standard:\n  - {region: "500238", from: 2020-01-01, value: 700}\n', "dibao_standard",
      "no value in force on 2024-06-30 for region '500101001000'"),
+    # Nonsense values: each parameter's valid range (rules/parameters.yaml, beside its unit).
+    ('dibao_standard:\n  - {region: "50", from: 2020-01-01, value: -640}\n', "dibao_standard",
+     "value -640 (region 50, from 2020-01-01) is outside its valid range 100 to 5000 "
+     "yuan/person/month"),
+    ("edge_ratio:\n  - {from: 2020-01-01, value: 0}\n", "edge_ratio",
+     "value 0 (from 2020-01-01) is outside its valid range 1 to 3 ratio"),
+    ("model_threshold:\n  - {from: 2020-01-01, value: 150}\n", "model_threshold",
+     "outside its valid range 0 to 100 score 0-100"),
+    ("working_age_until:\n  - {from: 2020-01-01, value: 6}\n", "working_age_until",
+     "outside its valid range 40 to 80 years"),
 ]
 
 
@@ -132,3 +142,38 @@ def test_rules_command_lists_rules_and_parameters_with_sources():
     text = result.output.replace("\n", "")
     for expected in ("DIBAO_GAP", "MODEL_RISK", "tekun_minor_age", "渝民〔2021〕69号"):
         assert expected in text
+
+
+BILLION_LAUGHS = "\n".join([
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+    *(f"{chr(98 + k)}: &{chr(98 + k)} [{', '.join([f'*{chr(97 + k)}'] * 9)}]" for k in range(8)),
+    "edge_ratio: *i", ""])
+
+
+def test_a_parameter_file_of_nested_aliases_is_refused_at_once(home):
+    # A few hundred bytes that expand to 9**9 strings: read as YAML, they ran out of memory.
+    home.mkdir()
+    (home / "parameters.yaml").write_text(BILLION_LAUGHS, encoding="utf-8")
+    assert len(BILLION_LAUGHS) < 1000
+    with pytest.raises(ParameterError, match=r"parameters\.yaml: line 2: a YAML alias \(\*a\)"):
+        load_parameters(home, dt.date(2024, 6, 30))
+    result = CliRunner().invoke(app, ["run", "--home", str(home), "--date", "2024-06-30"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "run not started:" in result.stderr
+    assert not (home / "lake").exists()  # stopped before anything was ingested
+
+
+def test_a_parameter_file_far_larger_than_any_is_refused_unread(home):
+    home.mkdir()
+    (home / "parameters.yaml").write_text("# padding\n" * 200_000, encoding="utf-8")
+    with pytest.raises(ParameterError, match=r"more than a configuration file holds"):
+        load_parameters(home)
+
+
+def test_a_shipped_range_that_is_not_low_high_is_an_error():
+    from monitor.policy.params import parse_ranges
+
+    with pytest.raises(ParameterError, match=r"'edge_ratio': range must be \[low, high\]"):
+        parse_ranges({"edge_ratio": {"unit": "ratio", "range": [3, 1]}}, "rules/parameters.yaml")
+    assert str(parse_ranges({"x": {"unit": "days", "range": [1, 365]}}, "f")["x"]) == (
+        "1 to 365 days")
