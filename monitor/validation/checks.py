@@ -118,6 +118,10 @@ def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str
     return with_values
 
 
+#: Text columns that are identifiers: a leading ``'`` (a spreadsheet's text mark) is dropped.
+IDENTIFIERS = frozenset({"household_id", "warning_id", "claim_id", "event_id", "asset_ref"})
+
+
 def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.DataFrame:
     """Parse and check the text rows of one file of ``source``.
 
@@ -162,6 +166,8 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
                 faults.flag((values > delivery).fillna(False).to_numpy(dtype=bool),
                             "future_date", spec.name,
                             _detail_values(spec.name, spec.parse, column, "after delivery date"))
+        elif spec.name in IDENTIFIERS:
+            values = normalize.clean_identifier(column)
         else:
             values = normalize.clean_text(column)
         typed[spec.name] = values

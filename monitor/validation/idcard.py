@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from monitor.validation.normalize import INVISIBLE
+
 #: ISO 7064 MOD 11-2 weights of the first 17 digits.
 WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 #: Check character for each remainder 0…10 of the weighted sum modulo 11.
@@ -125,7 +127,9 @@ def normalize_id_numbers(values: pd.Series, born_by: pd.Timestamp | None = None
     >>> why.tolist()
     [None, None, 'id_check_digit']
     """
-    text = values.astype("string").str.strip().str.upper()
+    # Invisible characters and a spreadsheet's leading quote are not part of a number.
+    text = (values.astype("string").str.replace(f"[{INVISIBLE}]", "", regex=True).str.strip()
+            .str.replace(r"^['’‘]", "", regex=True).str.strip().str.upper())
     present = text.notna() & (text != "")
     normalized = text.where(present)
     reason = pd.Series([None] * len(text), index=text.index, dtype=object)

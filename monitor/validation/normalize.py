@@ -24,16 +24,38 @@ _LEVEL_LIMIT = 127
 _LEVELS = {"一级": 1, "二级": 2, "三级": 3, "四级": 4, "一": 1, "二": 2, "三": 3, "四": 4}
 
 
+#: Characters a cell may carry that nobody sees (zero-width space, non-joiner and joiner, word
+#: joiner, byte-order mark, soft hyphen): removed wherever they stand, in every format, so
+#: that an id pasted with one matches the same id without.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_INVISIBLE = f"[{INVISIBLE}]"
+
+
 def clean_text(values: pd.Series) -> pd.Series:
-    """Trim spaces (also full-width ones) and turn empty strings into missing values.
+    """Remove invisible characters, trim spaces (also full-width ones); empty text is missing.
 
     Examples
     --------
-    >>> clean_text(pd.Series([" 张三 ", "", None, "\u3000"])).tolist()
-    ['张三', <NA>, <NA>, <NA>]
+    >>> clean_text(pd.Series([" 张三 ", "", None, "\u3000", "0001\u200b", "\ufeff0002"])).tolist()
+    ['张三', <NA>, <NA>, <NA>, '0001', '0002']
     """
-    text = values.astype("string").str.strip()
+    text = values.astype("string").str.replace(_INVISIBLE, "", regex=True).str.strip()
     return text.mask(text == "")
+
+
+def clean_identifier(values: pd.Series) -> pd.Series:
+    """:func:`clean_text`, and one leading ``'`` dropped: an id as a spreadsheet shows it.
+
+    A spreadsheet keeps ``000123`` as text when it is typed ``'000123``; a
+    caseworker who copies it from there sends the quote too.
+
+    Examples
+    --------
+    >>> clean_identifier(pd.Series(["'000000000123", " 'YJ3659C7779F9A2A08", "A'B"])).tolist()
+    ['000000000123', 'YJ3659C7779F9A2A08', "A'B"]
+    """
+    text = clean_text(values).str.replace(r"^[’‘']", "", regex=True)
+    return clean_text(text)
 
 
 def _present(text: pd.Series) -> np.ndarray:
