@@ -13,6 +13,8 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -116,14 +118,80 @@ class RawFile:
     township: str | None = None
 
 
+#: A delivery folder dated this many days after the run date is named in a notice: most
+#: likely a mistyped year (2062 for 2026), which would otherwise wait silently forever.
+FAR_FUTURE_DAYS = 366
+#: Set to ``follow`` to ingest delivery folders and files linked from outside the home.
+LINKS_VARIABLE = "MONITOR_LANDING_LINKS"
+_DELIVERY_FOLDER = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _outside(path: Path, home: Path) -> bool:
+    """Whether a path (a link, followed) leads out of the home."""
+    try:
+        path.resolve().relative_to(home.resolve())
+    except ValueError:
+        return True
+    return False
+
+
+def _delivery_date(where: str, delivery_dir: Path, up_to: dt.date, home: Path,
+                   follow_links: bool) -> tuple[dt.date | None, str | None]:
+    """A delivery folder's date, or why it is not read (a notice; None: later, silently)."""
+    if not _DELIVERY_FOLDER.fullmatch(delivery_dir.name):
+        return None, f"{where}: folder name is not a delivery date YYYY-MM-DD, ignored"
+    try:
+        delivery_date = dt.date.fromisoformat(delivery_dir.name)
+    except ValueError:
+        return None, f"{where}: folder name is not a delivery date YYYY-MM-DD, ignored"
+    if not delivery_dir.is_dir():
+        return None, f"{where}: not a folder, ignored"
+    if delivery_dir.is_symlink() and _outside(delivery_dir, home) and not follow_links:
+        return None, (f"{where}: a link to {delivery_dir.resolve()}, outside the home: not "
+                      f"followed (set {LINKS_VARIABLE}=follow to ingest linked deliveries)")
+    if (delivery_date - up_to).days > FAR_FUTURE_DAYS:
+        return None, (f"{where}: dated {delivery_date.year - up_to.year} years after the run "
+                      f"date {up_to}: a mistyped year? left for a later run")
+    return (delivery_date if delivery_date <= up_to else None), None
+
+
+def _delivered_files(source: str, delivery_date: dt.date, delivery_dir: Path, home: Path,
+                     follow_links: bool, notices: list[str]) -> list[LandingFile]:
+    """The files of one delivery folder; what is not a readable file is named in a notice."""
+    files = []
+    for path in sorted(delivery_dir.rglob("*")):
+        if path.name.startswith((".", "~$")):
+            continue
+        relative = path.relative_to(home).as_posix()
+        if path.is_symlink() and not path.exists():
+            notices.append(f"{relative}: a link to nothing (dangling), ignored")
+        elif not follow_links and _outside(path, home):
+            notices.append(f"{relative}: a link to {path.resolve()}, outside the home: not "
+                           f"followed (set {LINKS_VARIABLE}=follow to ingest it)")
+        elif path.is_dir():
+            continue
+        elif not path.is_file():
+            # A named pipe or a device would block the run that opened it.
+            notices.append(f"{relative}: not a regular file (a pipe, socket or device), "
+                           "ignored")
+        else:
+            files.append(LandingFile(source, delivery_date, path, relative))
+    return files
+
+
 def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
     """Every delivered file dated on or before ``up_to``, and notices about what was skipped.
 
-    Deliveries dated after ``up_to`` are left for a later run; folders that are
-    not contract sources or not dates, and files of unsupported types, come
-    back as notices naming the path.
+    Deliveries dated after ``up_to`` are left for a later run (named in a
+    notice when dated more than a year after it: a mistyped year). Folders
+    that are not contract sources or not dates ``YYYY-MM-DD``, links to
+    nothing or to a place outside the home (unless ``MONITOR_LANDING_LINKS=follow``),
+    pipes and devices come back as notices naming the path: every entry under
+    ``landing/`` is ingested, rejected or named.
     """
+    home = Path(home)
     landing = Home.of(home).landing
+    follow_links = os.environ.get(LINKS_VARIABLE, "") == "follow"
     files: list[LandingFile] = []
     notices: list[str] = []
     if not landing.is_dir():
@@ -134,21 +202,13 @@ def discover(home: Path, up_to: dt.date) -> tuple[list[LandingFile], list[str]]:
             continue
         for delivery_dir in sorted(p for p in source_dir.iterdir() if not p.name.startswith(".")):
             where = f"landing/{source_dir.name}/{delivery_dir.name}"
-            try:
-                delivery_date = dt.date.fromisoformat(delivery_dir.name)
-            except ValueError:
-                notices.append(f"{where}: folder name is not a delivery date YYYY-MM-DD, ignored")
-                continue
-            if not delivery_dir.is_dir():
-                notices.append(f"{where}: not a folder, ignored")
-                continue
-            if delivery_date > up_to:
-                continue
-            for path in sorted(delivery_dir.rglob("*")):
-                if not path.is_file() or path.name.startswith((".", "~$")):
-                    continue
-                relative = path.relative_to(home).as_posix()
-                files.append(LandingFile(source_dir.name, delivery_date, path, relative))
+            delivery_date, notice = _delivery_date(where, delivery_dir, up_to, home,
+                                                   follow_links)
+            if notice:
+                notices.append(notice)
+            if delivery_date is not None:
+                files += _delivered_files(source_dir.name, delivery_date, delivery_dir, home,
+                                          follow_links, notices)
     return files, notices
 
 
