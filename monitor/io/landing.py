@@ -31,7 +31,7 @@ from monitor.contract import regions
 from monitor.contract.sources import SOURCES, Source
 from monitor.io.home import Home
 from monitor.triage import workbook
-from monitor.validation.checks import ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
+from monitor.validation.checks import REPLACEMENT, ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 _HEADER_PROBE_BYTES = 1 << 16
@@ -328,34 +328,87 @@ def _no_text(names: Iterable[str]) -> pa.Table:
     return pa.table({name: pa.array([], pa.string()) for name in names})
 
 
-def _detect_encoding(path: Path, file_label: str) -> tuple[str, str]:
-    """A CSV's encoding (``utf8`` or ``gb18030``, as Arrow names them) and its first text.
+#: A file whose text has a few bytes that are not text is read with those lines quarantined
+#: (up to this size, read whole to repair it); larger, it is rejected naming the first.
+REPAIR_LIMIT_BYTES = 256 << 20
+#: More bad bytes than one per this many lines: the file is not in that encoding at all.
+BAD_BYTES_PER_LINES = 100
 
-    UTF-8 only if the whole file decodes as UTF-8 (read in chunks): a file
-    whose header is plain ASCII may carry its body in the national encoding.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(_HEADER_PROBE_BYTES)
+
+def _decodes_whole(path: Path, encoding: str, head: bytes) -> tuple[bool, int]:
+    """Whether the whole file decodes (read in chunks), and the offset of the first bad byte."""
     # Incremental, so that a character cut at the end of a chunk is no error.
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    decoder = codecs.getincrementaldecoder(encoding)()
+    done = 0
     try:
-        text = decoder.decode(head, final=False)
+        decoder.decode(head, final=False)
+        done = len(head)
         with path.open("rb") as handle:
             handle.seek(len(head))
             while chunk := handle.read(_HASH_CHUNK_BYTES):
                 decoder.decode(chunk, final=False)
+                done += len(chunk)
         decoder.decode(b"", final=True)
-        return "utf8", text
-    except UnicodeDecodeError:
-        pass
-    try:
-        return "gb18030", codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
-    except UnicodeDecodeError:
-        raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030") from None
+    except UnicodeDecodeError as error:
+        return False, done + error.start
+    return True, -1
+
+
+def _repaired_text(path: Path, file_label: str, first_bad: int) -> tuple[str, bytes]:
+    """A file with a few bad bytes, decoded in its likelier encoding with them replaced.
+
+    UTF-8 when most of its non-ASCII text is valid UTF-8 (GB18030 text read as
+    UTF-8 is nearly all errors), else GB18030. The replaced bytes become
+    U+FFFD, and the row checks quarantine their lines alone (``bad_encoding``).
+    """
+    with path.open("rb") as handle:
+        data = handle.read()
+    line = data[:first_bad].count(b"\n") + 1
+    as_utf8 = data.decode("utf-8-sig", errors="replace")
+    bad = as_utf8.count(REPLACEMENT)
+    valid = len(re.findall(r"[^\x00-\x7f\ufffd]", as_utf8))
+    encoding, text = "UTF-8", as_utf8
+    if valid < 10 * bad:
+        encoding, text = "GB18030", data.decode("gb18030", errors="replace")
+        bad = text.count(REPLACEMENT)
+    # NUL bytes are not text either (UTF-16 decodes as "valid" UTF-8 with one in two bytes NUL).
+    bad += data.count(b"\x00")
+    if bad > max(1, (data.count(b"\n") + 1) // BAD_BYTES_PER_LINES):
+        raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030 ({bad:,} bytes "
+                           f"are neither, the first on line {line})")
+    return encoding, text.encode("utf-8")
+
+
+def _detect_encoding(path: Path, file_label: str) -> tuple[str, str, str, bytes | None]:
+    """A CSV's encoding (as Arrow names it, and as the manifest says it), first text, repairs.
+
+    UTF-8 only if the whole file decodes as UTF-8 (read in chunks): a file
+    whose header is plain ASCII may carry its body in the national encoding.
+    A file with a few bytes that are not text in either comes back repaired
+    (as UTF-8, the bad bytes as U+FFFD, whose lines the row checks quarantine):
+    one bad byte costs its line, not the file.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(_HEADER_PROBE_BYTES)
+    whole, first_bad = _decodes_whole(path, "utf-8-sig", head)
+    if whole:
+        return "utf8", "UTF-8", codecs.getincrementaldecoder("utf-8-sig")().decode(head), None
+    as_gb, gb_bad = _decodes_whole(path, "gb18030", head)
+    if as_gb:
+        return ("gb18030", "GB18030", codecs.getincrementaldecoder("gb18030")().decode(head),
+                None)
+    if path.stat().st_size > REPAIR_LIMIT_BYTES:
+        with path.open("rb") as handle:
+            line = handle.read(first_bad).count(b"\n") + 1
+        raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030 (a byte that is "
+                           f"neither on line {line}; the file is too large to repair)")
+    encoding, repaired = _repaired_text(path, file_label, min(first_bad, gb_bad))
+    head_text = repaired[:_HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
+    return "utf8", f"{encoding} (bytes that are not text replaced)", head_text, repaired
 
 
 def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -> RawFile:
-    encoding, text = _detect_encoding(path, file_label)
+    encoding, label, text, repaired = _detect_encoding(path, file_label)
     header_line = next(csv.reader(io.StringIO(text)), [])
     if not any(cell.strip() for cell in header_line):
         raise FileRejected(f"{file_label}: no header row")
@@ -366,7 +419,7 @@ def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -
     malformed = _MalformedLines(batching, file_label, len(header_line))
     with malformed.refusing_too_many():
         reader = pa_csv.open_csv(
-            path,
+            path if repaired is None else pa.BufferReader(repaired),
             read_options=pa_csv.ReadOptions(
                 column_names=names, skip_rows=1, encoding=encoding,
                 # The parser reads several blocks ahead; small blocks keep that small.
@@ -386,7 +439,7 @@ def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -
         )
     contract_names = [wanted[name] for name in reader.schema.names]
     batches = _csv_batches(reader, contract_names, malformed, batching.csv_bytes)
-    return RawFile("csv", "UTF-8" if encoding == "utf8" else "GB18030", batches)
+    return RawFile("csv", label, batches)
 
 
 class _MalformedLines:

@@ -49,7 +49,10 @@ REASONS: dict[str, str] = {
     "end_before_start": "终止日期早于起始日期",
     "invalid_value": "取值不符合数据规范",
     "other_township": "该行属于其他乡镇（街道）的名单，不予采用",
+    "bad_encoding": "含无法识别的字节（不是文件所用编码的文字）",
 }
+#: What a reader puts where a file's bytes are not text in its encoding (monitor.io.landing).
+REPLACEMENT = "\ufffd"
 #: Columns a returned township workbook's rows carry (see monitor.io.landing): its sheet,
 #: the row's 村(社区) and the township the workbook was written for.
 SHEET, VILLAGE, WORKBOOK_TOWNSHIP = "_sheet", "_village", "_workbook_township"
@@ -148,6 +151,12 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     delivery = pd.Timestamp(delivery_date)
     if WORKBOOK_TOWNSHIP in raw:
         _flag_other_townships(raw, faults)
+    for spec in source.columns:
+        # A line with bytes that are not text: that line alone is quarantined, first.
+        if spec.name in raw:
+            broken = raw[spec.name].astype("string").str.contains(REPLACEMENT, regex=False)
+            faults.flag(broken.fillna(False).to_numpy(dtype=bool), "bad_encoding", spec.name,
+                        f"{spec.name}: bytes that are not text in the file's encoding")
     for spec in source.columns:
         # As delivered; each parser trims and treats empty text as missing itself.
         column = raw[spec.name] if spec.name in raw else pd.Series(
