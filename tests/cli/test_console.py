@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from monitor import cli
 
 MONITOR = str(Path(sys.executable).with_name("monitor"))
-FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+# (Not after a decimal point: the manifest's seconds are floats with 18 decimals.)
+FULL_ID = re.compile(r"(?<![0-9.])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 PHONE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 
 
