@@ -93,6 +93,10 @@ def read_manifest(home: Path) -> pd.DataFrame:
     return manifest.fillna({"rows_unanswered": 0}).astype(MANIFEST_COLUMNS)
 
 
+class LakeFilesMissing(RuntimeError):
+    """Lake files the ingest manifest names are gone: reading on would drop their rows."""
+
+
 class LakeLayoutError(RuntimeError):
     """The lake is still laid out in county folders: the next ingest lays it out again."""
 
@@ -203,6 +207,7 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
     filter on the rows, applied in the scan (e.g. one household's key).
     """
     paths = _lake_paths(home, source, set(entries["lake_file"]), existing)
+    _check_present(home, source, entries, paths)
     if not paths:
         return None
     # By each file's size and time too: a file written again under its name (a delivery
@@ -234,6 +239,22 @@ def _read_lake_table(home: Path, source: Source, entries: pd.DataFrame,
         # put the rows in the order of the counties asked for (a stable sort).
         table = table.take(pa.array(np.argsort(rank, kind="stable")))
     return table
+
+
+def _check_present(home: Path, source: Source, entries: pd.DataFrame, paths: list[Path]
+                   ) -> None:
+    """Every lake file the entries say holds accepted rows is there, else one clear error.
+
+    A lake folder deleted between runs would otherwise read as a source with
+    no rows, and every household would drop off the lists without a word.
+    """
+    holding = entries.loc[entries["rows_accepted"].fillna(0).to_numpy() > 0, "lake_file"]
+    missing = sorted(set(holding) - {path.stem for path in paths})
+    if missing:
+        raise LakeFilesMissing(
+            f"{lake_dir(home, source.name)}: {len(missing)} lake file(s) the ingest manifest "
+            f"names are gone (the first: {missing[0]}.parquet): the rows of those deliveries "
+            "would be missing from every list; restore them from a backup before running")
 
 
 def read_lake_files(home: Path, source: Source, entries: pd.DataFrame,
@@ -431,6 +452,7 @@ def counties_as_of(home: Path, as_of: dt.date, manifest: pd.DataFrame | None = N
     manifest = read_manifest(home) if manifest is None else manifest
     entries = deliveries_in_force(manifest, registry, as_of)
     paths = _lake_paths(home, registry, set(entries["lake_file"]))
+    _check_present(home, registry, entries, paths)
     if not paths:
         return []
     return sorted(set().union(*map(_counties_in, paths)) - {checks.UNMATCHED_COUNTY})

@@ -374,8 +374,10 @@ def _income_facts(houses: _Households) -> None:
                                             ).fillna(0.0).to_numpy()
     households["income_assess_date"] = _gather(income["assess_date"].astype("datetime64[ns]"),
                                                rows).to_numpy()
-    households["per_capita_income"] = (households["annual_income"] - households[
-        "employment_cost"]) / MONTHS_PER_YEAR / _living_members(houses)
+    # Necessary work costs above the income leave nothing to live on, not a negative income
+    # (which a 预警原因 would print as such).
+    households["per_capita_income"] = ((households["annual_income"] - households[
+        "employment_cost"]) / MONTHS_PER_YEAR / _living_members(houses)).clip(lower=0.0)
 
 
 def _disaster_facts(houses: _Households) -> None:

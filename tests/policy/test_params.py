@@ -177,3 +177,20 @@ def test_a_shipped_range_that_is_not_low_high_is_an_error():
         parse_ranges({"edge_ratio": {"unit": "ratio", "range": [3, 1]}}, "rules/parameters.yaml")
     assert str(parse_ranges({"x": {"unit": "days", "range": [1, 365]}}, "f")["x"]) == (
         "1 to 365 days")
+
+
+def test_work_costs_above_the_income_leave_a_per_capita_income_of_nothing_not_less(home):
+    as_of = dt.date(2024, 6, 30)
+    income = good_frame("income")
+    income.loc[0, "annual_income"] = "1000"
+    income.loc[0, "employment_cost"] = "3000"  # more than the income: nothing left
+    write_delivery(home, "registry", good_frame("registry"))
+    write_delivery(home, "income", income)
+    ingest_landing(home, as_of)
+    params = load_parameters(home, as_of)
+    facts = build_facts(read_as_of(home, as_of, columns=SOURCE_COLUMNS), as_of, params)
+    assert facts.households.loc["0001", "per_capita_income"] == 0
+    hits = evaluate(parse_rules(load_rule_definitions()), facts, params)
+    reasons = hits.loc[hits["household_id"] == "0001", "reason"]
+    assert reasons.str.contains("月人均收入0元").any()
+    assert not reasons.str.contains(r"(?<![0-9])-[0-9]").any()  # no negative amount
