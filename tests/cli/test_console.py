@@ -111,3 +111,21 @@ def test_a_file_named_after_a_person_reaches_no_output_with_the_numbers(night_ho
             "report.html": (out / "report.html").read_text(encoding="utf-8")}
     for where, text in said.items():
         assert not FULL_ID.search(text) and not PHONE.search(text), where
+
+
+def test_log_records_carry_no_full_numbers_whoever_logs_them(caplog):
+    import logging
+
+    original = logging.getLogRecordFactory()
+    cli._logs_without_full_numbers()
+    cli._logs_without_full_numbers()  # installed once, however often asked
+    try:
+        with caplog.at_level(logging.ERROR, logger="prefect.task_runs"):
+            logging.getLogger("prefect.task_runs").error(
+                "read %s failed: %s", "张三.csv", "cell 110105194912310021, phone 13812345678")
+        [record] = [r for r in caplog.records if r.name == "prefect.task_runs"]
+        said = record.getMessage()
+        assert "110105********0021" in said and "138****5678" in said
+        assert not FULL_ID.search(said) and not PHONE.search(said)
+    finally:
+        logging.setLogRecordFactory(original)
