@@ -618,7 +618,8 @@ def _check_xlsx_size(path: Path, file_label: str) -> None:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(member.file_size for member in archive.infolist())
     except (zipfile.BadZipFile, OSError) as error:
-        raise FileRejected(f"{file_label}: not a readable .xlsx workbook ({error})") from None
+        raise FileRejected(f"{file_label}: cannot read as xlsx: not a workbook ({error})"
+                           ) from None
     if unpacked > XLSX_MAX_UNPACKED_BYTES:
         raise FileRejected(
             f"{file_label}: the workbook unpacks to {unpacked:,} bytes, more than "

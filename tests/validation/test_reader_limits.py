@@ -53,7 +53,7 @@ def test_a_file_that_is_not_a_workbook_at_all_is_refused(home):
     folder.mkdir(parents=True)
     (folder / "renamed.xlsx").write_bytes(b"id,name\n1,2\n")
     [outcome] = ingest_landing(home, DELIVERY).files
-    assert outcome.status == "rejected" and "not a readable .xlsx workbook" in outcome.message
+    assert outcome.status == "rejected" and "cannot read as xlsx: not a workbook" in outcome.message
 
 
 def test_a_parquet_timestamp_with_a_time_of_day_is_a_bad_date_as_in_a_csv(home):
