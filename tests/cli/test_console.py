@@ -120,10 +120,10 @@ def test_log_records_carry_no_full_numbers_whoever_logs_them(caplog):
     cli._logs_without_full_numbers()
     cli._logs_without_full_numbers()  # installed once, however often asked
     try:
-        with caplog.at_level(logging.ERROR, logger="prefect.task_runs"):
-            logging.getLogger("prefect.task_runs").error(
+        with caplog.at_level(logging.ERROR, logger="monitor.progress"):
+            logging.getLogger("monitor.progress").error(
                 "read %s failed: %s", "张三.csv", "cell 110105194912310021, phone 13812345678")
-        [record] = [r for r in caplog.records if r.name == "prefect.task_runs"]
+        [record] = [r for r in caplog.records if r.name == "monitor.progress"]
         said = record.getMessage()
         assert "110105********0021" in said and "138****5678" in said
         assert not FULL_ID.search(said) and not PHONE.search(said)
