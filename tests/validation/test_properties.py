@@ -89,7 +89,9 @@ def test_id_numbers_are_normalised_or_given_a_reason(delivered):
     values = pd.Series(delivered, dtype="string")
     normalized, reason = normalize_id_numbers(values)
     assert len(normalized) == len(reason) == len(values)
-    present = values.str.strip().fillna("") != ""
+    # Present: something left once invisible characters, spaces and a spreadsheet's leading
+    # quote are gone (a cell of a BOM alone is an empty cell).
+    present = normalize.clean_identifier(values).notna()
     for text, number, why, there in zip(values, normalized, reason, present, strict=True):
         if not there:
             assert why is None
