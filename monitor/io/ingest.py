@@ -55,6 +55,7 @@ from monitor.io.pseudonym_key import lake_pseudonym_key
 from monitor.triage import deliveries
 from monitor.triage.deliveries import DeliveryExpectations
 from monitor.validation import checks
+from monitor.validation.idcard import mask_numbers_in_line
 
 
 @dataclass
@@ -283,7 +284,9 @@ def _entry(outcome: FileOutcome, sha: str, landing_file: LandingFile, raw: RawFi
         "mtime_ns": stat.st_mtime_ns,
         "format": raw.file_format if raw else landing_file.path.suffix.lstrip(".").lower(),
         "encoding": (raw.encoding if raw else None), "status": outcome.status,
-        "message": outcome.message, "rows_read": outcome.rows_read,
+        # What a reader said may quote a cell (a crash's message): never a full number.
+        "message": mask_numbers_in_line(outcome.message) if outcome.message else outcome.message,
+        "rows_read": outcome.rows_read,
         "rows_accepted": outcome.rows_accepted, "rows_quarantined": outcome.rows_quarantined,
         "rows_unanswered": outcome.rows_unanswered,
         "workbook_township": outcome.workbook_township, "lake_file": lake_file,
