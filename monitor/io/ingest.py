@@ -523,7 +523,7 @@ def _check_batch(batch: RawBatch, source: Source, delivery_date: dt.date,
     The accepted rows' keys join ``seen`` (pending); a registry batch adds its
     keys and counties to ``placed``.
     """
-    parsed = checks.parse_rows(batch.frame, source, delivery_date)
+    parsed = checks.parse_rows(batch.frame, source, delivery_date, repaired=batch.repaired)
     if pseudonym_key is not None:
         parsed = checks.pseudonymise_rows(parsed, source, pseudonym_key)
     parsed = checks.flag_repeated_keys(parsed, source, seen)

@@ -18,7 +18,7 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,8 @@ class RawBatch:
     frame: pd.DataFrame
     malformed_lines: list[str] = field(default_factory=list)
     malformed_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: Read from a repaired file: bytes that were not text stand as U+FFFD in some cells.
+    repaired: bool = False
 
     @property
     def rows_read(self) -> int:
@@ -441,6 +443,8 @@ def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -
         )
     contract_names = [wanted[name] for name in reader.schema.names]
     batches = _csv_batches(reader, contract_names, malformed, batching.csv_bytes)
+    if repaired is not None:
+        batches = (replace(batch, repaired=True) for batch in batches)
     return RawFile("csv", label, batches)
 
 

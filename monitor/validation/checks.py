@@ -125,7 +125,8 @@ def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str
 IDENTIFIERS = frozenset({"household_id", "warning_id", "claim_id", "event_id", "asset_ref"})
 
 
-def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.DataFrame:
+def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
+               repaired: bool = False) -> pd.DataFrame:
     """Parse and check the text rows of one file of ``source``.
 
     Parameters
@@ -138,6 +139,9 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
         The contract source the file was delivered as.
     delivery_date : datetime.date
         The delivery date: no date in a row may lie after it.
+    repaired : bool
+        The rows come from a file whose bytes that were not text were replaced
+        (U+FFFD): each row holding one is quarantined, ``bad_encoding``.
 
     Returns
     -------
@@ -151,7 +155,7 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date) -> pd.
     delivery = pd.Timestamp(delivery_date)
     if WORKBOOK_TOWNSHIP in raw:
         _flag_other_townships(raw, faults)
-    for spec in source.columns:
+    for spec in source.columns if repaired else ():
         # A line with bytes that are not text: that line alone is quarantined, first.
         if spec.name in raw:
             broken = raw[spec.name].astype("string").str.contains(REPLACEMENT, regex=False)

@@ -432,10 +432,10 @@ def test_a_file_whose_rows_cannot_be_validated_is_rejected_alone(home, monkeypat
 
     real = checks.parse_rows
 
-    def explode(raw, source, delivery_date):
+    def explode(raw, source, delivery_date, **options):
         if source.name == "income":
             raise RuntimeError("unforeseen")
-        return real(raw, source, delivery_date)
+        return real(raw, source, delivery_date, **options)
 
     monkeypatch.setattr(checks, "parse_rows", explode)
     write_delivery(home, "income", good_frame("income"))
