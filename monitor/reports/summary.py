@@ -19,6 +19,7 @@ from monitor.reports import charts
 from monitor.reports.html import Section, readable_table, render_html
 from monitor.reports.markdown import markdown_table
 from monitor.triage.lifecycle import CONTINUING, NEW, SETTLED, Lifecycle
+from monitor.triage.workbook import BEFORE_LISTING
 from monitor.validation.checks import REASONS
 
 
@@ -65,6 +66,10 @@ def run_summary(lifecycle: Lifecycle, referrals: pd.DataFrame,
                          (receipts["结果"] == "已采用").sum()),
                      "answers_refused": 0 if receipts is None else int(
                          (receipts["结果"] != "已采用").sum()),
+                     # Refused for a 办结日期 before the warning was listed (a mistyped date):
+                     # counted apart so that the operator can ask the township.
+                     "answers_dated_before_listing": 0 if receipts is None else int(
+                         receipts["说明"].str.startswith(BEFORE_LISTING).fillna(False).sum()),
                      "unanswered_rows": int(unanswered)},
         **({} if overdue is None else {"overdue": {
             "households_to_verify": int(overdue["households"].sum()),
@@ -129,10 +134,17 @@ def summary_markdown(run_date: str, summary: dict, quarantined: dict[str, int],
     if answers.get("answers_taken") or answers.get("answers_refused"):
         parts.append(f"Answers received: {answers['answers_taken']:,} taken, "
                      f"{answers['answers_refused']:,} refused (each township's 反馈回执 says "
-                     f"why); {answers['unanswered_rows']:,} workbook rows left unanswered.")
+                     f"why{_before_listing(answers)}); {answers['unanswered_rows']:,} "
+                     "workbook rows left unanswered.")
     if "deliveries" in summary:
         parts += _deliveries_markdown(summary["deliveries"])
     return "\n\n".join(parts) + "\n"
+
+
+def _before_listing(answers: dict) -> str:
+    """The refused answers dated before their warning was listed, as a clause (or nothing)."""
+    early = answers.get("answers_dated_before_listing", 0)
+    return f"; {early:,} dated before their warning was listed" if early else ""
 
 
 def _deliveries_markdown(section: dict) -> list[str]:
@@ -327,6 +339,9 @@ def nightly_report(run_date: str, summary: dict, tables: dict[str, pd.DataFrame]
             scored_by,
             *([f"有 {summary['feedback']['unmatched_rows']:,} 行反馈所填预警编号不存在"
                "或与户编号不符，未予采用。"] if summary["feedback"]["unmatched_rows"] else []),
+            *([f"有 {early:,} 行反馈的办结日期早于所答预警首次列入名单的日期，未予采用"
+               "（多为日期填错，见各乡镇反馈回执）。"]
+              if (early := summary["feedback"].get("answers_dated_before_listing", 0)) else []),
         ],
         charts=[("按等级", charts.bar_chart(
             by_level.set_index("level")["households"], title="按最高等级的核查户数",

@@ -590,8 +590,12 @@ def _placed(frame: pd.DataFrame, ids: pd.Series, workbook_township: pd.Series | 
     if workbook_township is not None:
         township = workbook_township.astype("string").str.strip().where(
             workbook_township.notna(), township)
+    first_listed = (of_warning["first_warning_date"] if "first_warning_date" in of_warning
+                    else pd.Series(pd.NaT, index=of_warning.index)).to_numpy(dtype="datetime64[ns]")
+    listed = pd.Series(np.where(found, first_listed[np.maximum(at, 0)], np.datetime64("NaT")),
+                       index=frame.index)
     return frame.assign(township_code=township, county_code=township.str.slice(0, 6),
-                        _rule=of_its_warning("rule"))
+                        _rule=of_its_warning("rule"), _first_listed=listed)
 
 
 def _sheet_of(files: pd.Series, rules: pd.Series, rosters: list[str]) -> pd.Series:
@@ -602,7 +606,10 @@ def _sheet_of(files: pd.Series, rules: pd.Series, rosters: list[str]) -> pd.Seri
 
 
 #: What an accepted answer did, in the receipt's words.
-DID_NOTHING = "未改变任何预警：办结日期早于该户列入名单的日期，或相关预警已办结或已不在名单上"
+DID_NOTHING = "未改变任何预警：相关预警已办结或已不在名单上"
+#: An answer dated before its warning was listed: the date is likely mistyped (the start
+#: of the receipt's 说明; the listing date follows).
+BEFORE_LISTING = "办结日期早于该预警首次列入名单的日期"
 UNKNOWN_WARNING = "预警编号不存在或与户编号不符，未采用"
 
 
@@ -624,8 +631,12 @@ def _taken_rows(rows: pd.DataFrame, unmatched: pd.DataFrame, rosters: list[str],
                                  .value_counts()).fillna(0).astype("int64").to_numpy()
         visited = answered_by.isin(set(events.loc[events["event"] == "visited", "by"])
                                    ).to_numpy(dtype=bool)
+    listed = pd.to_datetime(rows["_first_listed"])
+    early = (pd.to_datetime(rows["closed_date"]) < listed).fillna(False).to_numpy(dtype=bool)
+    before_listing = (BEFORE_LISTING + "（" + listed.dt.strftime("%Y-%m-%d").fillna("")
+                      + "），未采用：请核对办结日期").to_numpy(dtype=object)
     did = np.where(closed > 0, "已按核实结果关闭核查预警" + closed.astype(str) + "条",
-                   np.where(visited, "已记录探访", DID_NOTHING))
+                   np.where(visited, "已记录探访", np.where(early, before_listing, DID_NOTHING)))
     return pd.DataFrame({
         "文件": rows["_file"], "工作表": _sheet_of(rows["_file"], rows["_rule"], rosters),
         "行号": (rows[ROW].astype("int64") + 1).astype("string"),

@@ -27,6 +27,7 @@ from monitor.triage.referrals import REFERRAL_HEADERS
 from monitor.triage.workbook import (
     ACTIONS,
     ANSWER_HEADERS,
+    BEFORE_LISTING,
     DID_NOTHING,
     GUIDE_SHEET,
     RECEIPT_SHEET,
@@ -267,7 +268,10 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
     assert receipt["结果"].value_counts().to_dict() == {"已采用": taken, "未采用": 3}
     refused = receipt[receipt["结果"] == "未采用"].set_index("户编号")["说明"]
     assert "其他乡镇" in refused[copied[4]]
-    assert refused[answered["early"][0]] == DID_NOTHING
+    # Dated before its warning was listed: refused with that reason, and counted apart.
+    assert refused[answered["early"][0]] == f"{BEFORE_LISTING}（{DAY.isoformat()}），未采用：请核对办结日期"
+    assert manifest["feedback"]["answers_dated_before_listing"] == 1
+    assert manifest["feedback"]["answers_refused"] == 3
     assert (refused == UNKNOWN_WARNING).sum() == 1
     assert (receipt.loc[receipt["结果"] == "未采用", "工作表"] == VERIFY_SHEET).all()
     said = receipt.loc[receipt["结果"] == "已采用", "说明"]
@@ -355,3 +359,34 @@ def test_a_refused_answer_shown_back_masks_the_id_and_phone_numbers_typed_into_i
     assert row["核实结果"] == "身份证500101********1234"
     assert row["处置措施"] == "电话138****5678"
     assert row["户编号"] == "000000000001" and row["township_code"] == "500101001"
+
+
+def test_an_answer_dated_before_its_warning_was_listed_is_refused_with_that_date():
+    """A 办结日期 before the listing (a mistyped year, most often) is refused and says so."""
+    from monitor.triage.workbook import feedback_receipts
+
+    state = pd.DataFrame({
+        "warning_id": ["YJ1", "YJ2", "YJ3"], "household_id": ["000000000001"] * 2 + ["3"],
+        "county_code": ["500101"] * 3, "township_code": ["500101001"] * 3,
+        "rule": ["DIBAO_GAP", "LEFT_BEHIND_ELDER", "DIBAO_GAP"],
+        "first_warning_date": pd.to_datetime(["2026-06-30", "2026-06-30", "2026-06-01"])})
+    accepted = pd.DataFrame({
+        "warning_id": ["YJ1", "YJ2", "YJ3", "YJ1"], "household_id": ["000000000001"] * 2
+        + ["3", "000000000001"], "verified": ["属实"] * 4, "action": ["纳入低保"] * 4,
+        # The day before the listing, a visit a year early, and (YJ3) the listing day itself.
+        "closed_date": pd.to_datetime(["2026-06-29", "2025-07-02", "2026-06-01",
+                                       "2026-06-30"]),
+        "_file": ["feedback/2026-07-02/回复.csv"] * 4, "_row": [1, 2, 3, 4]})
+    events = pd.DataFrame({"event": ["closed_by_feedback"], "by": ["feedback YJ1"]})
+    receipt = feedback_receipts(accepted, pd.DataFrame(), state, pd.DataFrame(
+        columns=["warning_id", "household_id"]), frozenset({"LEFT_BEHIND_ELDER"}),
+        events.iloc[:0]).set_index("行号")
+    early = f"{BEFORE_LISTING}（2026-06-30），未采用：请核对办结日期"
+    assert receipt.loc["2", "说明"] == receipt.loc["3", "说明"] == early
+    assert receipt.loc["4", "说明"] == DID_NOTHING  # on the listing day: not early
+    assert receipt.loc["5", "说明"] == DID_NOTHING
+    assert (receipt["结果"] == "未采用").all()
+    # The answer on the listing day that closed its warning is taken.
+    taken = feedback_receipts(accepted.iloc[[3]], pd.DataFrame(), state, pd.DataFrame(
+        columns=["warning_id", "household_id"]), frozenset(), events)
+    assert taken["结果"].tolist() == ["已采用"]
