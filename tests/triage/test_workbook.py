@@ -269,7 +269,8 @@ def test_a_workbook_answered_and_saved_by_libreoffice_comes_back_by_itself(night
     refused = receipt[receipt["结果"] == "未采用"].set_index("户编号")["说明"]
     assert "其他乡镇" in refused[copied[4]]
     # Dated before its warning was listed: refused with that reason, and counted apart.
-    assert refused[answered["early"][0]] == f"{BEFORE_LISTING}（{DAY.isoformat()}），未采用：请核对办结日期"
+    assert refused[answered["early"][0]] == (
+        f"{BEFORE_LISTING}（{DAY.isoformat()}），未采用：请核对办结日期")
     assert manifest["feedback"]["answers_dated_before_listing"] == 1
     assert manifest["feedback"]["answers_refused"] == 3
     assert (refused == UNKNOWN_WARNING).sum() == 1
