@@ -565,7 +565,7 @@ def _with_county(table: pa.Table, counties: Iterable[str]) -> pa.Table:
 
 def _quarantine_schema(frame: pd.DataFrame) -> pa.Schema:
     """Quarantine columns: the file's text columns as delivered, the line, row and reason."""
-    text = [name for name in frame.columns if name != checks.ROW]
+    text = [name for name in frame.columns if name not in (checks.ROW, checks.OVERLONG)]
     return pa.schema([*((name, pa.string()) for name in text), ("_raw_line", pa.string()),
                       (checks.ROW, pa.int64()),
                       *((name, pa.string()) for name in (checks.REASON, checks.REASON_COLUMN,

@@ -13,8 +13,10 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import os
 import re
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,7 +35,16 @@ from monitor.contract.dates import BUREAU_TIME_ZONE
 from monitor.contract.sources import SOURCES, Source
 from monitor.io.home import Home
 from monitor.triage import workbook
-from monitor.validation.checks import REPLACEMENT, ROW, SHEET, VILLAGE, WORKBOOK_TOWNSHIP
+from monitor.validation.checks import (
+    CUT_CELL_CHARS,
+    MAX_CELL_BYTES,
+    OVERLONG,
+    REPLACEMENT,
+    ROW,
+    SHEET,
+    VILLAGE,
+    WORKBOOK_TOWNSHIP,
+)
 
 SUPPORTED_SUFFIXES = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 _HEADER_PROBE_BYTES = 1 << 16
@@ -74,10 +85,15 @@ class Batching:
     #: out wrongly.
     malformed_lines: int = 300_000
     malformed_bytes: int = 64 << 20
+    #: A file still being read and checked after this many seconds is rejected, so that no
+    #: file holds the night (the benchmarks' largest files, a registry CSV of 224 MB and 2.8
+    #: million rows and a Parquet file of 1.9 million, are ingested together in 37-43 s on
+    #: two cores; checked between batches, each bounded by the sizes above).
+    file_seconds: float = 900.0
 
     def __post_init__(self) -> None:
         if min(self.csv_bytes, self.parquet_rows, self.malformed_lines,
-               self.malformed_bytes) < 1:
+               self.malformed_bytes, self.file_seconds) <= 0:
             raise ValueError(f"every batching size must be positive: {self}")
 
 
@@ -284,7 +300,7 @@ def open_delivered_file(path: Path, source: Source, file_label: str,
             raw = _read_xlsx(path, source, file_label)
         else:
             raw = _open_parquet(path, source, file_label, batching.parquet_rows)
-    raw.batches = _rejecting(raw.batches, kind, file_label)
+    raw.batches = _rejecting(raw.batches, kind, file_label, batching.file_seconds)
     return raw
 
 
@@ -315,15 +331,90 @@ def _as_rejection(kind: str, file_label: str) -> Iterator[None]:
                            f"{type(error).__name__} {first_line}".strip()) from error
 
 
-def _rejecting(batches: Iterator[RawBatch], kind: str, file_label: str) -> Iterator[RawBatch]:
+def _rejecting(batches: Iterator[RawBatch], kind: str, file_label: str, seconds: float
+               ) -> Iterator[RawBatch]:
+    """The batches, a reader's failure rejecting the file; so is a file read for too long.
+
+    The time counts from the file's opening to each batch's return (its reading,
+    and the checking of the batches before it).
+    """
+    started = time.monotonic()
+    rows = 0
     with _as_rejection(kind, file_label):
-        yield from batches
+        for batch in batches:
+            if time.monotonic() - started > seconds:
+                raise FileRejected(
+                    f"{file_label}: still being read after {seconds:,.0f} s (by data row "
+                    f"{rows + batch.rows_read:,}): not ingested; split it into smaller files")
+            rows += batch.rows_read
+            yield batch
 
 
-def _text_frame(table: pa.Table, rows: np.ndarray) -> pd.DataFrame:
-    """Arrow text columns as pandas strings, with each row's number in its file."""
+def _cut_overlong(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array | pa.ChunkedArray,
+                                                                np.ndarray | None]:
+    """A text column with each cell over :data:`MAX_CELL_BYTES` cut; the rows cut (or None).
+
+    A dictionary column (a Parquet file's, read so) is cut in its dictionary,
+    before any value is repeated into its rows.
+    """
+    encoded = pa.types.is_dictionary(column.type)
+    if encoded and isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.dictionary if encoded else column
+    lengths = pc.binary_length(values)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= MAX_CELL_BYTES:
+        return column, None
+    over = pc.greater(lengths, MAX_CELL_BYTES)
+    cut = pc.if_else(over, pc.utf8_slice_codeunits(values, 0, CUT_CELL_CHARS), values)
+    if encoded:
+        rows = pc.take(over, column.indices)
+        column = pa.DictionaryArray.from_arrays(column.indices, cut)
+    else:
+        rows, column = over, cut
+    return column, rows.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _cut_table(table: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
+    """A table's overlong cells cut (:func:`_cut_overlong`); each row's first column cut."""
+    overlong = None
+    columns = {}
+    for name in table.column_names:
+        column, cut = _cut_overlong(table.column(name))
+        columns[name] = column
+        if cut is not None:
+            overlong = np.full(table.num_rows, None, dtype=object) if overlong is None else overlong
+            overlong[cut & pd.isna(overlong)] = name
+    return (table if overlong is None else pa.table(columns)), overlong
+
+
+def _cut_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """A spreadsheet's rows with their overlong cells cut, as :func:`_text_frame` cuts them."""
+    table, overlong = _cut_table(pa.Table.from_pandas(frame[names], preserve_index=False))
+    if overlong is None:
+        return frame
+    frame = frame.copy()
+    frame[names] = table.to_pandas().astype("string")
+    frame[OVERLONG] = pd.array(overlong, dtype="string")
+    return frame
+
+
+def _text_frame(table: pa.Table, rows: np.ndarray, cut_before: np.ndarray | None = None
+                ) -> pd.DataFrame:
+    """Arrow text columns as pandas strings, with each row's number in its file.
+
+    A cell over :data:`MAX_CELL_BYTES` is cut first, its column named in
+    :data:`OVERLONG` for the row checks (``cut_before``: the columns a reader
+    cut already, row by row).
+    """
+    table, overlong = _cut_table(table)
+    if cut_before is not None:
+        overlong = cut_before if overlong is None else np.where(pd.isna(cut_before), overlong,
+                                                                 cut_before)
     frame = table.to_pandas().astype("string")
     frame[ROW] = rows
+    if overlong is not None:
+        frame[OVERLONG] = pd.array(overlong, dtype="string")
     return frame
 
 
@@ -370,7 +461,10 @@ def _repaired_text(path: Path, file_label: str, first_bad: int) -> tuple[str, by
     line = data[:first_bad].count(b"\n") + 1
     as_utf8 = data.decode("utf-8-sig", errors="replace")
     bad = as_utf8.count(REPLACEMENT)
-    valid = len(re.findall(r"[^\x00-\x7f\ufffd]", as_utf8))
+    # Characters past ASCII that decoded (counted without a list of them: the text may
+    # hold 100 million).
+    ascii_bytes = len(data) - int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80))  # noqa: PLR2004
+    valid = len(as_utf8) - ascii_bytes - bad
     encoding, text = "UTF-8", as_utf8
     if valid < 10 * bad:
         encoding, text = "GB18030", data.decode("gb18030", errors="replace")
@@ -602,6 +696,7 @@ def _read_township_workbook(path: Path, source: Source, file_label: str) -> RawF
     frame = pd.concat(frames, ignore_index=True)
     frame[WORKBOOK_TOWNSHIP] = township
     frame = frame.astype({SHEET: "string", VILLAGE: "string", WORKBOOK_TOWNSHIP: "string"})
+    frame = _cut_frame(frame, [spec.name for spec in source.columns if spec.name in frame])
     return RawFile("xlsx", None, iter([RawBatch(frame)]), unanswered=unanswered,
                    township=township)
 
@@ -641,30 +736,130 @@ def _read_xlsx(path: Path, source: Source, file_label: str) -> RawFile:
     frame.columns = [str(c) for c in frame.columns]
     frame = frame[list(mapping)].rename(columns=mapping).astype("string").reset_index(drop=True)
     frame[ROW] = np.arange(1, len(frame) + 1)
-    return RawFile("xlsx", None, iter([RawBatch(frame)]))
+    return RawFile("xlsx", None, iter([RawBatch(_cut_frame(frame, list(mapping.values())))]))
+
+
+#: Limits of a Parquet file, checked before its rows are read: its footer (the schema and
+#: where each row group lies; the benchmarks' largest is 7 KiB), its rows, and the text its
+#: cells unpack to (1.9 million rows of the benchmarks unpack to 0.1 GB; a 2 KB file of one
+#: long value repeated unpacked to 10 GB before it was measured so).
+PARQUET_MAX_FOOTER_BYTES = 16 << 20
+PARQUET_MAX_ROWS = 100_000_000
+PARQUET_MAX_TEXT_BYTES = 4 << 30
+#: Text of a Parquet file held in memory at once: a batch is cut into pieces of about this.
+PARQUET_PIECE_TEXT_BYTES = 64 << 20
+
+
+def _check_parquet_footer(path: Path, file_label: str) -> None:
+    """Refuse a file that does not end as a Parquet file does, or whose footer is too large."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 8))
+        tail = handle.read(8)
+    if size < 12 or tail[4:] != b"PAR1":  # noqa: PLR2004 - the magic, twice, and a length
+        raise FileRejected(f"{file_label}: cannot read as parquet: it does not end as a Parquet "
+                           "file does (cut short, or another format renamed)")
+    footer = int.from_bytes(tail[:4], "little")
+    if footer > PARQUET_MAX_FOOTER_BYTES:
+        raise FileRejected(f"{file_label}: its Parquet footer is {footer:,} bytes, more than "
+                           f"{PARQUET_MAX_FOOTER_BYTES:,} (too many columns or row groups): "
+                           "not read")
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    """A Parquet column as text, as a CSV would carry it; a dictionary's values left encoded."""
+    if pa.types.is_dictionary(column.type):
+        return column
+    if pa.types.is_timestamp(column.type) and column.type.tz:
+        # A zoned instant as the bureau's wall-clock time (midnight in Chongqing
+        # stored as UTC is still that date).
+        column = pc.local_timestamp(column.cast(pa.timestamp(
+            column.type.unit, str(BUREAU_TIME_ZONE))))
+    # A timestamp as text with its time of day, as a CSV would carry it: a date
+    # at midnight is read as that date, one with a time is a bad date in either.
+    return column.cast(pa.string())
+
+
+def _cell_bytes(column: pa.Array) -> np.ndarray:
+    """The bytes of each row's cell, as it will unpack (a dictionary's value repeated)."""
+    if pa.types.is_dictionary(column.type):
+        lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+    else:
+        lengths = pc.binary_length(column)
+    return lengths.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _pieces(row_bytes: np.ndarray, piece_bytes: int) -> list[tuple[int, int]]:
+    """Runs of rows of about ``piece_bytes`` of text each (a run holds one row at least).
+
+    Examples
+    --------
+    >>> _pieces(np.array([5, 5, 5, 5, 50, 1]), 10)
+    [(0, 2), (2, 4), (4, 5), (5, 6)]
+    """
+    if not len(row_bytes):
+        return []
+    starts = np.cumsum(row_bytes) - row_bytes
+    group = starts // piece_bytes
+    bounds = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), len(row_bytes)]
+    return list(itertools.pairwise(bounds))
+
+
+def _joined(pieces: list[tuple[pa.Table, np.ndarray, np.ndarray | None]]) -> RawBatch:
+    """Unpacked pieces of a Parquet file as one batch: text, row numbers, columns cut."""
+    marks = [overlong for _, _, overlong in pieces]
+    overlong = None if all(mark is None for mark in marks) else np.concatenate([
+        np.full(len(rows), None, dtype=object) if mark is None else mark
+        for (_, rows, _), mark in zip(pieces, marks, strict=True)])
+    return RawBatch(_text_frame(pa.concat_tables([table for table, _, _ in pieces]),
+                                np.concatenate([rows for _, rows, _ in pieces]), overlong))
 
 
 def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) -> RawFile:
+    _check_parquet_footer(path, file_label)
     parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows > PARQUET_MAX_ROWS:
+        raise FileRejected(f"{file_label}: {parquet.metadata.num_rows:,} rows, more than "
+                           f"{PARQUET_MAX_ROWS:,}: not read (split it)")
     mapping = map_headers(parquet.schema_arrow.names, source, file_label)
+    # Text columns stay dictionaries as stored, so that a value repeated is measured (and an
+    # overlong one cut) once, before it is repeated into every row.
+    texts = [name for name in mapping if pa.types.is_string(parquet.schema_arrow.field(
+        name).type) or pa.types.is_large_string(parquet.schema_arrow.field(name).type)]
+    parquet = pq.ParquetFile(path, metadata=parquet.metadata, read_dictionary=texts)
 
     def batches() -> Iterator[RawBatch]:
-        before = 0
+        before = text = 0
+        pending: list[tuple[pa.Table, np.ndarray, np.ndarray | None]] = []
+        pending_rows = pending_bytes = 0
+        # Batches come a row group at a time; they are measured and cut as they come (their
+        # dictionaries differ), unpacked in pieces of bounded text and joined again.
         for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=list(mapping)):
-            columns = {}
-            for original, name in mapping.items():
-                column = record_batch.column(original)
-                if pa.types.is_timestamp(column.type) and column.type.tz:
-                    # A zoned instant as the bureau's wall-clock time (midnight in Chongqing
-                    # stored as UTC is still that date).
-                    column = pc.local_timestamp(column.cast(pa.timestamp(
-                        column.type.unit, str(BUREAU_TIME_ZONE))))
-                # A timestamp as text with its time of day, as a CSV would carry it: a date
-                # at midnight is read as that date, one with a time is a bad date in either.
-                columns[name] = column.cast(pa.string())
-            rows = np.arange(before + 1, before + 1 + record_batch.num_rows)
-            before += record_batch.num_rows
-            yield RawBatch(_text_frame(pa.table(columns), rows))
+            table, overlong = _cut_table(pa.table({name: _as_text(record_batch.column(original))
+                                                   for original, name in mapping.items()}))
+            row_bytes = sum((_cell_bytes(table.column(name).chunk(0))
+                             for name in table.column_names),
+                            np.zeros(table.num_rows, dtype=np.int64))
+            text += int(row_bytes.sum())
+            if text > PARQUET_MAX_TEXT_BYTES:
+                raise FileRejected(
+                    f"{file_label}: its cells unpack to more than {PARQUET_MAX_TEXT_BYTES:,} "
+                    f"bytes of text by data row {before + table.num_rows:,}: not ingested "
+                    "(a value repeated through the file? split it, or send it as CSV)")
+            rows = np.arange(before + 1, before + 1 + table.num_rows)
+            before += table.num_rows
+            for start, stop in _pieces(row_bytes, PARQUET_PIECE_TEXT_BYTES):
+                piece = table.slice(start, stop - start)
+                pending.append((pa.table({name: piece.column(name).cast(pa.string())
+                                          for name in piece.column_names}), rows[start:stop],
+                                None if overlong is None else overlong[start:stop]))
+                pending_rows += stop - start
+                pending_bytes += int(row_bytes[start:stop].sum())
+                if pending_rows >= batch_rows or pending_bytes >= PARQUET_PIECE_TEXT_BYTES:
+                    yield _joined(pending)
+                    pending, pending_rows, pending_bytes = [], 0, 0
+        if pending:
+            yield _joined(pending)
         if not before:
             yield RawBatch(_text_frame(_no_text(mapping.values()), np.empty(0, dtype=np.int64)))
 

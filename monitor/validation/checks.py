@@ -50,9 +50,18 @@ REASONS: dict[str, str] = {
     "invalid_value": "取值不符合数据规范",
     "other_township": "该行属于其他乡镇（街道）的名单，不予采用",
     "bad_encoding": "含无法识别的字节（不是文件所用编码的文字）",
+    "too_long": "取值过长，不是该列应有的内容（已截短保存）",
 }
 #: What a reader puts where a file's bytes are not text in its encoding (monitor.io.landing).
 REPLACEMENT = "\ufffd"
+#: A cell of more bytes than this (UTF-8) holds no value of any contract column (the longest,
+#: an address or a 处置措施, runs to a few hundred): a reader cuts it to its first
+#: CUT_CELL_CHARS characters and names its column in OVERLONG, and its row is quarantined
+#: (``too_long``). So a value repeated through a file (one Parquet dictionary entry, one
+#: shared string of a workbook) never unpacks in memory.
+MAX_CELL_BYTES = 4096
+CUT_CELL_CHARS = 64
+OVERLONG = "_overlong"
 #: Columns a returned township workbook's rows carry (see monitor.io.landing): its sheet,
 #: the row's 村(社区) and the township the workbook was written for.
 SHEET, VILLAGE, WORKBOOK_TOWNSHIP = "_sheet", "_village", "_workbook_township"
@@ -142,6 +151,8 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
     repaired : bool
         The rows come from a file whose bytes that were not text were replaced
         (U+FFFD): each row holding one is quarantined, ``bad_encoding``.
+        A row whose :data:`OVERLONG` names a column (the reader cut its cell)
+        is quarantined, ``too_long``.
 
     Returns
     -------
@@ -155,6 +166,12 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
     delivery = pd.Timestamp(delivery_date)
     if WORKBOOK_TOWNSHIP in raw:
         _flag_other_townships(raw, faults)
+    if OVERLONG in raw:
+        # A cell the reader cut: the row is quarantined first, whatever else it holds.
+        overlong = raw[OVERLONG].astype("string")
+        for spec in source.columns:
+            faults.flag(overlong.eq(spec.name).fillna(False).to_numpy(dtype=bool), "too_long",
+                        spec.name, f"{spec.name}: more than {MAX_CELL_BYTES:,} bytes (cut)")
     for spec in source.columns if repaired else ():
         # A line with bytes that are not text: that line alone is quarantined, first.
         if spec.name in raw:
