@@ -63,6 +63,7 @@ from monitor.tuning.compare import (
     history_needed_by_all,
     months_back,
 )
+from monitor.validation.idcard import mask_numbers_in_line
 
 #: The outcome labels' columns, and the warning a verdict is about (precision by rule).
 HISTORY_COLUMNS = {**LABEL_COLUMNS, "feedback": ["warning_id", *LABEL_COLUMNS["feedback"]]}
@@ -113,9 +114,15 @@ def render(tables: dict[str, pd.DataFrame], about: dict, font: FontSubsets) -> s
 @io_task
 def write(target: Path, html: str, tables: dict[str, pd.DataFrame], about: dict,
           candidate_text: bytes) -> Path:
-    """The report, its tables, the candidate file and the tune's manifest, in one rename."""
+    """The report, its tables, the candidate file and the tune's manifest, in one rename.
+
+    The candidate file's copy has any id or mobile number in it masked (a
+    source naming the person who set a value); its sha256 in the manifest is
+    of the file as given.
+    """
+    shown = mask_numbers_in_line(candidate_text.decode("utf-8", "replace")).encode("utf-8")
     return write_report_folder(target, html, tables, about,
-                               extra={"candidate_parameters.yaml": candidate_text})
+                               extra={"candidate_parameters.yaml": shown})
 
 
 @flow(name="tune", flow_run_name=run_name(

@@ -117,3 +117,25 @@ def write_delivery(home: Path, source: str, frame: pd.DataFrame, delivery: dt.da
         path = folder / f"{name}.parquet"
         frame.to_parquet(path, index=False)
     return path
+
+
+def workbook_with_an_id_cell_that_crashes_the_reader(path: Path) -> None:
+    """An XLSX whose id cell is typed a number but holds 11010519491231002X (as seen)."""
+    import io
+    import re
+    import zipfile
+
+    import pytest
+
+    buffer = io.BytesIO()
+    good_frame("registry").to_excel(buffer, index=False)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<c r="A2"[^>]*>.*?</c>',
+                              b'<c r="A2" t="n"><v>11010519491231002X</v></c>', data, count=1)
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match="11010519491231002X"):  # the reader's own message
+        pd.read_excel(path, dtype=str)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from deliveries import workbook_with_an_id_cell_that_crashes_the_reader
 from typer.testing import CliRunner
 
 from monitor import cli
@@ -131,34 +132,12 @@ def test_log_records_carry_no_full_numbers_whoever_logs_them(caplog):
         logging.setLogRecordFactory(original)
 
 
-def _workbook_with_an_id_cell_that_crashes_the_reader(path: Path) -> None:
-    """An XLSX whose id cell is typed a number but holds 11010519491231002X (as seen)."""
-    import io
-    import zipfile
-
-    import pandas as pd
-    from deliveries import good_frame
-
-    buffer = io.BytesIO()
-    good_frame("registry").to_excel(buffer, index=False)
-    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<c r="A2"[^>]*>.*?</c>',
-                              b'<c r="A2" t="n"><v>11010519491231002X</v></c>', data, count=1)
-            target.writestr(item, data)
-    with pytest.raises(ValueError, match="11010519491231002X"):  # the reader's own message
-        pd.read_excel(path, dtype=str)
-
-
 def test_a_reader_that_crashes_on_a_cell_reports_it_without_the_number(night_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(night_home, home)
     folder = home / "landing" / "registry" / "2026-07-01"
     folder.mkdir(parents=True)
-    _workbook_with_an_id_cell_that_crashes_the_reader(folder / "registry.xlsx")
+    workbook_with_an_id_cell_that_crashes_the_reader(folder / "registry.xlsx")
     result = CliRunner().invoke(cli.app, ["run", "--home", str(home), "--date", "2026-07-01"])
     assert result.exit_code == 0, result.output
     assert "110105********002X" in result.stderr  # the rejection is said, masked
