@@ -50,6 +50,7 @@ from monitor.io.lake import (
     rows_ingested_on,
 )
 from monitor.io.lock import home_lock
+from monitor.io.log_masking import log_records_without_full_numbers
 from monitor.io.outputs import (
     commit_state,
     previous_hits,
@@ -82,6 +83,10 @@ from monitor.triage.evaluation import CountyEvaluation, combine, evaluate_county
 from monitor.triage.lifecycle import Lifecycle, carried_warnings, track
 from monitor.triage.referrals import TownshipLists, overdue_by_township, township_lists
 from monitor.triage.workbook import TownshipWorkbooks, feedback_receipts
+
+# Every log record of a process that runs these tasks has its id and phone numbers masked:
+# a Dask worker imports this module to run the county tasks, and masks its records so too.
+log_records_without_full_numbers()
 
 #: Where a run is, a line per stage (and per county): the command line shows these as they
 #: come (monitor.cli), and each also goes to the run's Prefect log.

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from monitor.contract.dates import BUREAU_TIME_ZONE
+from monitor.io.log_masking import log_records_without_full_numbers
 
 if TYPE_CHECKING:
     from monitor.io.runs import NightlyRun
@@ -858,38 +859,10 @@ def _streams_that_never_fail() -> None:
                 stream.reconfigure(errors="backslashreplace")
 
 
-def _logs_without_full_numbers() -> None:
-    """Every log record of the process (Prefect's run logs too) with id and phone numbers masked.
-
-    A task's failure is logged with its exception's message, which may quote
-    what a department sent; the message is masked when the record is made,
-    before any handler (the console, the Prefect API) sees it.
-    """
-    make_record = logging.getLogRecordFactory()
-    if getattr(make_record, "masks_numbers", False):
-        return
-
-    def masked_record(*args: object, **kwargs: object) -> logging.LogRecord:
-        from monitor.validation.idcard import mask_numbers_in_line
-
-        record = make_record(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            return record
-        masked = mask_numbers_in_line(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
-        return record
-
-    masked_record.masks_numbers = True
-    logging.setLogRecordFactory(masked_record)
-
-
 def main() -> None:
     """Run the command line: every failure is one line on stderr, never a traceback."""
     _streams_that_never_fail()
-    _logs_without_full_numbers()
+    log_records_without_full_numbers()
     try:
         app()
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from deliveries import workbook_with_an_id_cell_that_crashes_the_reader
 from typer.testing import CliRunner
 
 from monitor import cli
+from monitor.io.log_masking import log_records_without_full_numbers
 
 MONITOR = str(Path(sys.executable).with_name("monitor"))
 # (Not after a decimal point: the manifest's seconds are floats with 18 decimals.)
@@ -70,7 +71,10 @@ def test_a_home_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path, mon
     def refuse(*_: object, **__: object) -> object:
         raise PermissionError(13, "Permission denied", str(tmp_path / "state" / "run.lock"))
 
+    import flows.nightly  # imported first: it binds home_lock when imported
+
     monkeypatch.setattr(monitor.io.lock, "home_lock", refuse)
+    monkeypatch.setattr(flows.nightly, "home_lock", refuse)
     result = CliRunner().invoke(cli.app, ["run", "--home", str(tmp_path), "--date",
                                           dt.date(2026, 6, 30).isoformat()])
     assert result.exit_code == 1
@@ -118,8 +122,8 @@ def test_log_records_carry_no_full_numbers_whoever_logs_them(caplog):
     import logging
 
     original = logging.getLogRecordFactory()
-    cli._logs_without_full_numbers()
-    cli._logs_without_full_numbers()  # installed once, however often asked
+    log_records_without_full_numbers()
+    log_records_without_full_numbers()  # installed once, however often asked
     try:
         with caplog.at_level(logging.ERROR, logger="monitor.progress"):
             logging.getLogger("monitor.progress").error(

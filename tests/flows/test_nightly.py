@@ -378,9 +378,20 @@ def test_a_home_with_nothing_delivered_runs_and_lists_no_one(home, prefect_serve
     assert not list(out.glob("referrals/*/*.csv"))
 
 
+def _a_record_made_here() -> tuple[bool, str]:
+    """On a worker: whether it ran the flows' code, and a log record's message made there."""
+    import logging
+    import sys
+
+    record = logging.getLogger("flows.nightly").makeRecord(
+        "flows.nightly", logging.ERROR, __file__, 1, "cell %s, phone %s",
+        ("110105194912310021", "13812345678"), None)
+    return "flows.nightly" in sys.modules, record.getMessage()
+
+
 def test_a_dask_cluster_with_two_worker_processes_gives_the_same_outputs(scenario, tmp_path):
     """The counties of day 1 run on a real LocalCluster: the same files, byte for byte."""
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     home = tmp_path / "home"
     shutil.copytree(scenario["home"], home)
@@ -393,7 +404,12 @@ def test_a_dask_cluster_with_two_worker_processes_gives_the_same_outputs(scenari
         workers = len(cluster.workers)
         # The county tasks went through the cluster's scheduler.
         transitions = cluster.scheduler.transition_counter
+        # A record a worker's task makes there (a failure quoting a cell) is masked there.
+        with Client(cluster.scheduler_address) as client:
+            said = client.run(_a_record_made_here)
     assert workers == 2 and transitions > 0
+    assert len(said) == 2
+    assert set(said.values()) == {(True, "cell 110105********0021, phone 138****5678")}
     assert referral_files(home, DAY) == scenario["first"]
     local = scenario["home"] / "out" / DAY.isoformat() / "warnings.parquet"
     clustered = home / "out" / DAY.isoformat() / "warnings.parquet"
