@@ -139,7 +139,8 @@ def ingest_landing(home: Path, run_date: dt.date,
     lake_file_of = {(s, h): f for s, h, f in zip(live["source"], live["sha256"],
                                                    live["lake_file"], strict=True)}
     order = int(manifest["ingest_order"].max()) + 1 if len(manifest) else 0
-    pending, superseded, touched = _new_files(files, manifest)
+    pending, superseded, touched, unreadable = _new_files(files, manifest)
+    report.notices.extend(unreadable)
     if touched:
         manifest = _with_times(manifest, touched)
         write_parquet(manifest, manifest_path(home))
@@ -207,11 +208,12 @@ def _flatten_county_folders(home: Path) -> None:
 
 def _new_files(files: list[LandingFile], manifest: pd.DataFrame
                ) -> tuple[dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]],
-                          set[str], dict[str, int]]:
+                          set[str], dict[str, int], list[str]]:
     """The landing files to ingest, by delivery (date, the registry first, source), with hashes.
 
-    Also the paths whose new bytes replace an ingested file's, and the paths
-    whose bytes are the same but whose modification time is new (to note).
+    Also the paths whose new bytes replace an ingested file's, the paths
+    whose bytes are the same but whose modification time is new (to note),
+    and a notice for each file that cannot be read.
     A file with the size and time it was ingested with is not hashed again.
     """
     seen_paths = dict(zip(manifest["file"], manifest["sha256"], strict=True))
@@ -223,11 +225,21 @@ def _new_files(files: list[LandingFile], manifest: pd.DataFrame
     pending: dict[tuple[dt.date, int, str], list[tuple[LandingFile, str]]] = {}
     superseded: set[str] = set()
     touched: dict[str, int] = {}
+    unreadable: list[str] = []
     for landing_file in files:
-        stat = landing_file.path.stat()
-        if seen_stats.get(landing_file.relative_path) == (stat.st_size, stat.st_mtime_ns):
-            continue  # the same size and modification time as when it was ingested
-        sha = sha256_of(landing_file.path)
+        try:
+            stat = landing_file.path.stat()
+            if seen_stats.get(landing_file.relative_path) == (stat.st_size, stat.st_mtime_ns):
+                continue  # the same size and modification time as when it was ingested
+            sha = sha256_of(landing_file.path)
+        except (PermissionError, FileNotFoundError) as error:
+            # A file the account may not read (copied in with another user's permissions), or
+            # moved away since it was listed: this file's problem, not the night's. It is read
+            # when it can be.
+            unreadable.append(f"{landing_file.relative_path}: cannot be read "
+                              f"({error.strerror or type(error).__name__}): not ingested; "
+                              "the other files are")
+            continue
         previous = seen_paths.get(landing_file.relative_path)
         if previous == sha:
             # The same bytes with a new time (copied, touched; or ingested before times were
@@ -239,7 +251,7 @@ def _new_files(files: list[LandingFile], manifest: pd.DataFrame
             superseded.add(landing_file.relative_path)
         group = (landing_file.delivery_date, source_rank[landing_file.source], landing_file.source)
         pending.setdefault(group, []).append((landing_file, sha))
-    return pending, superseded, touched
+    return pending, superseded, touched, unreadable
 
 
 def _with_times(manifest: pd.DataFrame, times: dict[str, int]) -> pd.DataFrame:

@@ -80,3 +80,33 @@ def test_a_delivery_linked_from_outside_the_home_is_refused_unless_allowed(home,
     monkeypatch.setenv("MONITOR_LANDING_LINKS", "follow")
     files, notices = discover(home, DELIVERY)
     assert [f.source for f in files if f.source == "income"] == ["income"]
+
+
+@pytest.mark.parametrize(("error", "words"), [
+    (PermissionError(13, "Permission denied"), "cannot be read (Permission denied)"),
+    (FileNotFoundError(2, "No such file or directory"), "(No such file or directory)"),
+])
+def test_a_file_the_account_cannot_read_is_named_and_the_night_goes_on(home, monkeypatch, error,
+                                                                        words):
+    """A file copied in with another user's permissions (or moved away) once failed the run."""
+    import monitor.io.ingest
+
+    _with_a_good_delivery(home)
+    locked = write_delivery(home, "income", good_frame("income"), name="locked")
+    hash_of = monitor.io.ingest.sha256_of
+
+    def refuse(path):
+        if path == locked:
+            raise error
+        return hash_of(path)
+
+    monkeypatch.setattr(monitor.io.ingest, "sha256_of", refuse)
+    notices = _notices(home)
+    [said] = [notice for notice in notices if "locked.csv" in notice]
+    assert said.startswith(f"landing/income/{DELIVERY}/locked.csv: ") and words in said
+    assert said.endswith("not ingested; the other files are")
+    assert read_source(home, "income", DELIVERY).empty
+    # Readable again the next night: ingested then.
+    monkeypatch.setattr(monitor.io.ingest, "sha256_of", hash_of)
+    ingest_landing(home, DELIVERY)
+    assert len(read_source(home, "income", DELIVERY)) == len(good_frame("income"))
