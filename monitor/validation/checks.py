@@ -198,6 +198,9 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
                             _detail_values(spec.name, spec.parse, column, "after delivery date"))
         elif spec.name in IDENTIFIERS:
             values = normalize.clean_identifier(column)
+        elif spec.parse in ("region", "code"):
+            # A code typed in full-width digits or letters is that code.
+            values = normalize.clean_code(column)
         else:
             values = normalize.clean_text(column)
         typed[spec.name] = values

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # YYYY-MM-DD or YYYY/MM/DD (one- or two-digit month and day, as Excel users type
 # them), optionally with the zero time that Excel and Parquet timestamps carry.
@@ -43,18 +45,48 @@ def clean_text(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
+#: Full-width forms of ASCII (digits, Latin letters, signs), as an input method types them in
+#: its full-width mode (１２３, ＹＪ, －): in ids, numbers, dates and flags they are read as the
+#: ASCII they stand for.
+_FULL_WIDTH = "[\uff01-\uff5e]"
+
+
+def half_width(text: pd.Series) -> pd.Series:
+    """Text with full-width ASCII forms folded to ASCII (NFKC, on the cells holding one).
+
+    Examples
+    --------
+    >>> half_width(pd.Series(["０００１２３", "ＹＪ１２", "２０２４－０６－３０", "高笋塘", None],
+    ...                      dtype="string")).tolist()
+    ['000123', 'YJ12', '2024-06-30', '高笋塘', <NA>]
+    """
+    wide = text.str.contains(_FULL_WIDTH, regex=True).fillna(False).to_numpy(dtype=bool)
+    if not wide.any():
+        return text
+    folded = pc.utf8_normalize(pa.array(text[wide].to_numpy(dtype=object), pa.string()), "NFKC")
+    text = text.copy()
+    text[wide] = folded.to_numpy(zero_copy_only=False)
+    return text
+
+
+def clean_code(values: pd.Series) -> pd.Series:
+    """:func:`clean_text` with full-width ASCII folded (:func:`half_width`): a value to parse."""
+    return half_width(clean_text(values))
+
+
 def clean_identifier(values: pd.Series) -> pd.Series:
-    """:func:`clean_text`, and one leading ``'`` dropped: an id as a spreadsheet shows it.
+    """:func:`clean_code`, and one leading ``'`` dropped: an id as a spreadsheet shows it.
 
     A spreadsheet keeps ``000123`` as text when it is typed ``'000123``; a
     caseworker who copies it from there sends the quote too.
 
     Examples
     --------
-    >>> clean_identifier(pd.Series(["'000000000123", " 'YJ3659C7779F9A2A08", "A'B"])).tolist()
-    ['000000000123', 'YJ3659C7779F9A2A08', "A'B"]
+    >>> clean_identifier(pd.Series(["'000000000123", " 'YJ3659C7779F9A2A08", "A'B", "０１２"])
+    ...                  ).tolist()
+    ['000000000123', 'YJ3659C7779F9A2A08', "A'B", '012']
     """
-    text = clean_text(values).str.replace(r"^[’‘']", "", regex=True)
+    text = clean_code(values).str.replace(r"^[’‘']", "", regex=True)
     return clean_text(text)
 
 
@@ -80,7 +112,7 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> parse_dates(pd.Series(["00000101", "9999-12-31"]))[1].tolist()
     [True, True]
     """
-    text = clean_text(values)
+    text = clean_code(values)
     # Dates repeat heavily, so parse each distinct text once.
     codes, uniques = pd.factorize(text, use_na_sentinel=True)
     distinct = pd.Series(uniques, dtype="string")
@@ -107,7 +139,7 @@ def parse_money(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> amounts.tolist(), bad.tolist()
     ([1200.5, 1200.0, 30.0, nan, -5.0, nan], [False, False, False, True, False, False])
     """
-    text = clean_text(values)
+    text = clean_code(values)
     numbers = _to_float(text)
     retry = text.notna() & numbers.isna()
     if retry.any():
@@ -128,7 +160,7 @@ def parse_yes_no(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> flags.tolist(), bad.tolist()
     ([True, False, True, False, <NA>, <NA>], [False, False, False, False, True, False])
     """
-    text = clean_text(values).str.lower()
+    text = clean_code(values).str.lower()
     is_yes = text.isin(_YES).fillna(False).to_numpy(dtype=bool)
     is_no = text.isin(_NO).fillna(False).to_numpy(dtype=bool)
     result = pd.Series(pd.array([pd.NA] * len(text), dtype="boolean"), index=values.index)
@@ -149,7 +181,7 @@ def parse_levels(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> levels.tolist(), bad.tolist()
     ([1, 2, 4, 5, <NA>, <NA>], [False, False, False, False, True, True])
     """
-    text = clean_text(values)
+    text = clean_code(values)
     named = text.map(_LEVELS, na_action="ignore")
     numbers = _to_float(text.where(named.isna()))
     combined = _to_float(named).fillna(numbers)

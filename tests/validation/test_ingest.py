@@ -417,14 +417,18 @@ def test_reading_recent_events_only_still_lets_a_correction_replace_its_row(home
     assert everything.loc["C3", "settle_date"] == pd.Timestamp("2023-12-01")
 
 
-def test_full_width_digits_are_quarantined_not_a_crash(home):
+def test_full_width_digits_are_read_as_the_digits_they_stand_for(home):
     frame = good_frame("registry")
+    typed = frame.loc[[0, 1], ["id_number", "region_code"]].copy()
     frame.loc[0, "id_number"] = "５００１０１１９５００３０１０１１Ｘ"
     frame.loc[1, "region_code"] = "５００１０１００１２０１"
     write_delivery(home, "registry", frame)
     outcome = ingest_landing(home, DELIVERY).files[0]
-    assert (outcome.status, outcome.rows_accepted) == ("accepted", 1)
-    assert outcome.reasons == {"id_format": 1, "bad_region_code": 1}
+    assert (outcome.status, outcome.rows_accepted, outcome.reasons) == ("accepted", 3, {})
+    rows = read_source(home, "registry", DELIVERY).set_index("name")
+    names = frame["name"]
+    assert rows.loc[names[0], "id_number"] == "50010119500301011X"
+    assert rows.loc[names[1], "region_code"] == typed.loc[1, "region_code"]
 
 
 def test_a_file_whose_rows_cannot_be_validated_is_rejected_alone(home, monkeypatch):

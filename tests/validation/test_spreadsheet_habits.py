@@ -69,3 +69,43 @@ def test_an_answer_quoting_ids_as_the_list_showed_them_closes_the_warning(home):
     closed, events, unmatched = apply_feedback(state, feedback, pd.Timestamp(DELIVERY))
     assert closed.loc[0, "status"] == "closed" and closed.loc[0, "closed_by"] == "feedback"
     assert unmatched.empty and len(events) == 1
+
+
+def _full_width(text: str) -> str:
+    """ASCII as an input method types it in full-width mode (０-９, Ａ-Ｚ, －)."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet", "csv"])
+def test_ids_amounts_and_dates_typed_in_full_width_are_read_as_typed_in_ascii(home, fmt):
+    registry = good_frame("registry")
+    registry.loc[0, "id_number"] = _full_width(registry.loc[0, "id_number"])
+    income = good_frame("income")
+    income["household_id"] = [_full_width(value) for value in income["household_id"]]
+    income.loc[0, "annual_income"] = _full_width("12,000")
+    income.loc[1, "assess_date"] = _full_width(income.loc[1, "assess_date"])
+    write_delivery(home, "registry", registry, fmt=fmt)
+    write_delivery(home, "income", income, fmt=fmt)
+    report = ingest_landing(home, DELIVERY)
+    assert all(outcome.rows_quarantined == 0 for outcome in report.files), report.files
+    people = read_source(home, "registry", DELIVERY)
+    assert set(people["id_number"]) == set(good_frame("registry")["id_number"])
+    rows = read_source(home, "income", DELIVERY).set_index("household_id")
+    assert set(rows.index) == set(good_frame("income")["household_id"])
+    first = good_frame("income").loc[0, "household_id"]
+    assert rows.loc[first, "annual_income"] == 12_000
+
+
+def test_an_answer_typed_in_full_width_names_its_warning_and_household(home):
+    write_delivery(home, "registry", good_frame("registry"))
+    warning = warning_ids(pd.Series(["0002"]), pd.Series(["DIBAO_GAP"]))[0]
+    answer = pd.DataFrame({"warning_id": [_full_width(warning)],
+                           "household_id": [_full_width("0002")], "verified": ["属实"],
+                           "action": ["纳入低保"], "closed_date": [_full_width(
+                               DELIVERY.isoformat())], "caseworker": ["王"]}, dtype="string")
+    write_delivery(home, "feedback", answer)
+    ingest_landing(home, DELIVERY)
+    feedback = read_source(home, "feedback", DELIVERY)
+    assert feedback["warning_id"].tolist() == [warning]
+    assert feedback["household_id"].tolist() == ["0002"]
+    assert feedback["closed_date"].tolist() == [pd.Timestamp(DELIVERY)]
