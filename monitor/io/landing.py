@@ -766,10 +766,17 @@ def _check_parquet_footer(path: Path, file_label: str) -> None:
                            "not read")
 
 
+def _is_text_or_bytes(column_type: pa.DataType) -> bool:
+    """Whether a Parquet column holds text or bytes (read as a dictionary, measured so)."""
+    return any(test(column_type) for test in (pa.types.is_string, pa.types.is_large_string,
+                                              pa.types.is_binary, pa.types.is_large_binary))
+
+
 def _as_text(column: pa.Array) -> pa.Array:
     """A Parquet column as text, as a CSV would carry it; a dictionary's values left encoded."""
     if pa.types.is_dictionary(column.type):
-        return column
+        # Bytes as text (a byte that is not UTF-8 rejects the file), each value once.
+        return pa.DictionaryArray.from_arrays(column.indices, column.dictionary.cast(pa.string()))
     if pa.types.is_timestamp(column.type) and column.type.tz:
         # A zoned instant as the bureau's wall-clock time (midnight in Chongqing
         # stored as UTC is still that date).
@@ -824,8 +831,7 @@ def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) 
     mapping = map_headers(parquet.schema_arrow.names, source, file_label)
     # Text columns stay dictionaries as stored, so that a value repeated is measured (and an
     # overlong one cut) once, before it is repeated into every row.
-    texts = [name for name in mapping if pa.types.is_string(parquet.schema_arrow.field(
-        name).type) or pa.types.is_large_string(parquet.schema_arrow.field(name).type)]
+    texts = [name for name in mapping if _is_text_or_bytes(parquet.schema_arrow.field(name).type)]
     parquet = pq.ParquetFile(path, metadata=parquet.metadata, read_dictionary=texts)
 
     def batches() -> Iterator[RawBatch]:

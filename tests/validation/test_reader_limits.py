@@ -93,21 +93,23 @@ def test_a_zoned_parquet_timestamp_at_midnight_in_chongqing_is_that_date(home):
 # --------------------------------------------------------------------------- overlong cells
 
 
-def _dictionary_bomb(path, rows: int, value_bytes: int) -> None:
+def _dictionary_bomb(path, rows: int, value_bytes: int, kind: pa.DataType) -> None:
     """A Parquet file of disaster columns, each one value of ``value_bytes`` repeated."""
-    value = pa.array(["A" * value_bytes])
+    value = pa.array(["A" * value_bytes]).cast(kind)
     indices = pa.array(np.zeros(rows, dtype=np.int32))
     pq.write_table(pa.table({name: pa.DictionaryArray.from_arrays(indices, value)
                              for name in good_frame("disaster").columns}), path,
                    compression="zstd")
 
 
-def test_a_parquet_file_of_one_long_value_repeated_is_quarantined_without_unpacking_it(home):
+@pytest.mark.parametrize("kind", [pa.string(), pa.binary()])
+def test_a_parquet_file_of_one_long_value_repeated_is_quarantined_without_unpacking_it(home,
+                                                                                        kind):
     # Before: 1.8 KB that unpacked to 10 GB (2,000 rows of 1 MB in five columns), 9.7 GiB peak.
     write_delivery(home, "registry", good_frame("registry"))
     folder = home / "landing" / "disaster" / DELIVERY.isoformat()
     folder.mkdir(parents=True)
-    _dictionary_bomb(folder / "bomb.parquet", rows=5_000, value_bytes=1_000_000)
+    _dictionary_bomb(folder / "bomb.parquet", rows=5_000, value_bytes=1_000_000, kind=kind)
     assert (folder / "bomb.parquet").stat().st_size < 10_000
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     outcomes = {outcome.source: outcome for outcome in ingest_landing(home, DELIVERY).files}
