@@ -16,12 +16,14 @@ import io
 import itertools
 import os
 import re
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -423,9 +425,6 @@ def _no_text(names: Iterable[str]) -> pa.Table:
     return pa.table({name: pa.array([], pa.string()) for name in names})
 
 
-#: A file whose text has a few bytes that are not text is read with those lines quarantined
-#: (up to this size, read whole to repair it); larger, it is rejected naming the first.
-REPAIR_LIMIT_BYTES = 256 << 20
 #: More bad bytes than one per this many lines: the file is not in that encoding at all.
 BAD_BYTES_PER_LINES = 100
 
@@ -449,42 +448,69 @@ def _decodes_whole(path: Path, encoding: str, head: bytes) -> tuple[bool, int]:
     return True, -1
 
 
-def _repaired_text(path: Path, file_label: str, first_bad: int) -> tuple[str, bytes]:
+def _line_of(path: Path, offset: int) -> int:
+    """The line number of a byte offset in a file (counted in chunks)."""
+    lines = 1
+    with path.open("rb") as handle:
+        while offset > 0 and (chunk := handle.read(min(offset, _HASH_CHUNK_BYTES))):
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
+
+
+def _decoded_counts(path: Path, encoding: str) -> tuple[int, int, int]:
+    """A file decoded in chunks with bad bytes replaced: (replaced, other non-ASCII, lines)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    bad = valid = lines = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(_HASH_CHUNK_BYTES)
+            text = decoder.decode(chunk, final=not chunk)
+            replaced = text.count(REPLACEMENT)
+            # NUL bytes are not text either (UTF-16 decodes as "valid" UTF-8, one byte in two
+            # a NUL).
+            bad += replaced + text.count("\x00")
+            valid += len(text) - len(text.encode("ascii", "ignore")) - replaced
+            lines += chunk.count(b"\n")
+            if not chunk:
+                return bad, valid, lines + 1
+
+
+def _repaired_file(path: Path, file_label: str, first_bad: int) -> tuple[str, BinaryIO]:
     """A file with a few bad bytes, decoded in its likelier encoding with them replaced.
 
     UTF-8 when most of its non-ASCII text is valid UTF-8 (GB18030 text read as
     UTF-8 is nearly all errors), else GB18030. The replaced bytes become
     U+FFFD, and the row checks quarantine their lines alone (``bad_encoding``).
+    The repaired text is written, chunk by chunk, to a temporary file (gone
+    when closed): memory stays a chunk, whatever the file's size.
     """
-    with path.open("rb") as handle:
-        data = handle.read()
-    line = data[:first_bad].count(b"\n") + 1
-    as_utf8 = data.decode("utf-8-sig", errors="replace")
-    bad = as_utf8.count(REPLACEMENT)
-    # Characters past ASCII that decoded (counted without a list of them: the text may
-    # hold 100 million).
-    ascii_bytes = len(data) - int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80))  # noqa: PLR2004
-    valid = len(as_utf8) - ascii_bytes - bad
-    encoding, text = "UTF-8", as_utf8
+    encoding, python_encoding = "UTF-8", "utf-8-sig"
+    bad, valid, lines = _decoded_counts(path, python_encoding)
     if valid < 10 * bad:
-        encoding, text = "GB18030", data.decode("gb18030", errors="replace")
-        bad = text.count(REPLACEMENT)
-    # NUL bytes are not text either (UTF-16 decodes as "valid" UTF-8 with one in two bytes NUL).
-    bad += data.count(b"\x00")
-    if bad > max(1, (data.count(b"\n") + 1) // BAD_BYTES_PER_LINES):
+        encoding, python_encoding = "GB18030", "gb18030"
+        bad, _, lines = _decoded_counts(path, python_encoding)
+    if bad > max(1, lines // BAD_BYTES_PER_LINES):
         raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030 ({bad:,} bytes "
-                           f"are neither, the first on line {line})")
-    return encoding, text.encode("utf-8")
+                           f"are neither, the first on line {_line_of(path, first_bad)})")
+    decoder = codecs.getincrementaldecoder(python_encoding)(errors="replace")
+    repaired = tempfile.TemporaryFile()  # noqa: SIM115 - the CSV reader holds it open
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
+            repaired.write(decoder.decode(chunk).encode("utf-8"))
+    repaired.write(decoder.decode(b"", final=True).encode("utf-8"))
+    repaired.seek(0)
+    return encoding, repaired
 
 
-def _detect_encoding(path: Path, file_label: str) -> tuple[str, str, str, bytes | None]:
+def _detect_encoding(path: Path, file_label: str) -> tuple[str, str, str, BinaryIO | None]:
     """A CSV's encoding (as Arrow names it, and as the manifest says it), first text, repairs.
 
     UTF-8 only if the whole file decodes as UTF-8 (read in chunks): a file
     whose header is plain ASCII may carry its body in the national encoding.
     A file with a few bytes that are not text in either comes back repaired
     (as UTF-8, the bad bytes as U+FFFD, whose lines the row checks quarantine):
-    one bad byte costs its line, not the file.
+    one bad byte costs its line, not the file, whatever the file's size.
     """
     with path.open("rb") as handle:
         head = handle.read(_HEADER_PROBE_BYTES)
@@ -495,13 +521,9 @@ def _detect_encoding(path: Path, file_label: str) -> tuple[str, str, str, bytes 
     if as_gb:
         return ("gb18030", "GB18030", codecs.getincrementaldecoder("gb18030")().decode(head),
                 None)
-    if path.stat().st_size > REPAIR_LIMIT_BYTES:
-        with path.open("rb") as handle:
-            line = handle.read(first_bad).count(b"\n") + 1
-        raise FileRejected(f"{file_label}: text is neither UTF-8 nor GB18030 (a byte that is "
-                           f"neither on line {line}; the file is too large to repair)")
-    encoding, repaired = _repaired_text(path, file_label, min(first_bad, gb_bad))
-    head_text = repaired[:_HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
+    encoding, repaired = _repaired_file(path, file_label, min(first_bad, gb_bad))
+    head_text = repaired.read(_HEADER_PROBE_BYTES).decode("utf-8", errors="ignore")
+    repaired.seek(0)
     return "utf8", f"{encoding} (bytes that are not text replaced)", head_text, repaired
 
 
@@ -517,7 +539,7 @@ def _open_csv(path: Path, source: Source, file_label: str, batching: Batching) -
     malformed = _MalformedLines(batching, file_label, len(header_line))
     with malformed.refusing_too_many():
         reader = pa_csv.open_csv(
-            path if repaired is None else pa.BufferReader(repaired),
+            path if repaired is None else repaired,
             read_options=pa_csv.ReadOptions(
                 column_names=names, skip_rows=1, encoding=encoding,
                 # The parser reads several blocks ahead; small blocks keep that small.

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from deliveries import DELIVERY, REGION
 
+from monitor.io import landing
 from monitor.io.ingest import ingest_landing
 from monitor.io.lake import read_manifest, read_source
 from monitor.validation.idcard import make_id_numbers
@@ -49,11 +50,16 @@ def _quarantined(home) -> pd.DataFrame:
         "*.parquet")], ignore_index=True)
 
 
+@pytest.mark.parametrize("chunk", [None, 1_001])
 @pytest.mark.parametrize(("encoding", "bad"), [
     ("gb18030", b"\x80\xff"),     # not a GB18030 sequence, past the first 64 KiB
     ("utf-8", b"\xe9"),           # a stray Latin-1 é in UTF-8
 ])
-def test_a_bad_byte_costs_its_line_not_the_file(home, encoding, bad):
+def test_a_bad_byte_costs_its_line_not_the_file(home, monkeypatch, encoding, bad, chunk):
+    # Repaired in chunks whatever the file's size (a file over 256 MiB was rejected whole):
+    # chunks of an odd size cut characters, and the bad bytes, in two.
+    if chunk is not None:
+        monkeypatch.setattr(landing, "_HASH_CHUNK_BYTES", chunk)
     bad_row = 2500
     _deliver(home, encoding, bad_row, bad)
     assert (home / "landing" / "registry" / DELIVERY.isoformat() / "data.csv"
