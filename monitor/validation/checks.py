@@ -134,6 +134,21 @@ def _detail_values(spec_name: str, parse: str, raw: pd.Series, what: str
 IDENTIFIERS = frozenset({"household_id", "warning_id", "claim_id", "event_id", "asset_ref"})
 
 
+def _flag_what_readers_marked(raw: pd.DataFrame, source: Source, faults: _Faults,
+                              repaired: bool) -> None:
+    """Quarantine first the rows a reader marked: a cell it cut, bytes it replaced."""
+    if OVERLONG in raw:
+        overlong = raw[OVERLONG].astype("string")
+        for spec in source.columns:
+            faults.flag(overlong.eq(spec.name).fillna(False).to_numpy(dtype=bool), "too_long",
+                        spec.name, f"{spec.name}: more than {MAX_CELL_BYTES:,} bytes (cut)")
+    for spec in source.columns if repaired else ():
+        if spec.name in raw:
+            broken = raw[spec.name].astype("string").str.contains(REPLACEMENT, regex=False)
+            faults.flag(broken.fillna(False).to_numpy(dtype=bool), "bad_encoding", spec.name,
+                        f"{spec.name}: bytes that are not text in the file's encoding")
+
+
 def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
                repaired: bool = False) -> pd.DataFrame:
     """Parse and check the text rows of one file of ``source``.
@@ -166,18 +181,7 @@ def parse_rows(raw: pd.DataFrame, source: Source, delivery_date: dt.date,
     delivery = pd.Timestamp(delivery_date)
     if WORKBOOK_TOWNSHIP in raw:
         _flag_other_townships(raw, faults)
-    if OVERLONG in raw:
-        # A cell the reader cut: the row is quarantined first, whatever else it holds.
-        overlong = raw[OVERLONG].astype("string")
-        for spec in source.columns:
-            faults.flag(overlong.eq(spec.name).fillna(False).to_numpy(dtype=bool), "too_long",
-                        spec.name, f"{spec.name}: more than {MAX_CELL_BYTES:,} bytes (cut)")
-    for spec in source.columns if repaired else ():
-        # A line with bytes that are not text: that line alone is quarantined, first.
-        if spec.name in raw:
-            broken = raw[spec.name].astype("string").str.contains(REPLACEMENT, regex=False)
-            faults.flag(broken.fillna(False).to_numpy(dtype=bool), "bad_encoding", spec.name,
-                        f"{spec.name}: bytes that are not text in the file's encoding")
+    _flag_what_readers_marked(raw, source, faults, repaired)
     for spec in source.columns:
         # As delivered; each parser trims and treats empty text as missing itself.
         column = raw[spec.name] if spec.name in raw else pd.Series(
