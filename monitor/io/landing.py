@@ -865,7 +865,7 @@ def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) 
         for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=list(mapping)):
             table, overlong = _cut_table(pa.table({name: _as_text(record_batch.column(original))
                                                    for original, name in mapping.items()}))
-            row_bytes = sum((_cell_bytes(table.column(name).chunk(0))
+            row_bytes = sum((_cell_bytes(table.column(name).combine_chunks())
                              for name in table.column_names),
                             np.zeros(table.num_rows, dtype=np.int64))
             text += int(row_bytes.sum())
