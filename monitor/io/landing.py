@@ -17,12 +17,12 @@ import itertools
 import os
 import re
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from time import monotonic
 from typing import BinaryIO
 
 import numpy as np
@@ -340,11 +340,11 @@ def _rejecting(batches: Iterator[RawBatch], kind: str, file_label: str, seconds:
     The time counts from the file's opening to each batch's return (its reading,
     and the checking of the batches before it).
     """
-    started = time.monotonic()
+    started = monotonic()
     rows = 0
     with _as_rejection(kind, file_label):
         for batch in batches:
-            if time.monotonic() - started > seconds:
+            if monotonic() - started > seconds:
                 raise FileRejected(
                     f"{file_label}: still being read after {seconds:,.0f} s (by data row "
                     f"{rows + batch.rows_read:,}): not ingested; split it into smaller files")

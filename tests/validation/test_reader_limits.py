@@ -205,7 +205,7 @@ def test_a_file_still_being_read_past_the_time_limit_is_refused_and_the_others_a
     # Each look at the clock is two seconds later: a file of one batch takes two, one of
     # many batches passes the limit of five.
     clock = iter(range(0, 10_000, 2))
-    monkeypatch.setattr(landing.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(landing, "monotonic", lambda: next(clock))  # this module's clock only
     write_delivery(home, "registry", good_frame("registry"))
     big = pd.concat([good_frame("disaster")] * 2_000, ignore_index=True)
     big["event_id"] = [f"E{number:05d}" for number in range(len(big))]
