@@ -401,18 +401,20 @@ def _cut_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _text_frame(table: pa.Table, rows: np.ndarray, cut_before: np.ndarray | None = None
-                ) -> pd.DataFrame:
+def _text_frame(table: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     """Arrow text columns as pandas strings, with each row's number in its file.
 
-    A cell over :data:`MAX_CELL_BYTES` is cut first, its column named in
-    :data:`OVERLONG` for the row checks (``cut_before``: the columns a reader
-    cut already, row by row).
+    A cell over :data:`MAX_CELL_BYTES` is cut first (:func:`_cut_table`).
     """
-    table, overlong = _cut_table(table)
-    if cut_before is not None:
-        overlong = cut_before if overlong is None else np.where(pd.isna(cut_before), overlong,
-                                                                 cut_before)
+    return _frame(*_cut_table(table), rows)
+
+
+def _frame(table: pa.Table, overlong: np.ndarray | None, rows: np.ndarray) -> pd.DataFrame:
+    """Text columns already cut as pandas strings, with row numbers and the columns cut.
+
+    ``overlong`` names, row by row, the first column whose cell was cut (in
+    :data:`OVERLONG`, for the row checks).
+    """
     frame = table.to_pandas().astype("string")
     frame[ROW] = rows
     if overlong is not None:
@@ -840,8 +842,9 @@ def _joined(pieces: list[tuple[pa.Table, np.ndarray, np.ndarray | None]]) -> Raw
     overlong = None if all(mark is None for mark in marks) else np.concatenate([
         np.full(len(rows), None, dtype=object) if mark is None else mark
         for (_, rows, _), mark in zip(pieces, marks, strict=True)])
-    return RawBatch(_text_frame(pa.concat_tables([table for table, _, _ in pieces]),
-                                np.concatenate([rows for _, rows, _ in pieces]), overlong))
+    # Cut already, as each row group came.
+    return RawBatch(_frame(pa.concat_tables([table for table, _, _ in pieces]), overlong,
+                           np.concatenate([rows for _, rows, _ in pieces])))
 
 
 def _open_parquet(path: Path, source: Source, file_label: str, batch_rows: int) -> RawFile:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from monitor.validation.normalize import INVISIBLE, half_width
+from monitor.validation.normalize import clean_identifier
 
 #: ISO 7064 MOD 11-2 weights of the first 17 digits.
 WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
@@ -127,11 +127,9 @@ def normalize_id_numbers(values: pd.Series, born_by: pd.Timestamp | None = None
     >>> why.tolist()
     [None, None, 'id_check_digit']
     """
-    # Invisible characters and a spreadsheet's leading quote are not part of a number, and a
-    # number typed in full-width digits is that number.
-    text = (half_width(values.astype("string").str.replace(f"[{INVISIBLE}]", "", regex=True)
-                       .str.strip())
-            .str.replace(r"^['’‘]", "", regex=True).str.strip().str.upper())
+    # Cleaned as any identifier: invisible characters and a spreadsheet's leading quote are not
+    # part of a number, and a number typed in full-width digits is that number.
+    text = clean_identifier(values).str.upper()
     present = text.notna() & (text != "")
     normalized = text.where(present)
     reason = pd.Series([None] * len(text), index=text.index, dtype=object)
